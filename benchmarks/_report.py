@@ -1,0 +1,59 @@
+"""Write one benchmark's results into its own section of docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+from pathlib import Path
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+HEADER = """# Benchmarks
+
+Every section below is written by a script in `benchmarks/`; the command that reproduces it is
+given with the figures. Goals come from the issues; figures are measured, never edited by hand.
+"""
+
+
+def machine() -> str:
+    """One line describing the machine the figures were measured on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem_kb = next(
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        )
+        mem = f"{mem_kb / 1024**2:.0f} GB RAM"
+    except (OSError, StopIteration):
+        mem = "unknown RAM"
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+    except OSError:
+        rev = "?"
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {mem}, Python {platform.python_version()}, "
+        f"commit {rev or '?'}"
+    )
+
+
+def write_section(name: str, body: str) -> None:
+    """Replace (or append) the section `name` of docs/benchmarks.md with `body`."""
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    text = DOC.read_text() if DOC.exists() else HEADER
+    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+    block = f"{begin}\n{body.rstrip()}\n{end}"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+    text = (
+        pattern.sub(lambda _: block, text)
+        if pattern.search(text)
+        else text.rstrip() + "\n\n" + block + "\n"
+    )
+    DOC.write_text(text)

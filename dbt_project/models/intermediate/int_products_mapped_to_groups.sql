@@ -1,0 +1,44 @@
+{#- A product belongs to every group one of whose patterns matches, plus the built-in group `any`. -#}
+with products as (
+    select * from {{ ref('stg_raw__products') }}
+),
+
+rules as (
+    select * from {{ ref('stg_raw__product_group_rules') }}
+),
+
+matched as (
+    select distinct
+        products.product_id,
+        rules.product_group
+    from products
+    inner join rules
+        on regexp_matches(
+            coalesce(
+                case rules.match_on
+                    when 'category' then products.category
+                    when 'product_name' then products.product_name
+                    when 'product_id' then products.product_id
+                end,
+                ''
+            ),
+            rules.pattern,
+            'i'
+        )
+    where rules.product_group != 'any'
+),
+
+any_group as (
+    select
+        product_id,
+        'any' as product_group
+    from products
+),
+
+final as (
+    select * from matched
+    union all
+    select * from any_group
+)
+
+select * from final

@@ -1,0 +1,15 @@
+with source as (
+    select * from {{ source('raw', 'customers') }}
+),
+
+final as (
+    select
+        cast(customer_id as bigint) as customer_id,
+        cast(created_at as timestamp) as created_at,
+        cast(country as varchar) as country,
+        coalesce(cast(email_opt_in as boolean), false) as is_email_opt_in,
+        coalesce(cast(is_vip as boolean), false) as is_vip
+    from source
+)
+
+select * from final

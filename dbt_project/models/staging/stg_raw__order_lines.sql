@@ -1,0 +1,16 @@
+with source as (
+    select * from {{ source('raw', 'order_lines') }}
+),
+
+final as (
+    select
+        cast(order_id as bigint) as order_id,
+        cast(product_id as varchar) as product_id,
+        cast(quantity as integer) as quantity,
+        cast(unit_price as double) as unit_price,
+        cast(quantity as double) * cast(unit_price as double) as line_amount,
+        quantity < 0 as is_return
+    from source
+)
+
+select * from final

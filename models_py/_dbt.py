@@ -1,0 +1,137 @@
+"""Invoke dbt in-process against the configured warehouse and turn failures into readable errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from models_py._errors import DbtRunError
+from models_py._settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DbtOutcome:
+    """What a dbt invocation did: node statuses and, for failing tests, the problems they found."""
+
+    success: bool
+    statuses: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for s in self.statuses.values() if s == status)
+
+
+def _problem_rows(settings: Settings, relation: str | None, limit: int = 5) -> list[str]:
+    """Read the `problem` column of a stored test failure table, if any."""
+    if not relation:
+        return []
+    import duckdb
+
+    from models_py._warehouse import connect
+
+    try:
+        con = connect(settings.warehouse, read_only=True)
+    except Exception:  # the warehouse may be locked by another run: messages are best effort
+        return []
+    try:
+        # relation_name is "catalog"."schema"."table"; the catalog is this file's database.
+        rel = relation.split(".", 1)[-1] if relation.count(".") == 2 else relation
+        cols = [r[0] for r in con.execute(f"describe {rel}").fetchall()]
+        if "problem" not in cols:
+            return []
+        return [
+            r[0] for r in con.execute(f"select problem from {rel} limit {int(limit)}").fetchall()
+        ]
+    except duckdb.Error:
+        return []
+    finally:
+        con.close()
+
+
+def run_dbt(
+    settings: Settings,
+    command: Sequence[str],
+    *,
+    dbt_vars: Mapping[str, Any] | None = None,
+    raise_on_failure: bool = True,
+) -> DbtOutcome:
+    """Run one dbt command (e.g. ``["build"]``, ``["run", "--select", "marts"]``) in a subprocess.
+
+    dbt runs in its own process so that it releases the DuckDB file when it ends (dbt-duckdb keeps
+    the database open for the life of the process) and so that an interrupted run cannot leave this
+    process holding a half-open warehouse.
+
+    Raises
+    ------
+    DbtRunError
+        When a model errors or a data test fails, with the failing nodes and the problems their
+        stored failure rows describe.
+    """
+    merged_vars = {**settings.dbt_vars, **(dbt_vars or {})}
+    # Per-warehouse target and log paths: runs against different warehouses never share state.
+    target_path = settings.warehouse.parent / ".dbt" / settings.warehouse.stem / "target"
+    args = [
+        sys.executable,
+        "-c",
+        "import sys; from dbt.cli.main import cli; sys.exit(cli())",
+        "--no-use-colors",
+        "--log-format",
+        "text",
+        *command,
+        "--project-dir",
+        str(settings.dbt_project_dir),
+        "--profiles-dir",
+        str(settings.profiles_dir),
+        "--target-path",
+        str(target_path),
+        "--log-path",
+        str(target_path.parent / "logs"),
+        "--threads",
+        str(settings.threads),
+    ]
+    if merged_vars:
+        args += ["--vars", json.dumps(merged_vars, default=str)]
+    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "PROPENSITY_WAREHOUSE": str(settings.warehouse),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    results_file = target_path / "run_results.json"
+    results_file.unlink(missing_ok=True)
+    logger.info("dbt %s", " ".join(command))
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    outcome = DbtOutcome(success=proc.returncode == 0)
+    failures: list[str] = []
+    results = json.loads(results_file.read_text())["results"] if results_file.exists() else []
+    for r in results:
+        name = r["unique_id"].split(".")[2]
+        status = r["status"]
+        outcome.statuses[name] = status
+        if status in ("error", "fail", "runtime error"):
+            msg = (r.get("message") or "").strip().splitlines()
+            failures.append(f"{name}: {msg[0] if msg else status}")
+            outcome.problems += _problem_rows(settings, r.get("relation_name"))
+        elif status == "warn":
+            outcome.warnings.append(name)
+            outcome.warnings += _problem_rows(settings, r.get("relation_name"))
+    if not outcome.success and raise_on_failure:
+        if not failures:  # dbt failed before running nodes: compile or connection error
+            tail = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
+            failures = tail[-15:] or [f"dbt exited with {proc.returncode}"]
+        lines = ["dbt " + " ".join(command) + " failed:"]
+        lines += [f"  - {f}" for f in failures[:20]]
+        if outcome.problems:
+            lines.append("What the failing tests found:")
+            lines += [f"  * {p}" for p in outcome.problems[:20]]
+        raise DbtRunError("\n".join(lines))
+    return outcome

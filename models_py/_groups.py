@@ -1,0 +1,122 @@
+"""Product groups as configuration: overlapping sets of products matched by rules.
+
+A YAML file maps each group name to rules on `category`, `product_name` or `product_id`; each rule
+is a list of case-insensitive regular expressions (RE2 syntax, as DuckDB's `regexp_matches`). A
+product belongs to every group one of whose patterns matches. The built-in group `any` holds
+every product and needs no rule. Rules are stored in the warehouse table
+`raw.product_group_rules`, so each warehouse carries its own configuration and the dbt project is
+never edited.
+
+Example::
+
+    product_groups:
+      christmas:
+        product_name: ["christmas", "xmas", "advent"]
+      wine:
+        category: ["^wine$"]
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import yaml
+
+from models_py._errors import ConfigError
+
+ANY_GROUP = "any"
+MATCH_FIELDS = ("category", "product_name", "product_id")
+GROUP_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+@dataclass(frozen=True)
+class GroupRule:
+    """One pattern: products whose `match_on` field matches `pattern` belong to `product_group`."""
+
+    product_group: str
+    match_on: str
+    pattern: str
+
+
+def validate_group_name(name: object) -> str:
+    """Group names become column names in the wide profile, so they are restricted identifiers."""
+    if not isinstance(name, str) or not GROUP_NAME.match(name):
+        raise ConfigError(
+            f"product group name {name!r} is not allowed: use 1-40 characters of lowercase "
+            "letters, digits and underscores, starting with a letter (e.g. 'candles_and_lights')"
+        )
+    return name
+
+
+def parse_group_rules(config: Mapping[str, object]) -> list[GroupRule]:
+    """Validate a parsed YAML mapping `{product_groups: {name: {field: [patterns]}}}`."""
+    groups = config.get("product_groups") if isinstance(config, Mapping) else None
+    if not isinstance(groups, Mapping):
+        raise ConfigError("product group config must have a top-level mapping `product_groups:`")
+    rules: list[GroupRule] = []
+    for name, spec in groups.items():
+        validate_group_name(name)
+        if name == ANY_GROUP:
+            raise ConfigError("`any` is built in (every product); remove it from the config")
+        if not isinstance(spec, Mapping) or not spec:
+            raise ConfigError(
+                f"product group {name!r}: give at least one of {', '.join(MATCH_FIELDS)} "
+                "with a list of patterns"
+            )
+        for field, patterns in spec.items():
+            if field not in MATCH_FIELDS:
+                raise ConfigError(
+                    f"product group {name!r}: unknown field {field!r}; "
+                    f"rules match on {', '.join(MATCH_FIELDS)}"
+                )
+            if isinstance(patterns, str):
+                patterns = [patterns]
+            if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+                raise ConfigError(f"product group {name!r}: {field} must be a list of strings")
+            for pattern in patterns:
+                if not pattern:
+                    raise ConfigError(f"product group {name!r}: empty pattern in {field}")
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise ConfigError(
+                        f"product group {name!r}: pattern {pattern!r} is not a valid regular "
+                        f"expression ({exc})"
+                    ) from exc
+                rules.append(GroupRule(name, field, pattern))
+    return rules
+
+
+def read_group_rules(path: Path | str) -> list[GroupRule]:
+    """Read and validate a product-group YAML file."""
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"product group config {path} does not exist") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"product group config {path} is not valid YAML: {exc}") from exc
+    return parse_group_rules(config or {})
+
+
+def rules_to_arrow(rules: list[GroupRule]) -> pa.Table:
+    return pa.table(
+        {
+            "product_group": pa.array([r.product_group for r in rules], pa.string()),
+            "match_on": pa.array([r.match_on for r in rules], pa.string()),
+            "pattern": pa.array([r.pattern for r in rules], pa.string()),
+        }
+    )
+
+
+def write_group_rules(con, rules: list[GroupRule]) -> int:
+    """Replace `raw.product_group_rules` with `rules` (atomically)."""
+    from models_py._warehouse import write_raw_tables
+
+    return write_raw_tables(con, {"product_group_rules": rules_to_arrow(rules)})[
+        "product_group_rules"
+    ]

@@ -1,0 +1,65 @@
+"""One typed settings object. Library code receives it; only the CLI reads the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from models_py._errors import ConfigError
+
+ENV_PREFIX = "PROPENSITY_"
+DEFAULT_WAREHOUSE = Path("warehouse/propensity.duckdb")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Where the warehouse is and how dbt is invoked.
+
+    Parameters
+    ----------
+    warehouse : Path
+        DuckDB file holding the `raw` schema and every table the project builds.
+    dbt_project_dir, profiles_dir : Path
+        The dbt project and the directory holding `profiles.yml`.
+    threads : int
+        Threads for DuckDB and dbt.
+    dbt_vars : Mapping
+        Extra dbt vars (cutoffs, horizon, ...) passed to every dbt invocation.
+    """
+
+    warehouse: Path = DEFAULT_WAREHOUSE
+    dbt_project_dir: Path = DBT_PROJECT_DIR
+    profiles_dir: Path = PROJECT_ROOT
+    threads: int = 2
+    dbt_vars: Mapping[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "warehouse", Path(self.warehouse).expanduser().resolve())
+        if self.warehouse.exists() and self.warehouse.is_dir():
+            raise ConfigError(
+                f"PROPENSITY_WAREHOUSE points at a directory ({self.warehouse}); "
+                "it must be a DuckDB file path such as warehouse/propensity.duckdb"
+            )
+        if self.threads < 1:
+            raise ConfigError(f"threads must be >= 1, got {self.threads}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Build settings from `PROPENSITY_*` variables; keyword overrides win."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        if env.get(ENV_PREFIX + "WAREHOUSE"):
+            values["warehouse"] = Path(env[ENV_PREFIX + "WAREHOUSE"])
+        if env.get(ENV_PREFIX + "THREADS"):
+            try:
+                values["threads"] = int(env[ENV_PREFIX + "THREADS"])
+            except ValueError as exc:
+                raise ConfigError(
+                    f"PROPENSITY_THREADS must be an integer, got {env[ENV_PREFIX + 'THREADS']!r}"
+                ) from exc
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,171 @@
+"""The warehouse: opening the DuckDB file, the raw input contract, atomic writes of raw tables."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from models_py._errors import WarehouseError
+
+logger = logging.getLogger(__name__)
+
+RAW_SCHEMA = "raw"
+
+#: The raw input contract: table -> column -> DuckDB type. Types are minimums a user's tables must
+#: cast to; extra columns are allowed and ignored unless configured.
+RAW_CONTRACT: dict[str, dict[str, str]] = {
+    "customers": {
+        "customer_id": "BIGINT",
+        "created_at": "TIMESTAMP",
+        "country": "VARCHAR",
+        "email_opt_in": "BOOLEAN",
+        "is_vip": "BOOLEAN",
+    },
+    "orders": {"order_id": "BIGINT", "customer_id": "BIGINT", "ordered_at": "TIMESTAMP"},
+    "order_lines": {
+        "order_id": "BIGINT",
+        "product_id": "VARCHAR",
+        "quantity": "INTEGER",
+        "unit_price": "DOUBLE",
+    },
+    "products": {"product_id": "VARCHAR", "product_name": "VARCHAR", "category": "VARCHAR"},
+    "email_events": {
+        "customer_id": "BIGINT",
+        "campaign_id": "VARCHAR",
+        "event_type": "VARCHAR",
+        "occurred_at": "TIMESTAMP",
+    },
+    "treatments": {
+        "customer_id": "BIGINT",
+        "experiment_id": "VARCHAR",
+        "arm": "VARCHAR",
+        "assigned_at": "TIMESTAMP",
+    },
+    "product_group_rules": {
+        "product_group": "VARCHAR",
+        "match_on": "VARCHAR",
+        "pattern": "VARCHAR",
+    },
+}
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def quote_ident(name: str) -> str:
+    """Quote an SQL identifier for DuckDB (double quotes, embedded quotes doubled)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def qualified(schema: str, table: str) -> str:
+    return f"{quote_ident(schema)}.{quote_ident(table)}"
+
+
+def connect(path: Path | str, *, read_only: bool = False, threads: int | None = None):
+    """Open the warehouse file, turning lock and path problems into a `WarehouseError`."""
+    path = Path(path)
+    if not read_only:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WarehouseError(
+                f"cannot create the directory for the warehouse {path}: {exc.strerror}. "
+                "Set PROPENSITY_WAREHOUSE to a writable file path."
+            ) from exc
+    elif not path.exists():
+        raise WarehouseError(
+            f"warehouse file {path} does not exist. Create it with `propensity generate` or "
+            "`propensity load ...`, or set PROPENSITY_WAREHOUSE to an existing DuckDB file."
+        )
+    config = {"threads": threads} if threads else {}
+    try:
+        return duckdb.connect(str(path), read_only=read_only, config=config)
+    except duckdb.IOException as exc:
+        msg = str(exc)
+        if "lock" in msg.lower():
+            raise WarehouseError(
+                f"warehouse {path} is locked by another process (DuckDB allows one writer). "
+                "Wait for the other run (dbt, propensity, a notebook) to finish or close it, "
+                f"then retry. DuckDB said: {msg.splitlines()[0]}"
+            ) from exc
+        raise WarehouseError(f"cannot open warehouse {path}: {msg.splitlines()[0]}") from exc
+    except duckdb.Error as exc:
+        raise WarehouseError(
+            f"{path} is not a readable DuckDB file: {str(exc).splitlines()[0]}"
+        ) from exc
+
+
+@contextmanager
+def transaction(con) -> Iterator[None]:
+    """Run a block in one transaction: all of it lands or none of it does."""
+    con.execute("begin transaction")
+    try:
+        yield
+    except BaseException:
+        con.execute("rollback")
+        raise
+    else:
+        con.execute("commit")
+
+
+def raw_ddl(table: str, extra_columns: Mapping[str, str] | None = None) -> str:
+    columns = dict(RAW_CONTRACT[table])
+    columns.update(extra_columns or {})
+    cols = ", ".join(f"{quote_ident(c)} {t}" for c, t in columns.items())
+    return f"create or replace table {qualified(RAW_SCHEMA, table)} ({cols})"
+
+
+def write_raw_tables(
+    con,
+    tables: Mapping[str, pa.Table | Iterable[pa.RecordBatch]],
+    *,
+    extra_columns: Mapping[str, Mapping[str, str]] | None = None,
+    schema: str = RAW_SCHEMA,
+) -> dict[str, int]:
+    """Replace raw tables atomically (one transaction) from Arrow tables or batch iterables.
+
+    Tables named in `RAW_CONTRACT` are created with the contract's column types (plus any
+    `extra_columns`); other tables (ground truth, experiment outcomes) take the Arrow schema.
+    Returns the row count written per table.
+    """
+    extra_columns = extra_columns or {}
+    counts: dict[str, int] = {}
+    con.execute(f"create schema if not exists {quote_ident(schema)}")
+    with transaction(con):
+        for name, data in tables.items():
+            target = qualified(schema, name)
+            batches = [data] if isinstance(data, pa.Table) else data
+            created = False
+            if schema == RAW_SCHEMA and name in RAW_CONTRACT:
+                con.execute(raw_ddl(name, extra_columns.get(name)))
+                created = True
+            n = 0
+            for i, batch in enumerate(batches):
+                view = f"__propensity_batch_{i}"
+                con.register(view, batch)
+                try:
+                    if not created:
+                        con.execute(f"create or replace table {target} as select * from {view}")
+                        created = True
+                    else:
+                        con.execute(f"insert into {target} by name select * from {view}")
+                finally:
+                    con.unregister(view)
+                n += batch.num_rows
+            if not created:
+                raise WarehouseError(f"no data and no schema given for table {name}")
+            counts[name] = n
+    return counts
+
+
+def table_exists(con, schema: str, table: str) -> bool:
+    row = con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, table],
+    ).fetchone()
+    return bool(row and row[0])

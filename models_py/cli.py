@@ -1,0 +1,167 @@
+"""The `propensity` command. Each command parses its arguments and calls one library function."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from models_py._errors import PropensityError
+from models_py._settings import Settings
+
+logger = logging.getLogger("models_py")
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=False, highlight=False)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(warehouse=getattr(args, "warehouse", None))
+
+
+# ---------------------------------------------------------------------------------------- commands
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from models_py.synth import generate_warehouse
+
+    settings = _settings(args)
+    report = generate_warehouse(
+        settings.warehouse, customers=args.customers, seed=args.seed, days=args.days
+    )
+    _console().print(report.summary())
+    return 0
+
+
+def cmd_load_online_retail(args: argparse.Namespace) -> int:
+    from models_py.loaders import load_online_retail
+
+    settings = _settings(args)
+    report = load_online_retail(args.path, settings.warehouse)
+    _console().print(report.summary())
+    return 0
+
+
+def cmd_groups_set(args: argparse.Namespace) -> int:
+    from models_py._groups import read_group_rules, write_group_rules
+    from models_py._warehouse import connect
+
+    settings = _settings(args)
+    rules = read_group_rules(args.path)
+    con = connect(settings.warehouse)
+    try:
+        n = write_group_rules(con, rules)
+    finally:
+        con.close()
+    groups = sorted({r.product_group for r in rules})
+    _console().print(f"wrote {n} rules for {len(groups)} product groups: {', '.join(groups)}")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from models_py._dbt import run_dbt
+
+    settings = _settings(args)
+    command = ["build", *(["--select", *args.select] if args.select else [])]
+    outcome = run_dbt(settings, command)
+    console = _console()
+    console.print(
+        f"dbt build: {outcome.count('success')} built, {outcome.count('pass')} tests passed, "
+        f"{outcome.count('warn')} warnings"
+    )
+    for w in outcome.warnings:
+        console.print(f"  [yellow]warning[/yellow] {w}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from models_py._demo import run_demo
+
+    settings = _settings(args)
+    run_demo(settings, customers=args.customers, seed=args.seed, console=_console())
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="propensity",
+        description="Warehouse-native propensity scoring: dbt features, sklearn models, ONNX.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument(
+        "--warehouse",
+        type=Path,
+        default=None,
+        help="DuckDB file (default: $PROPENSITY_WAREHOUSE or warehouse/propensity.duckdb)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("generate", help="write a synthetic warehouse with ground truth")
+    p.add_argument("--customers", type=int, default=50_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--days", type=int, default=730, help="days of history (default 730)")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("load", help="load a public dataset into the raw contract")
+    load_sub = p.add_subparsers(dest="dataset", required=True)
+    q = load_sub.add_parser("online-retail", help="UCI Online Retail / Online Retail II")
+    q.add_argument("path", type=Path, help="CSV, XLSX or parquet file")
+    q.set_defaults(func=cmd_load_online_retail)
+
+    p = sub.add_parser("groups", help="product-group configuration")
+    groups_sub = p.add_subparsers(dest="action", required=True)
+    q = groups_sub.add_parser("set", help="replace the warehouse's product-group rules from YAML")
+    q.add_argument("path", type=Path)
+    q.set_defaults(func=cmd_groups_set)
+
+    p = sub.add_parser("build", help="dbt build (features, marts, tests) with readable failures")
+    p.add_argument("--select", nargs="*", default=None)
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("demo", help="generate a demo warehouse and run the whole pipeline")
+    p.add_argument("--customers", type=int, default=50_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO,
+        format="%(message)s",
+        handlers=[_rich_handler()],
+    )
+    started = time.perf_counter()
+    try:
+        code = args.func(args)
+    except PropensityError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    logger.debug("done in %.1fs", time.perf_counter() - started)
+    return code
+
+
+def _rich_handler() -> logging.Handler:
+    from rich.logging import RichHandler
+
+    return RichHandler(show_path=False, show_time=False, markup=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

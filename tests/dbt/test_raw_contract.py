@@ -1,0 +1,87 @@
+"""dbt tests on the raw contract pass on clean input and fail loudly, naming the problem, on
+broken input."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+import pytest
+
+from models_py._dbt import run_dbt
+from models_py._errors import DbtRunError
+from tests.conftest import write_tiny_warehouse
+
+
+def test_clean_tiny_warehouse_builds(tmp_path):
+    settings = write_tiny_warehouse(tmp_path / "wh.duckdb")
+    outcome = run_dbt(settings, ["build", "--select", "source:raw+", "--exclude", "marts"])
+    assert outcome.success
+    assert outcome.count("fail") == 0
+    assert outcome.count("pass") >= 15
+
+
+def test_duplicate_order_ids_fail_with_message(tmp_path):
+    t0 = dt.datetime(2024, 1, 1)
+    orders = pa.table(
+        {"order_id": [10, 10, 11], "customer_id": [1, 2, 2], "ordered_at": [t0, t0, t0]}
+    )
+    settings = write_tiny_warehouse(tmp_path / "wh.duckdb", orders=orders)
+    with pytest.raises(DbtRunError) as err:
+        run_dbt(settings, ["test", "--select", "source:raw"])
+    msg = str(err.value)
+    assert "source_unique_key_raw_orders_order_id" in msg
+    assert "duplicate order_id 10 appears 2 times in orders" in msg
+
+
+def test_null_customer_ids_fail_with_message(tmp_path):
+    t0 = dt.datetime(2024, 1, 1)
+    orders = pa.table(
+        {
+            "order_id": [10, 11],
+            "customer_id": pa.array([1, None], pa.int64()),
+            "ordered_at": [t0, t0],
+        }
+    )
+    settings = write_tiny_warehouse(tmp_path / "wh.duckdb", orders=orders)
+    with pytest.raises(DbtRunError) as err:
+        run_dbt(settings, ["test", "--select", "source:raw"])
+    msg = str(err.value)
+    assert "customer_id is null in orders" in msg
+    assert "Orders without a customer cannot be attributed" in msg
+
+
+def test_unknown_email_event_type_named(tmp_path):
+    t0 = dt.datetime(2024, 1, 2)
+    events = pa.table(
+        {
+            "customer_id": [1, 1],
+            "campaign_id": ["c1", "c1"],
+            "event_type": ["sent", "delivered"],
+            "occurred_at": [t0, t0],
+        }
+    )
+    settings = write_tiny_warehouse(tmp_path / "wh.duckdb", email_events=events)
+    with pytest.raises(DbtRunError) as err:
+        run_dbt(settings, ["test", "--select", "source:raw"])
+    assert "event_type = 'delivered' in email_events (1 rows) is not one of" in str(err.value)
+
+
+def test_group_matching_nothing_warns_and_is_inactive(tmp_path):
+    from models_py._groups import parse_group_rules, rules_to_arrow
+    from models_py._warehouse import connect
+
+    rules = rules_to_arrow(
+        parse_group_rules(
+            {"product_groups": {"wine": {"category": ["^wine$"]}, "party": {"product_name": "x"}}}
+        )
+    )
+    settings = write_tiny_warehouse(tmp_path / "wh.duckdb", product_group_rules=rules)
+    outcome = run_dbt(settings, ["build", "--select", "+dim_product_groups+"])
+    assert any("product group party matches no product" in w for w in outcome.warnings)
+    con = connect(settings.warehouse, read_only=True)
+    rows = dict(
+        con.execute("select product_group, is_active from marts.dim_product_groups").fetchall()
+    )
+    con.close()
+    assert rows == {"any": True, "wine": True, "party": False}
