@@ -1,0 +1,372 @@
+"""Benchmark of the point-in-time feature layer (dbt + DuckDB) against pandas.
+
+One command::
+
+    .venv/bin/python benchmarks/bench_features.py            # 100k and 1M customers
+    .venv/bin/python benchmarks/bench_features.py --sizes 100000 --workdir /tmp/bench
+
+For each size: generate a synthetic warehouse (models_py.synth), then through dbt (2 threads)
+1. build the shared intermediate tables (lines collapsed to orders, etc.: once per build),
+2. build the features of ONE cutoff (the scoring cutoff; var feature_cutoff_roles=[scoring]),
+3. build fct_customer_features for every cutoff (12 training + scoring) and fct_training_examples,
+and compute the same one-cutoff features in pandas the way notebooks do (groupby on the line
+table). Every step runs in a fresh child process; its peak memory is the child's (and dbt's)
+maximum resident set size. Results go to the `features` section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+WINDOWS = (7, 30, 90, 180, 365)
+INTERMEDIATE = (
+    "+int_orders_summarised +int_customer_product_purchase_days +int_order_groups_summarised "
+    "+int_email_events_summarised_to_customer_day +dim_cutoffs +dim_product_groups "
+    "stg_raw__customers"
+)
+ONE_CUTOFF = "fct_customer_features fct_customer_group_features"
+ALL_CUTOFFS = "fct_customer_features fct_customer_group_features fct_training_examples"
+
+
+def _peak_mb() -> float:
+    """Peak RSS of this process and of its waited-for children, in MB (Linux: ru_maxrss in KB)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024
+
+
+def _child_dbt(warehouse: str, select: str, dbt_vars: dict, project_dir: str = "") -> dict:
+    from models_py._dbt import run_dbt
+    from models_py._settings import Settings
+
+    settings = Settings(warehouse=Path(warehouse), threads=2)
+    if project_dir:
+        settings = Settings(warehouse=Path(warehouse), threads=2, dbt_project_dir=Path(project_dir))
+    started = time.perf_counter()
+    run_dbt(settings, ["run", "--full-refresh", "--select", *select.split()], dbt_vars=dbt_vars)
+    seconds = time.perf_counter() - started
+    # run_dbt's per-warehouse target path: model execution times without dbt's start-up.
+    results = settings.warehouse.parent / ".dbt" / settings.warehouse.stem / "target"
+    nodes = json.loads((results / "run_results.json").read_text())["results"]
+    models = {r["unique_id"].split(".")[-1]: r["execution_time"] for r in nodes}
+    return {
+        "seconds": seconds,
+        "model_seconds": sum(models.values()),
+        "models": models,
+        "peak_mb": _peak_mb(),
+    }
+
+
+def pandas_features(con, cutoff) -> object:
+    """One cutoff's features the notebook way: pandas groupbys over the order-line table."""
+    import numpy as np
+    import pandas as pd
+
+    t = pd.Timestamp(cutoff)
+    customers = con.execute("select * from raw.customers").df()
+    orders = con.execute("select * from raw.orders").df()
+    lines = con.execute("select * from raw.order_lines").df()
+    events = con.execute("select * from raw.email_events").df()
+    started = time.perf_counter()
+    customers = customers[customers["created_at"] < t].set_index("customer_id")
+    df = lines.merge(orders, on="order_id")
+    df = df[df["ordered_at"] < t]
+    df["amount"] = df["quantity"] * df["unit_price"]
+    df["date"] = df["ordered_at"].dt.normalize()
+    df["bought"] = df["quantity"].clip(lower=0)
+    df["is_purchase_line"] = df["quantity"] > 0
+    df["is_return_line"] = df["quantity"] < 0
+    df["returned"] = (-df["amount"]).where(df["is_return_line"], 0.0)
+    per_order = df.groupby(["customer_id", "order_id", "date"], as_index=False).agg(
+        net=("amount", "sum"),
+        items=("bought", "sum"),
+        returned=("returned", "sum"),
+        is_purchase=("is_purchase_line", "max"),
+        has_return=("is_return_line", "max"),
+    )
+    per_order["net"] = per_order["net"].round(2)
+    feats = pd.DataFrame(index=customers.index)
+    feats["tenure_days"] = (t - customers["created_at"].dt.normalize()).dt.days
+    buys = per_order[per_order["is_purchase"]]
+    g = buys.groupby("customer_id")
+    feats["order_count"] = g.size()
+    feats["spend_total"] = per_order.groupby("customer_id")["net"].sum()
+    feats["days_since_last_order"] = (t - g["date"].max()).dt.days
+    feats = feats.fillna({"order_count": 0, "spend_total": 0, "days_since_last_order": 3650})
+    feats["avg_order_value"] = np.where(
+        feats["order_count"] > 0, feats["spend_total"] / feats["order_count"].clip(lower=1), 0
+    )
+    buyers = feats["order_count"] > 0
+    for name, col, asc in (
+        ("rfm_recency_score", "days_since_last_order", False),
+        ("rfm_frequency_score", "order_count", True),
+        ("rfm_monetary_score", "spend_total", True),
+    ):
+        r = feats.loc[buyers, col].rank(method="min", ascending=asc)
+        feats[name] = (1 + np.floor(5 * (r - 1) / buyers.sum())).reindex(feats.index).fillna(0)
+    days = buys.groupby(["customer_id", "date"], as_index=False)["net"].sum()
+    first = days.groupby("customer_id")["date"].transform("min")
+    dg = days.groupby("customer_id")
+    feats["btyd_frequency"] = dg.size() - 1
+    feats["btyd_recency_days"] = (dg["date"].max() - dg["date"].min()).dt.days
+    feats["btyd_age_days"] = ((t - pd.Timedelta(days=1)) - dg["date"].min()).dt.days
+    feats["btyd_monetary_value"] = days[days["date"] > first].groupby("customer_id")["net"].mean()
+    for w in WINDOWS:
+        since = t - pd.Timedelta(days=w)
+        o = per_order[per_order["date"] >= since]
+        og = o.groupby("customer_id")
+        feats[f"order_count_{w}d"] = o[o["is_purchase"]].groupby("customer_id").size()
+        feats[f"spend_{w}d"] = og["net"].sum()
+        feats[f"items_{w}d"] = og["items"].sum()
+        li = df[(df["date"] >= since) & df["is_purchase_line"]]
+        feats[f"distinct_products_{w}d"] = li.groupby("customer_id")["product_id"].nunique()
+        feats[f"return_count_{w}d"] = og["has_return"].sum()
+        feats[f"return_amount_{w}d"] = og["returned"].sum()
+    ev = events[events["occurred_at"] < t]
+    for w in (30, 90):
+        e = ev[ev["occurred_at"] >= t - pd.Timedelta(days=w)]
+        counts = e.groupby(["customer_id", "event_type"]).size().unstack(fill_value=0)
+        counts = counts.reindex(columns=["sent", "open", "click"], fill_value=0)
+        feats[f"email_sends_{w}d"] = counts["sent"]
+        feats[f"email_opens_{w}d"] = counts["open"]
+        feats[f"email_clicks_{w}d"] = counts["click"]
+    last = ev.groupby(["customer_id", "event_type"])["occurred_at"].max().unstack()
+    for kind in ("open", "click"):
+        if kind in last:
+            feats[f"days_since_last_{kind}"] = (t - last[kind].dt.normalize()).dt.days
+    feats["is_unsubscribed"] = (
+        ev[ev["event_type"] == "unsubscribe"].groupby("customer_id").size() > 0
+    ).astype(int)
+    feats = feats.fillna(0)
+    for w in (30, 90):
+        sends = feats[f"email_sends_{w}d"]
+        feats[f"email_open_rate_{w}d"] = np.where(
+            sends > 0, (feats[f"email_opens_{w}d"] / sends.clip(lower=1)).clip(upper=1), 0
+        )
+    return feats, time.perf_counter() - started
+
+
+def _child_pandas(warehouse: str) -> dict:
+    import duckdb
+
+    con = duckdb.connect(warehouse, read_only=True)
+    cutoff = con.execute(
+        "select as_of_date from marts.dim_cutoffs where cutoff_role = 'scoring'"
+    ).fetchone()[0]
+    started = time.perf_counter()
+    feats, compute = pandas_features(con, cutoff)
+    total = time.perf_counter() - started
+    con.close()
+    return {
+        "seconds": total,
+        "compute_seconds": compute,
+        "peak_mb": _peak_mb(),
+        "rows": len(feats),
+        "columns": feats.shape[1],
+    }
+
+
+def _child_generate(warehouse: str, customers: int) -> dict:
+    from models_py.synth import generate_warehouse
+
+    started = time.perf_counter()
+    generate_warehouse(warehouse, customers=customers, seed=1)
+    return {"seconds": time.perf_counter() - started, "peak_mb": _peak_mb()}
+
+
+def _run_child(*args: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(args)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"benchmark step {args[0]} failed:\n{out.stdout}\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _counts(warehouse: Path) -> dict:
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        q = lambda sql: con.execute(sql).fetchone()[0]  # noqa: E731
+        return {
+            "customers": q("select count(*) from raw.customers"),
+            "orders": q("select count(*) from raw.orders"),
+            "lines": q("select count(*) from raw.order_lines"),
+            "email_events": q("select count(*) from raw.email_events"),
+            "groups": q("select count(*) from marts.dim_product_groups where is_active"),
+            "cutoffs": q("select count(*) from marts.dim_cutoffs"),
+            "training_rows": q("select count(*) from marts.fct_training_examples"),
+        }
+    finally:
+        con.close()
+
+
+def bench_size(customers: int, workdir: Path, project_dir: str = "") -> dict:
+    warehouse = workdir / f"features_{customers}.duckdb"
+    result: dict = {"customers": customers, "load_before": os.getloadavg()[0]}
+    if not warehouse.exists():
+        result["generate"] = _run_child("generate", str(warehouse), str(customers))
+    one = json.dumps({"feature_cutoff_roles": ["scoring"]})
+    wh = str(warehouse)
+    result["intermediate"] = _run_child("dbt", wh, INTERMEDIATE, "{}", project_dir)
+    result["one_cutoff"] = _run_child("dbt", wh, ONE_CUTOFF, one, project_dir)
+    result["all_cutoffs"] = _run_child("dbt", wh, ALL_CUTOFFS, "{}", project_dir)
+    result["pandas"] = _run_child("pandas", str(warehouse))
+    result["counts"] = _counts(warehouse)
+    result["load_after"] = os.getloadavg()[0]
+    return result
+
+
+def report(results: list[dict]) -> str:
+    from _report import machine
+
+    lines = [
+        "## features",
+        "",
+        "Point-in-time features through dbt on DuckDB (2 threads) versus the same one-cutoff "
+        "features in pandas (groupbys over the line table, as notebooks do).",
+        "Command: `.venv/bin/python benchmarks/bench_features.py` "
+        "(sizes " + ", ".join(f"{r['customers']:,}" for r in results) + ").",
+        f"Machine: {machine()}.",
+        "",
+        "Goals: one cutoff at 1M customers <= 30 s on 2 cores; >= 5x faster than pandas; "
+        "linear in data size.",
+        "",
+        "| customers | order lines | email events | step | SQL time (s) | wall incl. dbt "
+        "start-up (s) | peak memory (MB) |",
+        "|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    for r in results:
+        c = r["counts"]
+        steps = [
+            ("intermediate tables (once per build)", r["intermediate"]),
+            ("features, one cutoff (dbt)", r["one_cutoff"]),
+            (
+                f"features + training examples, {c['cutoffs']} cutoffs x {c['groups']} groups "
+                f"= {c['training_rows']:,} rows (dbt)",
+                r["all_cutoffs"],
+            ),
+            ("pandas, one cutoff (compute; wall includes reading the tables)", r["pandas"]),
+        ]
+        for name, s in steps:
+            sql_s = s.get("model_seconds", s.get("compute_seconds", s["seconds"]))
+            lines.append(
+                f"| {c['customers']:,} | {c['lines']:,} | {c['email_events']:,} | {name} | "
+                f"{sql_s:.1f} | {s['seconds']:.1f} | {s['peak_mb']:,.0f} |"
+            )
+    lines += [
+        "",
+        "| customers | one cutoff SQL (s) | incl. intermediate tables (s) | pandas compute (s) | "
+        "pandas / one cutoff | pandas / incl. intermediates | one cutoff <= 30 s and >= 5x |",
+        "|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in results:
+        one = r["one_cutoff"]["model_seconds"]
+        dbt_s = r["intermediate"]["model_seconds"] + one
+        pandas_s = r["pandas"]["compute_seconds"]
+        ok = one <= 30 and pandas_s / one >= 5
+        lines.append(
+            f"| {r['customers']:,} | {one:.1f} | {dbt_s:.1f} | {pandas_s:.1f} | "
+            f"{pandas_s / one:.1f}x | {pandas_s / dbt_s:.1f}x | {'yes' if ok else 'no'} |"
+        )
+    slow = results[-1]["intermediate"]["models"]
+    top = sorted(((k, v) for k, v in slow.items() if k.startswith("int_")), key=lambda kv: -kv[1])
+    lines += [
+        "",
+        f"Intermediate tables at {results[-1]['customers']:,} customers: "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in top)
+        + " (two at a time on 2 threads). They are built once per `dbt build` and shared by "
+        "every cutoff.",
+    ]
+    if len(results) >= 2:
+        a, b = results[0], results[-1]
+        size = b["counts"]["lines"] / a["counts"]["lines"]
+        t_a = a["intermediate"]["model_seconds"] + a["one_cutoff"]["model_seconds"]
+        t_b = b["intermediate"]["model_seconds"] + b["one_cutoff"]["model_seconds"]
+        lines += [
+            "",
+            f"Scaling: {size:.1f}x the order lines took {t_b / t_a:.1f}x the time for one cutoff "
+            "(intermediates + features) and "
+            f"{b['all_cutoffs']['model_seconds'] / a['all_cutoffs']['model_seconds']:.1f}x "
+            "for all cutoffs with training examples.",
+        ]
+    lines += [
+        "",
+        "Machine load (1-minute load average before / after each size, 2 cores, shared with "
+        "other jobs): "
+        + ", ".join(
+            f"{r['customers']:,}: {r.get('load_before', float('nan')):.1f} / "
+            f"{r.get('load_after', float('nan')):.1f}"
+            for r in results
+        )
+        + ".",
+        "",
+        "Notes: SQL time is the sum of dbt's model execution times (run_results.json; with 2 "
+        "threads two models can run at once, so it can exceed the wall time); the wall "
+        "time adds dbt's start-up and project parsing (5-20 s per invocation, more on a busy "
+        "machine). The "
+        "intermediate tables collapse order lines to one row per order once and are reused by "
+        "every cutoff; each cutoff is one aggregate over them (no join of events to all cutoffs, "
+        "no customer-by-day table).",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--workdir", default=None, help="keep generated warehouses here")
+    parser.add_argument(
+        "--report-from", default=None, help="rewrite the docs section from a results JSON file"
+    )
+    parser.add_argument(
+        "--dbt-project-dir", default="", help="a copy of dbt_project to run (default: the repo's)"
+    )
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        step, *rest = json.loads(args.child)
+        if step == "dbt":
+            out = _child_dbt(rest[0], rest[1], json.loads(rest[2]), *rest[3:])
+        elif step == "pandas":
+            out = _child_pandas(rest[0])
+        else:
+            out = _child_generate(rest[0], int(rest[1]))
+        print(json.dumps(out))
+        return
+    from _report import write_section
+
+    if args.report_from:
+        results = json.loads(Path(args.report_from).read_text())
+        write_section("features", report(results))
+        print(report(results))
+        return
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench_features_"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        results.append(bench_size(size, workdir, args.dbt_project_dir))
+        print(json.dumps(results[-1], indent=1), flush=True)
+        (workdir / "results.json").write_text(json.dumps(results, indent=1))
+    write_section("features", report(results))
+    print(report(results))
+
+
+if __name__ == "__main__":
+    main()

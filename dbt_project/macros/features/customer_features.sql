@@ -1,0 +1,266 @@
+{#-
+  Customer features as of one cutoff: one SELECT (CTEs) over the intermediate tables, reading only
+  rows strictly before the cutoff. `cutoff` is a python date; every window bound is a date literal
+  computed here, so the engine sees plain range filters. Since T is a midnight, `event date < T`
+  is the same as `event timestamp < T` and a window of w days is [T - w days, T).
+-#}
+{% macro customer_features_for_cutoff(cutoff) %}
+{%- set t = propensity_date_literal(cutoff) -%}
+{%- set cap = propensity_days_cap() -%}
+{%- set max_window = feature_windows() | max -%}
+with customers as (
+    select
+        customer_id,
+        created_at,
+        is_email_opt_in,
+        is_vip
+    from {{ ref('stg_raw__customers') }}
+    where created_at < cast({{ t }} as timestamp)
+),
+
+orders as (
+    select * from {{ ref('int_orders_summarised') }}
+    where order_date < {{ t }}
+),
+
+product_days as (
+    select * from {{ ref('int_customer_product_purchase_days') }}
+    where
+        purchase_date < {{ t }}
+        and purchase_date >= {{ propensity_date_literal(cutoff, max_window) }}
+        and (next_purchase_date is null or next_purchase_date >= {{ t }})
+),
+
+email_days as (
+    select * from {{ ref('int_email_events_summarised_to_customer_day') }}
+    where event_date < {{ t }}
+),
+
+order_aggregates as (
+    select
+        customer_id,
+        sum(case when is_purchase then 1 else 0 end) as order_count,
+        sum(net_amount) as spend_total,
+        max(case when is_purchase then order_date end) as last_order_date,
+        min(case when is_purchase then order_date end) as first_order_date,
+        sum(case when is_first_purchase_of_day then 1 else 0 end) as purchase_days,
+        sum(case when is_purchase and not is_on_first_purchase_day then net_amount else 0 end)
+            as repeat_day_spend,
+        {%- for w in feature_windows() %}
+        {%- set since = propensity_date_literal(cutoff, w) %}
+        sum(case when is_purchase and order_date >= {{ since }} then 1 else 0 end) as order_count_{{ w }}d,
+        sum(case when order_date >= {{ since }} then net_amount else 0 end) as spend_{{ w }}d,
+        sum(case when order_date >= {{ since }} then items else 0 end) as items_{{ w }}d,
+        sum(case when has_return and order_date >= {{ since }} then 1 else 0 end) as return_count_{{ w }}d,
+        sum(case when order_date >= {{ since }} then return_amount else 0 end) as return_amount_{{ w }}d
+        {%- if not loop.last %},{% endif %}
+        {%- endfor %}
+    from orders
+    group by customer_id
+),
+
+product_aggregates as (
+    select
+        customer_id,
+        {%- for w in feature_windows() %}
+        sum(case when purchase_date >= {{ propensity_date_literal(cutoff, w) }} then 1 else 0 end)
+            as distinct_products_{{ w }}d
+        {%- if not loop.last %},{% endif %}
+        {%- endfor %}
+    from product_days
+    group by customer_id
+),
+
+email_aggregates as (
+    select
+        customer_id,
+        {%- for w in email_windows() %}
+        {%- set since = propensity_date_literal(cutoff, w) %}
+        sum(case when event_date >= {{ since }} then sends else 0 end) as email_sends_{{ w }}d,
+        sum(case when event_date >= {{ since }} then opens else 0 end) as email_opens_{{ w }}d,
+        sum(case when event_date >= {{ since }} then clicks else 0 end) as email_clicks_{{ w }}d,
+        {%- endfor %}
+        max(case when opens > 0 then event_date end) as last_open_date,
+        max(case when clicks > 0 then event_date end) as last_click_date,
+        max(case when unsubscribes > 0 then 1 else 0 end) as is_unsubscribed
+    from email_days
+    group by customer_id
+),
+
+joined as (
+    select
+        customers.customer_id,
+        customers.created_at,
+        customers.is_email_opt_in,
+        customers.is_vip,
+        coalesce(order_aggregates.order_count, 0) as order_count,
+        coalesce(order_aggregates.spend_total, 0) as spend_total,
+        order_aggregates.last_order_date,
+        order_aggregates.first_order_date,
+        coalesce(order_aggregates.purchase_days, 0) as purchase_days,
+        coalesce(order_aggregates.repeat_day_spend, 0) as repeat_day_spend,
+        {%- for w in feature_windows() %}
+        coalesce(order_aggregates.order_count_{{ w }}d, 0) as order_count_{{ w }}d,
+        coalesce(order_aggregates.spend_{{ w }}d, 0) as spend_{{ w }}d,
+        coalesce(order_aggregates.items_{{ w }}d, 0) as items_{{ w }}d,
+        coalesce(product_aggregates.distinct_products_{{ w }}d, 0) as distinct_products_{{ w }}d,
+        coalesce(order_aggregates.return_count_{{ w }}d, 0) as return_count_{{ w }}d,
+        coalesce(order_aggregates.return_amount_{{ w }}d, 0) as return_amount_{{ w }}d,
+        {%- endfor %}
+        {%- for w in email_windows() %}
+        coalesce(email_aggregates.email_sends_{{ w }}d, 0) as email_sends_{{ w }}d,
+        coalesce(email_aggregates.email_opens_{{ w }}d, 0) as email_opens_{{ w }}d,
+        coalesce(email_aggregates.email_clicks_{{ w }}d, 0) as email_clicks_{{ w }}d,
+        {%- endfor %}
+        email_aggregates.last_open_date,
+        email_aggregates.last_click_date,
+        coalesce(email_aggregates.is_unsubscribed, 0) as is_unsubscribed
+    from customers
+    left join order_aggregates on customers.customer_id = order_aggregates.customer_id
+    left join product_aggregates on customers.customer_id = product_aggregates.customer_id
+    left join email_aggregates on customers.customer_id = email_aggregates.customer_id
+),
+
+buyers as (
+    select
+        order_aggregates.customer_id,
+        order_aggregates.last_order_date,
+        order_aggregates.order_count,
+        order_aggregates.spend_total
+    from order_aggregates
+    inner join customers on order_aggregates.customer_id = customers.customer_id
+    where order_aggregates.order_count > 0
+),
+
+rfm_scores as (
+    {#- A narrow window over buyers only: ranks sort 4 columns, not the whole feature row. #}
+    select
+        customer_id,
+        {{ rfm_quintile('last_order_date') }} as rfm_recency_score,
+        {{ rfm_quintile('order_count') }} as rfm_frequency_score,
+        {{ rfm_quintile('spend_total') }} as rfm_monetary_score
+    from buyers
+),
+
+scored as (
+    select
+        joined.*,
+        coalesce(least(date_diff('day', joined.last_order_date, {{ t }}), {{ cap }}), {{ cap }})
+            as days_since_last_order,
+        coalesce(rfm_scores.rfm_recency_score, 0) as rfm_recency_score,
+        coalesce(rfm_scores.rfm_frequency_score, 0) as rfm_frequency_score,
+        coalesce(rfm_scores.rfm_monetary_score, 0) as rfm_monetary_score
+    from joined
+    left join rfm_scores on joined.customer_id = rfm_scores.customer_id
+),
+
+final as (
+    select
+        customer_id,
+        {{ t }} as as_of_date,
+        cast(date_diff('day', cast(created_at as date), {{ t }}) as integer) as tenure_days,
+        cast(days_since_last_order as integer) as days_since_last_order,
+        cast(order_count as integer) as order_count,
+        cast(spend_total as double) as spend_total,
+        cast(case when order_count > 0 then round(spend_total / order_count, 2) else 0 end as double)
+            as avg_order_value,
+        rfm_recency_score,
+        rfm_frequency_score,
+        rfm_monetary_score,
+        case
+            {%- for code, name, condition in rfm_segments('rfm_recency_score', 'rfm_frequency_score') %}
+            when {{ condition }} then '{{ name }}'
+            {%- endfor %}
+        end as rfm_segment,
+        case
+            {%- for code, name, condition in rfm_segments('rfm_recency_score', 'rfm_frequency_score') %}
+            when {{ condition }} then {{ code }}
+            {%- endfor %}
+        end as rfm_segment_code,
+        cast(greatest(purchase_days - 1, 0) as integer) as btyd_frequency,
+        cast(coalesce(date_diff('day', first_order_date, last_order_date), 0) as integer) as btyd_recency_days,
+        cast(coalesce(date_diff('day', first_order_date, {{ propensity_date_literal(cutoff, 1) }}), 0) as integer)
+            as btyd_age_days,
+        cast(case when purchase_days > 1 then round(repeat_day_spend / (purchase_days - 1), 6) else 0 end as double)
+            as btyd_monetary_value,
+        {%- for w in feature_windows() %}
+        cast(order_count_{{ w }}d as integer) as order_count_{{ w }}d,
+        cast(spend_{{ w }}d as double) as spend_{{ w }}d,
+        cast(items_{{ w }}d as integer) as items_{{ w }}d,
+        cast(distinct_products_{{ w }}d as integer) as distinct_products_{{ w }}d,
+        cast(return_count_{{ w }}d as integer) as return_count_{{ w }}d,
+        cast(return_amount_{{ w }}d as double) as return_amount_{{ w }}d,
+        {%- endfor %}
+        {%- for w in email_windows() %}
+        cast(email_sends_{{ w }}d as integer) as email_sends_{{ w }}d,
+        cast(email_opens_{{ w }}d as integer) as email_opens_{{ w }}d,
+        cast(email_clicks_{{ w }}d as integer) as email_clicks_{{ w }}d,
+        cast(case
+            when email_sends_{{ w }}d > 0 then round(least(1.0, email_opens_{{ w }}d / email_sends_{{ w }}d), 6)
+            else 0
+        end as double) as email_open_rate_{{ w }}d,
+        cast(case
+            when email_sends_{{ w }}d > 0 then round(least(1.0, email_clicks_{{ w }}d / email_sends_{{ w }}d), 6)
+            else 0
+        end as double) as email_click_rate_{{ w }}d,
+        {%- endfor %}
+        cast(coalesce(least(date_diff('day', last_open_date, {{ t }}), {{ cap }}), {{ cap }}) as integer)
+            as days_since_last_open,
+        cast(coalesce(least(date_diff('day', last_click_date, {{ t }}), {{ cap }}), {{ cap }}) as integer)
+            as days_since_last_click,
+        cast(is_unsubscribed as integer) as is_unsubscribed,
+        cast(case when is_email_opt_in then 1 else 0 end as integer) as is_email_opt_in,
+        cast(case when is_vip then 1 else 0 end as integer) as is_vip
+    from scored
+)
+
+select * from final
+{% endmacro %}
+
+
+{#- Per-group features as of one cutoff (sparse: customers with a row in the group before T). -#}
+{% macro group_features_for_cutoff(cutoff) %}
+{%- set t = propensity_date_literal(cutoff) -%}
+{%- set cap = propensity_days_cap() -%}
+{%- set max_window = group_windows() | max -%}
+with order_groups as (
+    select * from {{ ref('int_order_groups_summarised') }}
+    where
+        order_date < {{ t }}
+        and (
+            order_date >= {{ propensity_date_literal(cutoff, max_window) }}
+            or (is_purchase and (next_purchase_date is null or next_purchase_date >= {{ t }}))
+        )
+),
+
+aggregated as (
+    select
+        customer_id,
+        product_group,
+        {%- for w in group_windows() %}
+        {%- set since = propensity_date_literal(cutoff, w) %}
+        sum(case when order_date >= {{ since }} then net_amount else 0 end) as group_spend_{{ w }}d,
+        sum(case when is_purchase and order_date >= {{ since }} then 1 else 0 end)
+            as group_order_count_{{ w }}d,
+        {%- endfor %}
+        max(case when is_purchase then order_date end) as last_order_date
+    from order_groups
+    group by customer_id, product_group
+),
+
+final as (
+    select
+        customer_id,
+        cast(product_group as varchar) as product_group,
+        {{ t }} as as_of_date,
+        {%- for w in group_windows() %}
+        cast(group_spend_{{ w }}d as double) as group_spend_{{ w }}d,
+        cast(group_order_count_{{ w }}d as integer) as group_order_count_{{ w }}d,
+        {%- endfor %}
+        cast(coalesce(least(date_diff('day', last_order_date, {{ t }}), {{ cap }}), {{ cap }}) as integer)
+            as group_days_since_last_order
+    from aggregated
+)
+
+select * from final
+{% endmacro %}

@@ -1,0 +1,137 @@
+{#-
+  Cutoff configuration and the list of cutoffs the feature marts are built for.
+
+  A cutoff T (as_of_date) is a date: features use events strictly before T at 00:00, labels use
+  [T, T + horizon_days). The cutoffs themselves live in the mart dim_cutoffs; the feature marts
+  read it at run time (run_query) and compute one block of SQL per cutoff.
+-#}
+
+{% macro propensity_int_var(name, minimum) %}
+    {%- set value = var(name) -%}
+    {%- if value is none or value is boolean or (value | string) | trim | int(-999999) | string != (value | string) | trim -%}
+        {{ exceptions.raise_compiler_error(
+            "dbt var " ~ name ~ " must be a whole number >= " ~ minimum ~ ", got " ~ (value | string)
+            ~ ". Set it in dbt_project.yml or with --vars '{" ~ name ~ ": ...}'.") }}
+    {%- endif -%}
+    {%- if (value | int) < minimum -%}
+        {{ exceptions.raise_compiler_error(
+            "dbt var " ~ name ~ " must be >= " ~ minimum ~ ", got " ~ value
+            ~ (". The label window [T, T + horizon_days) needs at least one day." if name == 'horizon_days' else "")
+            ~ " Set it in dbt_project.yml or with --vars '{" ~ name ~ ": ...}'.") }}
+    {%- endif -%}
+    {{- return(value | int) -}}
+{% endmacro %}
+
+
+{% macro propensity_horizon_days() %}
+    {{- return(propensity_int_var('horizon_days', 1)) -}}
+{% endmacro %}
+
+
+{#- Cap (and fill for "never") of every days_since_* feature. -#}
+{% macro propensity_days_cap() %}
+    {{- return(propensity_int_var('feature_days_cap', 1)) -}}
+{% endmacro %}
+
+
+{#- Parse a date given in a var: 'YYYY-MM-DD' (a string or a date). -#}
+{% macro propensity_parse_date(value, what) %}
+    {%- set text = value | string | trim -%}
+    {%- if not modules.re.match('^[0-9]{4}-[0-9]{2}-[0-9]{2}$', text) -%}
+        {{ exceptions.raise_compiler_error(
+            what ~ " must be a date written YYYY-MM-DD, got '" ~ text ~ "'.") }}
+    {%- endif -%}
+    {{- return(modules.datetime.date.fromisoformat(text)) -}}
+{% endmacro %}
+
+
+{#- The explicit training cutoffs (var training_cutoffs) as dates, or none when derived from data. -#}
+{% macro propensity_explicit_training_cutoffs() %}
+    {%- set value = var('training_cutoffs') -%}
+    {%- if value is none -%}
+        {{- return(none) -}}
+    {%- endif -%}
+    {%- if value is string -%}
+        {%- set value = value.split(',') | map('trim') | reject('equalto', '') | list -%}
+    {%- endif -%}
+    {%- if value | length == 0 -%}
+        {{ exceptions.raise_compiler_error(
+            "dbt var training_cutoffs is an empty list: give at least one date (YYYY-MM-DD) or set it "
+            ~ "to null to derive the cutoffs every cutoff_step_days back from the scoring cutoff.") }}
+    {%- endif -%}
+    {%- set dates = [] -%}
+    {%- for v in value -%}
+        {%- do dates.append(propensity_parse_date(v, 'each entry of dbt var training_cutoffs')) -%}
+    {%- endfor -%}
+    {{- return(dates | unique | sort) -}}
+{% endmacro %}
+
+
+{#-
+  The cutoffs to build, read from dim_cutoffs at run time: a list of dicts
+  {as_of_date: date, cutoff_role: str, label_window_end: date}, oldest first.
+  `roles` restricts them (e.g. ['train', 'validation', 'test']); by default the dbt var
+  feature_cutoff_roles does (null = every cutoff; ['scoring'] for a daily scoring run that leaves
+  the stored training cutoffs as they are).
+  While parsing, or when dim_cutoffs does not exist yet (compile or lint of a fresh warehouse), it
+  returns one placeholder cutoff so that the SQL compiles; `dbt run`/`build` always build
+  dim_cutoffs first (it is a ref of every feature mart).
+-#}
+{% macro propensity_cutoffs(roles=none) %}
+    {%- set placeholder = [{
+        'as_of_date': modules.datetime.date(2000, 1, 1),
+        'cutoff_role': 'placeholder',
+        'label_window_end': modules.datetime.date(2000, 1, 1) + modules.datetime.timedelta(days=propensity_horizon_days()),
+    }] -%}
+    {%- if roles is none -%}
+        {%- set roles = var('feature_cutoff_roles', none) -%}
+        {%- if roles is string -%}{%- set roles = [roles] -%}{%- endif -%}
+        {%- for r in roles or [] -%}
+            {%- if r not in ('train', 'validation', 'test', 'scoring') -%}
+                {{ exceptions.raise_compiler_error(
+                    "dbt var feature_cutoff_roles must list roles among train, validation, test, scoring; got '"
+                    ~ r ~ "'. Use null to build every cutoff.") }}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {%- if not execute -%}
+        {{- return(placeholder) -}}
+    {%- endif -%}
+    {%- set relation = adapter.get_relation(
+        database=ref('dim_cutoffs').database,
+        schema=ref('dim_cutoffs').schema,
+        identifier=ref('dim_cutoffs').identifier) -%}
+    {%- if relation is none -%}
+        {%- if flags.WHICH in ('run', 'build') -%}
+            {{ exceptions.raise_compiler_error(
+                "dim_cutoffs does not exist yet: build it first (dbt build --select +" ~ model.name ~ ").") }}
+        {%- endif -%}
+        {{- return(placeholder) -}}
+    {%- endif -%}
+    {%- set query -%}
+        select as_of_date, cutoff_role, label_window_end
+        from {{ relation }}
+        {%- if roles %}
+        where cutoff_role in ({% for r in roles %}'{{ r }}'{% if not loop.last %}, {% endif %}{% endfor %})
+        {%- endif %}
+        order by as_of_date
+    {%- endset -%}
+    {%- set rows = run_query(query) -%}
+    {%- set cutoffs = [] -%}
+    {%- for row in rows -%}
+        {%- set d = row[0] -%}
+        {%- if d is string -%}{%- set d = propensity_parse_date(d, 'as_of_date in dim_cutoffs') -%}{%- endif -%}
+        {%- set e = row[2] -%}
+        {%- if e is string -%}{%- set e = propensity_parse_date(e, 'label_window_end in dim_cutoffs') -%}{%- endif -%}
+        {%- do cutoffs.append({'as_of_date': d, 'cutoff_role': row[1], 'label_window_end': e}) -%}
+    {%- endfor -%}
+    {{- return(cutoffs) -}}
+{% endmacro %}
+
+
+{#- A date literal `days` days before `day` (a python date), computed at compile time. -#}
+{% macro propensity_date_literal(day, days_before=0) %}
+    {%- if day is string -%}{%- set day = propensity_parse_date(day, 'a cutoff') -%}{%- endif -%}
+    {%- set d = day - modules.datetime.timedelta(days=days_before) -%}
+    {{- return("cast('" ~ d.isoformat() ~ "' as date)") -}}
+{% endmacro %}

@@ -1,0 +1,150 @@
+{#-
+  The model registry and evaluation tables (schema `ml`). This macro is the ONE place their DDL
+  lives: `on-run-start` calls it, so every `dbt build` / `dbt run` creates the empty tables, and
+  `dbt run-operation ensure_ml_tables` creates them alone. Python (models_py._registry) writes
+  the rows and refuses to run when the tables are missing. Statements are idempotent
+  (`create ... if not exists`); adding a column means a new `alter table ... add column if not
+  exists` line here, never a drop.
+
+  JSON values are stored as varchar (portable to Spark); the ONNX model as a binary column.
+-#}
+{% macro ensure_ml_tables() -%}
+    {{ return(adapter.dispatch('ensure_ml_tables', 'propensity')()) }}
+{%- endmacro %}
+
+{% macro ml_binary_type() -%}
+    {{ return(adapter.dispatch('ml_binary_type', 'propensity')()) }}
+{%- endmacro %}
+
+{% macro default__ml_binary_type() %}blob{% endmacro %}
+
+{% macro spark__ml_binary_type() %}binary{% endmacro %}
+
+{% macro ml_table_ddl() %}
+    {%- set tables = {
+        'model_registry': [
+            ('model_id', 'varchar'),
+            ('spec_name', 'varchar'),
+            ('product_group', 'varchar'),
+            ('algorithm', 'varchar'),
+            ('hyperparameters', 'varchar'),
+            ('trained_at', 'timestamp'),
+            ('training_relation', 'varchar'),
+            ('train_cutoffs', 'varchar'),
+            ('validation_cutoffs', 'varchar'),
+            ('test_cutoffs', 'varchar'),
+            ('feature_names', 'varchar'),
+            ('feature_hash', 'varchar'),
+            ('threshold', 'double'),
+            ('threshold_rule', 'varchar'),
+            ('metrics', 'varchar'),
+            ('onnx_model', ml_binary_type()),
+            ('onnx_sha256', 'varchar'),
+            ('library_versions', 'varchar'),
+        ],
+        'model_aliases': [
+            ('product_group', 'varchar'),
+            ('alias', 'varchar'),
+            ('model_id', 'varchar'),
+            ('updated_at', 'timestamp'),
+        ],
+        'alias_history': [
+            ('product_group', 'varchar'),
+            ('alias', 'varchar'),
+            ('model_id', 'varchar'),
+            ('previous_model_id', 'varchar'),
+            ('action', 'varchar'),
+            ('reason', 'varchar'),
+            ('changed_by', 'varchar'),
+            ('changed_at', 'timestamp'),
+        ],
+        'model_metrics': [
+            ('model_id', 'varchar'),
+            ('spec_name', 'varchar'),
+            ('product_group', 'varchar'),
+            ('split', 'varchar'),
+            ('examples', 'bigint'),
+            ('positives', 'bigint'),
+            ('base_rate', 'double'),
+            ('roc_auc', 'double'),
+            ('pr_auc', 'double'),
+            ('log_loss', 'double'),
+            ('brier', 'double'),
+            ('threshold', 'double'),
+            ('precision', 'double'),
+            ('recall', 'double'),
+            ('f1', 'double'),
+            ('true_positives', 'bigint'),
+            ('false_positives', 'bigint'),
+            ('true_negatives', 'bigint'),
+            ('false_negatives', 'bigint'),
+            ('oracle_roc_auc', 'double'),
+            ('evaluated_at', 'timestamp'),
+        ],
+        'lift_by_decile': [
+            ('model_id', 'varchar'),
+            ('product_group', 'varchar'),
+            ('split', 'varchar'),
+            ('decile', 'integer'),
+            ('customers', 'bigint'),
+            ('positives', 'bigint'),
+            ('response_rate', 'double'),
+            ('lift', 'double'),
+            ('cumulative_customers', 'bigint'),
+            ('cumulative_positives', 'bigint'),
+            ('cumulative_gains', 'double'),
+            ('cumulative_lift', 'double'),
+        ],
+        'calibration_bins': [
+            ('model_id', 'varchar'),
+            ('product_group', 'varchar'),
+            ('split', 'varchar'),
+            ('bin', 'integer'),
+            ('bin_lower', 'double'),
+            ('bin_upper', 'double'),
+            ('examples', 'bigint'),
+            ('mean_predicted', 'double'),
+            ('observed_rate', 'double'),
+        ],
+        'feature_importance': [
+            ('model_id', 'varchar'),
+            ('product_group', 'varchar'),
+            ('feature_name', 'varchar'),
+            ('importance_mean', 'double'),
+            ('importance_std', 'double'),
+            ('importance_rank', 'integer'),
+            ('method', 'varchar'),
+        ],
+        'curve_points': [
+            ('model_id', 'varchar'),
+            ('product_group', 'varchar'),
+            ('split', 'varchar'),
+            ('curve', 'varchar'),
+            ('point', 'integer'),
+            ('x', 'double'),
+            ('y', 'double'),
+            ('threshold', 'double'),
+        ],
+    } -%}
+    {{ return(tables) }}
+{% endmacro %}
+
+{% macro default__ensure_ml_tables() %}
+    {%- if execute -%}
+        {%- set statements = ['create schema if not exists ml'] -%}
+        {%- for table, columns in ml_table_ddl().items() -%}
+            {%- set cols = [] -%}
+            {%- for name, type in columns -%}
+                {%- do cols.append('"' ~ name ~ '" ' ~ type) -%}
+            {%- endfor -%}
+            {%- do statements.append(
+                'create table if not exists ml."' ~ table ~ '" (' ~ cols | join(', ') ~ ')'
+            ) -%}
+        {%- endfor -%}
+        {%- for statement in statements -%}
+            {%- do run_query(statement) -%}
+        {%- endfor -%}
+        {%- do log('ensure_ml_tables: schema ml ready (' ~ (statements | length - 1) ~ ' tables)') -%}
+    {%- endif -%}
+    select 1 as ml_tables_ready
+{% endmacro %}

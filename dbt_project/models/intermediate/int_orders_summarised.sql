@@ -1,0 +1,75 @@
+{#-
+  One row per order (orders without lines are dropped): collapses the line table once so every
+  cutoff reads orders, not lines. Money is net line amount (returns, negative quantity, subtract)
+  rounded to cents as decimal(18, 2), so sums are exact and rebuilds identical.
+  A purchase order has at least one line with quantity > 0; return-only orders are not purchases.
+  BTYD helpers: is_first_purchase_of_day marks one purchase order per customer and purchase day,
+  is_on_first_purchase_day the purchase orders placed on the customer's first purchase day.
+-#}
+with orders as (
+    select * from {{ ref('stg_raw__orders') }}
+),
+
+lines as (
+    select * from {{ ref('stg_raw__order_lines') }}
+),
+
+lines_per_order as (
+    select
+        order_id,
+        round(sum(line_amount), 2) as net_amount,
+        round(sum(case when quantity < 0 then -line_amount else 0 end), 2) as return_amount,
+        sum(case when quantity > 0 then quantity else 0 end) as items,
+        max(case when quantity > 0 then 1 else 0 end) as has_purchase_line,
+        max(case when quantity < 0 then 1 else 0 end) as has_return_line
+    from lines
+    group by order_id
+),
+
+joined as (
+    select
+        orders.order_id,
+        orders.customer_id,
+        orders.ordered_at,
+        cast(orders.ordered_at as date) as order_date,
+        lines_per_order.has_purchase_line = 1 as is_purchase,
+        lines_per_order.has_return_line = 1 as has_return,
+        cast(coalesce(lines_per_order.net_amount, 0) as decimal(18, 2)) as net_amount,
+        cast(coalesce(lines_per_order.return_amount, 0) as decimal(18, 2)) as return_amount,
+        cast(lines_per_order.items as bigint) as items
+    from orders
+    inner join lines_per_order on orders.order_id = lines_per_order.order_id
+    where orders.customer_id is not null and orders.ordered_at is not null
+),
+
+first_purchase_of_day as (
+    select
+        customer_id,
+        order_date,
+        min(order_id) as order_id
+    from joined
+    where is_purchase
+    group by customer_id, order_date
+),
+
+first_purchase_day as (
+    select
+        customer_id,
+        min(order_date) as first_purchase_date
+    from joined
+    where is_purchase
+    group by customer_id
+),
+
+final as (
+    select
+        joined.*,
+        first_purchase_of_day.order_id is not null as is_first_purchase_of_day,
+        joined.is_purchase and joined.order_date = first_purchase_day.first_purchase_date
+            as is_on_first_purchase_day
+    from joined
+    left join first_purchase_of_day on joined.order_id = first_purchase_of_day.order_id
+    left join first_purchase_day on joined.customer_id = first_purchase_day.customer_id
+)
+
+select * from final

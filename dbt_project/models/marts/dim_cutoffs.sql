@@ -1,0 +1,110 @@
+{#-
+  The cutoffs (as-of dates) features and labels are built for. Cutoff T: features use events
+  strictly before T (00:00); labels use [T, T + horizon_days).
+  - scoring: var scoring_cutoff, else the day after the last order date in the warehouse.
+  - training: var training_cutoffs, else scoring - horizon_days - k * cutoff_step_days for
+    k = 0 .. max_training_cutoffs - 1 while T >= first order date + min_history_days.
+    Only cutoffs whose label window is fully observed (T + horizon_days <= scoring cutoff) are kept.
+  - roles: the newest test_cutoffs training cutoffs are 'test', the validation_cutoffs before
+    them 'validation', the rest 'train'.
+  Invalid vars (horizon <= 0, an empty list, a malformed date) stop the build at compile time.
+-#}
+{%- set horizon = propensity_horizon_days() -%}
+{%- set step = propensity_int_var('cutoff_step_days', 1) -%}
+{%- set max_cutoffs = propensity_int_var('max_training_cutoffs', 1) -%}
+{%- set min_history = propensity_int_var('min_history_days', 0) -%}
+{%- set n_test = propensity_int_var('test_cutoffs', 0) -%}
+{%- set n_validation = propensity_int_var('validation_cutoffs', 0) -%}
+{%- set explicit = propensity_explicit_training_cutoffs() -%}
+{%- set scoring_var = var('scoring_cutoff') -%}
+
+with orders as (
+    select * from {{ ref('int_orders_summarised') }}
+),
+
+bounds as (
+    select
+        min(order_date) as first_order_date,
+        max(order_date) as last_order_date
+    from orders
+),
+
+scoring as (
+    select
+        {%- if scoring_var is not none %}
+        {{ propensity_date_literal(propensity_parse_date(scoring_var, 'dbt var scoring_cutoff')) }} as as_of_date,
+        {%- else %}
+            cast({{ dbt.dateadd('day', 1, 'last_order_date') }} as date) as as_of_date,
+        {%- endif %}
+        first_order_date
+    from bounds
+),
+
+candidates as (
+    {%- if explicit is not none %}
+    {%- for d in explicit %}
+    select {{ propensity_date_literal(d) }} as as_of_date
+    {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- endfor %}
+    {%- else %}
+        {%- for k in range(max_cutoffs) %}
+            select cast({{ dbt.dateadd('day', -(horizon + k * step), 'scoring.as_of_date') }} as date) as as_of_date
+            from scoring
+            where
+                {{ dbt.dateadd('day', -(horizon + k * step), 'scoring.as_of_date') }}
+                >= {{ dbt.dateadd('day', min_history, 'scoring.first_order_date') }}
+            {%- if not loop.last %}
+                union all
+            {%- endif %}
+        {%- endfor %}
+    {%- endif %}
+),
+
+observed as (
+    select candidates.as_of_date
+    from candidates
+    cross join scoring
+    where {{ dbt.dateadd('day', horizon, 'candidates.as_of_date') }} <= scoring.as_of_date
+),
+
+ranked as (
+    select
+        as_of_date,
+        row_number() over (order by as_of_date desc) as newest_rank
+    from observed
+),
+
+training as (
+    select
+        as_of_date,
+        case
+            when newest_rank <= {{ n_test }} then 'test'
+            when newest_rank <= {{ n_test + n_validation }} then 'validation'
+            else 'train'
+        end as cutoff_role
+    from ranked
+),
+
+unioned as (
+    select
+        as_of_date,
+        cutoff_role
+    from training
+    union all
+    select
+        as_of_date,
+        'scoring' as cutoff_role
+    from scoring
+),
+
+final as (
+    select
+        as_of_date,
+        cast(cutoff_role as varchar) as cutoff_role,
+        cast({{ dbt.dateadd('day', horizon, 'as_of_date') }} as date) as label_window_end
+    from unioned
+)
+
+select * from final

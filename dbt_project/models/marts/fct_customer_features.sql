@@ -1,0 +1,37 @@
+{#-
+  Customer features, one row per (customer_id, as_of_date), for every cutoff in dim_cutoffs
+  (training cutoffs and the scoring cutoff) and every customer created before the cutoff.
+  Incremental by as_of_date (delete+insert): each run recomputes the cutoffs currently in
+  dim_cutoffs and replaces them; rows of older cutoffs (earlier scoring dates) stay, so features
+  of past scores remain available for monitoring. Each cutoff is its own aggregate over the
+  order-level intermediate tables (union all), never one join of events to all cutoffs.
+-#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='as_of_date',
+        on_schema_change='fail',
+    )
+}}
+-- depends_on: {{ ref('dim_cutoffs') }}
+{%- set cutoffs = propensity_cutoffs() %}
+
+with
+{%- for cutoff in cutoffs %}
+
+    features_{{ loop.index }} as (
+        {{ customer_features_for_cutoff(cutoff.as_of_date) | indent(8) }}
+    ),
+{%- endfor %}
+
+final as (
+    {%- for cutoff in cutoffs %}
+        select * from features_{{ loop.index }}
+        {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- endfor %}
+)
+
+select * from final
