@@ -14,11 +14,63 @@ from models_py._errors import (
 )
 from models_py._settings import Settings
 
+#: Training, export and registry names, imported on first use so that `import models_py` (and
+#: every CLI command) does not pay for scikit-learn and onnx.
+_LAZY = {
+    "ModelSpec": "models_py._specs",
+    "load_specs": "models_py._specs",
+    "parse_specs": "models_py._specs",
+    "train": "models_py._train",
+    "plan_training": "models_py._train",
+    "TrainReport": "models_py._train",
+    "TrainProgress": "models_py._train",
+    "ModelResult": "models_py._train",
+    "temporal_folds": "models_py._candidates",
+    "export_onnx": "models_py._export",
+    "check_parity": "models_py._export",
+    "feature_hash": "models_py._export",
+    "read_metadata": "models_py._export",
+    "ParityError": "models_py._export",
+    "TARGET_OPSET": "models_py._export",
+    "list_models": "models_py._registry",
+    "promote_model": "models_py._registry",
+    "rollback_champion": "models_py._registry",
+    "RegistryError": "models_py._registry",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'models_py' has no attribute {name!r}")
+
+
 __all__ = [
+    "TARGET_OPSET",
     "ConfigError",
     "DbtRunError",
     "InputDataError",
+    "ModelResult",
+    "ModelSpec",
+    "ParityError",
     "PropensityError",
+    "RegistryError",
     "Settings",
+    "TrainProgress",
+    "TrainReport",
     "WarehouseError",
+    "check_parity",
+    "export_onnx",
+    "feature_hash",
+    "list_models",
+    "load_specs",
+    "parse_specs",
+    "plan_training",
+    "promote_model",
+    "read_metadata",
+    "rollback_champion",
+    "temporal_folds",
+    "train",
 ]

@@ -1,0 +1,24 @@
+with importance as (
+    select * from {{ source('ml', 'feature_importance') }}
+),
+
+models as (
+    select * from {{ ref('dim_models') }}
+),
+
+final as (
+    select
+        importance.model_id,
+        importance.product_group,
+        models.algorithm,
+        models.is_champion,
+        importance.feature_name,
+        importance.importance_mean,
+        importance.importance_std,
+        importance.importance_rank,
+        importance.method
+    from importance
+    inner join models on importance.model_id = models.model_id
+)
+
+select * from final
