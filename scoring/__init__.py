@@ -1,5 +1,32 @@
-"""Engine-agnostic batch inference: Arrow record batches in, float32 scores out (onnxruntime)."""
+"""Engine-agnostic batch inference: verified ONNX models scored with onnxruntime over Arrow.
+
+Used by the dbt scoring model through DuckDB UDFs (`scoring.dbt_plugin`), by dbt Python models
+streaming record batches, and by a Spark ``mapInArrow`` function. No pickle is ever loaded.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from scoring._arrow import features_to_matrix
+from scoring._core import (
+    ScoringModel,
+    get_model,
+    load_model,
+    score_arrow,
+    score_batch,
+    score_record_batches,
+)
+from scoring._errors import FeatureError, ModelIntegrityError
+from scoring._udf import register_udfs
+
+__all__ = [
+    "FeatureError",
+    "ModelIntegrityError",
+    "ScoringModel",
+    "features_to_matrix",
+    "get_model",
+    "load_model",
+    "register_udfs",
+    "score_arrow",
+    "score_batch",
+    "score_record_batches",
+]

@@ -1,0 +1,175 @@
+{#-
+  Macros of the scoring model (models/marts/scoring/fct_propensity_scores.sql).
+
+  The champions are read at compile time: `propensity_load_model` (a UDF of the scoring.dbt_plugin
+  dbt-duckdb plugin) verifies each champion's ONNX bytes against the registered sha256, caches an
+  onnxruntime session in the dbt process and returns the model's feature names from its ONNX
+  metadata. The model SQL then calls `propensity_score(model_id, <feature array>)` per product
+  group. Every check raises before any SQL touches the scores table, so a failed run leaves the
+  previous scores as they were.
+-#}
+
+{#- A SQL string literal (single quotes doubled). -#}
+{% macro propensity_string_literal(value) -%}
+    '{{ value | string | replace("'", "''") }}'
+{%- endmacro %}
+
+
+{#- The feature vector of one row as a float array, columns in the model's order. -#}
+{% macro propensity_feature_array(columns) -%}
+    {{ return(adapter.dispatch('propensity_feature_array', 'propensity')(columns)) }}
+{%- endmacro %}
+
+{% macro default__propensity_feature_array(columns) -%}
+    array(
+    {%- for column in columns %}cast({{ adapter.quote(column) }} as float){% if not loop.last %}, {% endif %}{% endfor -%}
+    )
+{%- endmacro %}
+
+{% macro duckdb__propensity_feature_array(columns) -%}
+    cast([
+    {%- for column in columns %}{{ adapter.quote(column) }}{% if not loop.last %}, {% endif %}{% endfor -%}
+    ] as float[{{ columns | length }}])
+{%- endmacro %}
+
+
+{#- True when a column type (as the adapter reports it) can be cast to a float feature. -#}
+{% macro propensity_is_numeric_type(data_type) -%}
+    {{ return(adapter.dispatch('propensity_is_numeric_type', 'propensity')(data_type)) }}
+{%- endmacro %}
+
+{% macro default__propensity_is_numeric_type(data_type) -%}
+    {%- set base = (data_type | string | lower).split('(')[0] | trim -%}
+    {{ return(base in [
+        'tinyint', 'smallint', 'integer', 'int', 'bigint', 'hugeint', 'long', 'short', 'byte',
+        'utinyint', 'usmallint', 'uinteger', 'ubigint', 'uhugeint', 'int1', 'int2', 'int4', 'int8',
+        'float', 'float4', 'float8', 'real', 'double', 'double precision', 'decimal', 'numeric',
+    ]) }}
+{%- endmacro %}
+
+
+{#-
+  The champion of every product group: a list of dicts (product_group, model_id, feature_names),
+  each model verified and loaded into the dbt process. Raises a compiler error naming the model
+  when its bytes fail the sha256 check or its metadata do not match the registry.
+-#}
+{% macro propensity_load_champions() %}
+    {%- set schema = var('registry_schema', 'ml') -%}
+    {%- set aliases_relation = adapter.get_relation(database=target.database, schema=schema, identifier='model_aliases') -%}
+    {%- set registry_relation = adapter.get_relation(database=target.database, schema=schema, identifier='model_registry') -%}
+    {%- if aliases_relation is none or registry_relation is none -%}
+        {{ return([]) }}
+    {%- endif -%}
+    {%- set champion_count = run_query(
+        "select count(*) from " ~ aliases_relation ~ " where alias = 'champion'"
+    ).columns[0].values()[0] -%}
+    {%- if champion_count == 0 -%}
+        {{ return([]) }}
+    {%- endif -%}
+    {%- do propensity_require_scoring_functions() -%}
+    {%- set query -%}
+        select
+            aliases.product_group,
+            aliases.model_id,
+            registry.model_id is not null as is_registered,
+            case
+                when registry.model_id is not null
+                    then propensity_load_model(registry.model_id, registry.onnx_model, registry.onnx_sha256)
+            end as model_description
+        from {{ aliases_relation }} as aliases
+        left join {{ registry_relation }} as registry
+            on aliases.model_id = registry.model_id
+        where aliases.alias = 'champion'
+        order by aliases.product_group
+    {%- endset -%}
+    {%- set rows = run_query(query) -%}
+    {%- set champions = [] -%}
+    {%- set seen = {} -%}
+    {%- for row in rows -%}
+        {%- if not row['is_registered'] -%}
+            {{ exceptions.raise_compiler_error(
+                "fct_propensity_scores: the champion of product group '" ~ row['product_group']
+                ~ "' is model '" ~ row['model_id'] ~ "', which is not in " ~ registry_relation
+                ~ ". Promote a registered model (`propensity models promote`) or retrain."
+            ) }}
+        {%- endif -%}
+        {%- if row['product_group'] in seen -%}
+            {{ exceptions.raise_compiler_error(
+                "fct_propensity_scores: product group '" ~ row['product_group'] ~ "' has several champions ('"
+                ~ seen[row['product_group']] ~ "', '" ~ row['model_id'] ~ "') in " ~ aliases_relation
+                ~ "; keep one alias row per group."
+            ) }}
+        {%- endif -%}
+        {%- do seen.update({row['product_group']: row['model_id']}) -%}
+        {%- set described = fromjson(row['model_description']) -%}
+        {%- if described['product_group'] and described['product_group'] != row['product_group'] -%}
+            {{ exceptions.raise_compiler_error(
+                "fct_propensity_scores: model '" ~ row['model_id'] ~ "' was trained for product group '"
+                ~ described['product_group'] ~ "' but is the champion of '" ~ row['product_group'] ~ "'."
+            ) }}
+        {%- endif -%}
+        {%- do champions.append({
+            'product_group': row['product_group'],
+            'model_id': row['model_id'],
+            'feature_names': described['feature_names'],
+        }) -%}
+    {%- endfor -%}
+    {{ return(champions) }}
+{% endmacro %}
+
+
+{#- The UDFs come from the scoring.dbt_plugin plugin: say so when profiles.yml lacks it. -#}
+{% macro propensity_require_scoring_functions() %}
+    {{ return(adapter.dispatch('propensity_require_scoring_functions', 'propensity')()) }}
+{% endmacro %}
+
+{% macro default__propensity_require_scoring_functions() %}
+{% endmacro %}
+
+{% macro duckdb__propensity_require_scoring_functions() %}
+    {%- set found = run_query(
+        "select count(*) from duckdb_functions() where function_name in "
+        ~ "('propensity_load_model', 'propensity_score')"
+    ).columns[0].values()[0] -%}
+    {%- if found < 2 -%}
+        {{ exceptions.raise_compiler_error(
+            "fct_propensity_scores: the SQL functions propensity_load_model / propensity_score are not "
+            ~ "registered. Add the scoring plugin to your dbt profile (profiles.yml, under the duckdb "
+            ~ "output): `plugins: [{module: scoring.dbt_plugin}]` (see docs/scoring.md)."
+        ) }}
+    {%- endif -%}
+{% endmacro %}
+
+
+{#-
+  Every feature of every champion must be a numeric column of `relation`; otherwise raise one
+  compiler error listing each missing or mistyped column with the model that needs it.
+-#}
+{% macro propensity_check_feature_columns(relation, champions) %}
+    {%- set by_name = {} -%}
+    {%- for column in adapter.get_columns_in_relation(relation) -%}
+        {%- do by_name.update({column.name | lower: column}) -%}
+    {%- endfor -%}
+    {%- set problems = [] -%}
+    {%- for champion in champions -%}
+        {%- for name in champion['feature_names'] -%}
+            {%- set column = by_name.get(name | lower) -%}
+            {%- if column is none -%}
+                {%- do problems.append(
+                    "column '" ~ name ~ "' is missing (needed by model '" ~ champion['model_id']
+                    ~ "', product group '" ~ champion['product_group'] ~ "')") -%}
+            {%- elif not propensity_is_numeric_type(column.dtype) -%}
+                {%- do problems.append(
+                    "column '" ~ name ~ "' has type " ~ column.dtype ~ ", not a number (needed by model '"
+                    ~ champion['model_id'] ~ "', product group '" ~ champion['product_group'] ~ "')") -%}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {%- if problems -%}
+        {{ exceptions.raise_compiler_error(
+            "fct_propensity_scores: the features in " ~ relation ~ " do not match the champion models: "
+            ~ problems | join('; ')
+            ~ ". Previous scores are unchanged. Rebuild the features or retrain the models on the current feature set."
+        ) }}
+    {%- endif -%}
+{% endmacro %}
