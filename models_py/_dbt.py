@@ -119,7 +119,7 @@ def run_dbt(
         outcome.statuses[name] = status
         if status in ("error", "fail", "runtime error"):
             msg = (r.get("message") or "").strip().splitlines()
-            failures.append(f"{name}: {msg[0] if msg else status}")
+            failures.append(f"{name}: " + (" ".join(m.strip() for m in msg[:3]) if msg else status))
             outcome.problems += _problem_rows(settings, r.get("relation_name"))
         elif status == "warn":
             outcome.warnings.append(name)

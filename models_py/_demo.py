@@ -1,43 +1,101 @@
-"""`propensity demo`: the whole pipeline on a generated warehouse, with a printed summary."""
+"""`propensity demo`: the whole pipeline on a generated warehouse, with a printed summary.
+
+generate -> dbt build (features, marts, tests) -> train (ONNX champions in the registry) ->
+dbt build of the scores and the marts on top of them (onnxruntime inside the warehouse) -> report.
+"""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from models_py._dbt import run_dbt
+from models_py._errors import PropensityError
 from models_py._settings import Settings
 from models_py._warehouse import connect
 
+STEPS = 5
 
-def run_demo(settings: Settings, *, customers: int, seed: int, console) -> None:
-    """Generate a warehouse, build it with dbt, and print what was built."""
+
+def _header(console, step: int, title: str) -> None:
+    console.rule(f"{step}/{STEPS} {title}")
+
+
+def run_demo(
+    settings: Settings,
+    *,
+    customers: int,
+    seed: int,
+    console,
+    report_dir: Path | str = "report",
+) -> None:
+    """Generate a warehouse and run every step of the pipeline on it, printing what was built."""
+    from models_py._report import write_report
+    from models_py._training_cli import run_train
     from models_py.synth import generate_warehouse
 
     started = time.perf_counter()
-    console.rule("1/2 generate a synthetic warehouse")
+    _header(console, 1, "generate a synthetic warehouse")
     report = generate_warehouse(settings.warehouse, customers=customers, seed=seed)
+    _set_default_campaigns(settings)
     console.print(report.summary())
 
-    console.rule("2/2 dbt build (staging, features, marts, tests)")
-    outcome = run_dbt(settings, ["build"])
+    _header(console, 2, "dbt build: staging, point-in-time features, training examples, tests")
+    outcome = run_dbt(settings, ["build", "--exclude", "fct_propensity_scores+"])
     console.print(
         f"{outcome.count('success')} models built, {outcome.count('pass')} tests passed, "
         f"{outcome.count('warn')} warnings"
     )
 
+    _header(console, 3, "train, calibrate, evaluate, export to ONNX, register champions")
+    if run_train(settings, spec_path=None, groups=None, console=console) != 0:
+        raise PropensityError("training failed for at least one product group (see above)")
+
+    _header(console, 4, "dbt build: in-warehouse scoring with onnxruntime, profile, audiences")
+    outcome = run_dbt(
+        settings, ["build", "--select", "fct_propensity_scores+", "path:models/marts/ml"]
+    )
+    console.print(
+        f"{outcome.count('success')} models built, {outcome.count('pass')} tests passed, "
+        f"{outcome.count('warn')} warnings"
+    )
+
+    _header(console, 5, "HTML report from warehouse tables")
+    result = write_report(settings.warehouse, report_dir)
+    console.print(result.summary())
+
+    _print_summary(settings, console)
+    console.print(
+        f"\nwarehouse: {settings.warehouse}\nreport:    {result.path.resolve()}\n"
+        f"done in {time.perf_counter() - started:.0f}s. Explore the warehouse with DuckDB "
+        f"(e.g. `duckdb {settings.warehouse}`), or BI on marts.*"
+    )
+
+
+def _set_default_campaigns(settings: Settings) -> None:
+    """Write the packaged demo campaigns (one per synthetic product group)."""
+    from models_py._campaigns import DEFAULT_CAMPAIGNS, set_campaigns
+
+    set_campaigns(settings.warehouse, DEFAULT_CAMPAIGNS)
+
+
+def _print_summary(settings: Settings, console) -> None:
     con = connect(settings.warehouse, read_only=True)
     try:
-        rows = con.execute(
-            "select table_schema, table_name, estimated_size from duckdb_tables() "
-            "where table_schema in ('raw', 'marts') order by table_schema, table_name"
+        tables = con.execute(
+            "select schema_name, table_name, estimated_size from duckdb_tables() "
+            "where schema_name in ('raw', 'marts', 'ml') order by schema_name, table_name"
+        ).fetchall()
+        scores = con.execute(
+            "select product_group, count(*), round(avg(score), 4) from marts.fct_propensity_scores "
+            "where as_of_date = (select max(as_of_date) from marts.fct_propensity_scores) "
+            "group by product_group order by product_group"
         ).fetchall()
     finally:
         con.close()
     console.rule("summary")
-    for schema, table, n in rows:
-        console.print(f"  {schema}.{table:<32} {n:>12,} rows")
-    console.print(
-        f"warehouse: {settings.warehouse}\n"
-        f"done in {time.perf_counter() - started:.0f}s. Explore it with: "
-        f"duckdb {settings.warehouse}"
-    )
+    for schema, table, n in tables:
+        console.print(f"  {schema}.{table:<34} {n:>12,} rows")
+    console.print("scores at the scoring cutoff (customers, mean score) per product group:")
+    for group, n, mean in scores:
+        console.print(f"  {group:<20} {n:>10,} {mean:>8}")

@@ -18,7 +18,7 @@ logger = logging.getLogger("models_py")
 def _console():
     from rich.console import Console
 
-    return Console(stderr=False, highlight=False)
+    return Console(stderr=False, highlight=False, markup=False)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -64,6 +64,15 @@ def cmd_groups_set(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_campaigns_set(args: argparse.Namespace) -> int:
+    from models_py._campaigns import set_campaigns
+
+    campaigns = set_campaigns(_settings(args).warehouse, args.path)
+    ids = ", ".join(c.campaign_id for c in campaigns)
+    _console().print(f"wrote {len(campaigns)} campaigns: {ids}")
+    return 0
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from models_py._dbt import run_dbt
 
@@ -76,7 +85,15 @@ def cmd_build(args: argparse.Namespace) -> int:
         f"{outcome.count('warn')} warnings"
     )
     for w in outcome.warnings:
-        console.print(f"  [yellow]warning[/yellow] {w}")
+        console.print(f"  warning: {w}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from models_py._report import write_report
+
+    result = write_report(_settings(args).warehouse, args.out)
+    _console().print(result.summary())
     return 0
 
 
@@ -86,6 +103,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
     settings = _settings(args)
     run_demo(settings, customers=args.customers, seed=args.seed, console=_console())
     return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from models_py._training_cli import run_train
+
+    return run_train(_settings(args), spec_path=args.spec, groups=args.group, console=_console())
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from models_py._training_cli import run_models_list
+
+    return run_models_list(_settings(args), product_group=args.group, console=_console())
+
+
+def cmd_models_promote(args: argparse.Namespace) -> int:
+    from models_py._training_cli import run_models_promote
+
+    return run_models_promote(
+        _settings(args), model_id=args.model_id, reason=args.reason, console=_console()
+    )
+
+
+def cmd_models_rollback(args: argparse.Namespace) -> int:
+    from models_py._training_cli import run_models_rollback
+
+    return run_models_rollback(
+        _settings(args), product_group=args.product_group, reason=args.reason, console=_console()
+    )
 
 
 # ------------------------------------------------------------------------------------------ parser
@@ -123,14 +168,43 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("path", type=Path)
     q.set_defaults(func=cmd_groups_set)
 
+    p = sub.add_parser("campaigns", help="campaign configuration (audiences)")
+    campaigns_sub = p.add_subparsers(dest="action", required=True)
+    q = campaigns_sub.add_parser("set", help="replace the warehouse's campaigns from YAML")
+    q.add_argument("path", type=Path)
+    q.set_defaults(func=cmd_campaigns_set)
+
     p = sub.add_parser("build", help="dbt build (features, marts, tests) with readable failures")
     p.add_argument("--select", nargs="*", default=None)
     p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("report", help="write a static HTML report from warehouse tables")
+    p.add_argument("--out", type=Path, default=Path("report"), help="output directory")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("demo", help="generate a demo warehouse and run the whole pipeline")
     p.add_argument("--customers", type=int, default=50_000)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("train", help="train, evaluate, export and register models from specs")
+    p.add_argument("--spec", type=Path, default=None, help="spec YAML (default: packaged specs)")
+    p.add_argument("--group", action="append", default=None, help="only this product group")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("models", help="the model registry: list, promote, rollback")
+    models_sub = p.add_subparsers(dest="action", required=True)
+    q = models_sub.add_parser("list", help="registered models with aliases and test metrics")
+    q.add_argument("--group", default=None, help="only this product group")
+    q.set_defaults(func=cmd_models_list)
+    q = models_sub.add_parser("promote", help="make a model the champion of its product group")
+    q.add_argument("model_id")
+    q.add_argument("--reason", default=None)
+    q.set_defaults(func=cmd_models_promote)
+    q = models_sub.add_parser("rollback", help="put the previous champion of a group back")
+    q.add_argument("product_group")
+    q.add_argument("--reason", default=None)
+    q.set_defaults(func=cmd_models_rollback)
     return parser
 
 

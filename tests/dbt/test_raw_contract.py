@@ -77,7 +77,10 @@ def test_group_matching_nothing_warns_and_is_inactive(tmp_path):
         )
     )
     settings = write_tiny_warehouse(tmp_path / "wh.duckdb", product_group_rules=rules)
-    outcome = run_dbt(settings, ["build", "--select", "+dim_product_groups+"])
+    outcome = run_dbt(
+        settings,
+        ["build", "--select", "+dim_product_groups", "assert_product_group_rules_match_products"],
+    )
     assert any("product group party matches no product" in w for w in outcome.warnings)
     con = connect(settings.warehouse, read_only=True)
     rows = dict(

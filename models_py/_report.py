@@ -1,0 +1,256 @@
+"""`propensity report`: a static HTML report built from warehouse tables only.
+
+Per product group (champion models): ROC and PR curves, lift and cumulative gains by decile,
+calibration curve, score distribution, top feature importances, model AUC next to oracle AUC where
+known; plus audience sizes. Plots are drawn with matplotlib and embedded as PNG.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from models_py._errors import WarehouseError
+from models_py._warehouse import connect, table_exists
+
+logger = logging.getLogger(__name__)
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }
+h1 { margin-bottom: 0.2rem; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.3rem; }
+table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; font-size: 0.9rem; }
+th, td { border: 1px solid #ddd; padding: 0.3rem 0.6rem; text-align: right; }
+th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
+.grid { display: grid; grid-template-columns: repeat(3, 1fr); gap: 0.5rem; }
+.grid img { width: 100%; } .muted { color: #777; font-size: 0.85rem; }
+"""
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """Where the report was written and what it covers."""
+
+    path: Path
+    product_groups: tuple[str, ...]
+
+    def summary(self) -> str:
+        return f"report: {self.path} ({len(self.product_groups)} product groups)"
+
+
+def _rows(con, sql: str, params: list | None = None) -> list[dict]:
+    cur = con.execute(sql, params or [])
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return '<img alt="" src="data:image/png;base64,' + base64.b64encode(buf.getvalue()).decode()
+
+
+def _fmt(v: object) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.4f}" if abs(v) < 10 else f"{v:,.1f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return html.escape(str(v))
+
+
+def _table(rows: list[dict], columns: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_fmt(r.get(c))}</td>" for c in columns) + "</tr>" for r in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _group_plots(con, group: str, model_id: str, has: dict[str, bool]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    images: list[str] = []
+    if has["curve_points"]:
+        for curve, xlabel, ylabel in (
+            ("roc", "false positive rate", "true positive rate"),
+            ("pr", "recall", "precision"),
+        ):
+            pts = _rows(
+                con,
+                "select x, y from ml.curve_points where model_id = ? and curve = ? "
+                "and split = 'test' order by point",
+                [model_id, curve],
+            )
+            if pts:
+                fig, ax = plt.subplots(figsize=(4, 3.2))
+                ax.plot([p["x"] for p in pts], [p["y"] for p in pts])
+                if curve == "roc":
+                    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=0.8)
+                ax.set(xlabel=xlabel, ylabel=ylabel, title=f"{group}: {curve.upper()} (test)")
+                images.append(_png(fig))
+    lift = _rows(
+        con,
+        "select decile, lift, cumulative_gains from ml.lift_by_decile "
+        "where model_id = ? and split = 'test' order by decile",
+        [model_id],
+    )
+    if lift:
+        fig, ax = plt.subplots(figsize=(4, 3.2))
+        ax.bar([r["decile"] for r in lift], [r["lift"] for r in lift], color="#4c72b0")
+        ax.axhline(1, c="grey", lw=0.8, ls="--")
+        ax.set(xlabel="decile (1 = highest scores)", ylabel="lift", title=f"{group}: lift")
+        images.append(_png(fig))
+        fig, ax = plt.subplots(figsize=(4, 3.2))
+        xs = [0.0] + [r["decile"] / 10 for r in lift]
+        ax.plot(xs, [0.0] + [r["cumulative_gains"] for r in lift], marker="o")
+        ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=0.8)
+        ax.set(xlabel="share of customers", ylabel="share of positives", title="cumulative gains")
+        images.append(_png(fig))
+    cal = _rows(
+        con,
+        "select mean_predicted, observed_rate from ml.calibration_bins "
+        "where model_id = ? and split = 'test' and examples > 0 order by bin",
+        [model_id],
+    )
+    if cal:
+        fig, ax = plt.subplots(figsize=(4, 3.2))
+        ax.plot([r["mean_predicted"] for r in cal], [r["observed_rate"] for r in cal], marker="o")
+        top = max(max(r["mean_predicted"], r["observed_rate"]) for r in cal)
+        ax.plot([0, top], [0, top], ls="--", c="grey", lw=0.8)
+        ax.set(xlabel="mean predicted", ylabel="observed rate", title=f"{group}: calibration")
+        images.append(_png(fig))
+    if has["scores"]:
+        scores = [
+            r["score"]
+            for r in _rows(
+                con,
+                "select score from marts.fct_propensity_scores where product_group = ? "
+                "and as_of_date = (select max(as_of_date) from marts.fct_propensity_scores) "
+                "using sample 20000 rows (reservoir, 42)",
+                [group],
+            )
+        ]
+        if scores:
+            fig, ax = plt.subplots(figsize=(4, 3.2))
+            ax.hist(scores, bins=40, color="#55a868")
+            ax.set(xlabel="score", ylabel="customers", title=f"{group}: score distribution")
+            images.append(_png(fig))
+    imp = _rows(
+        con,
+        "select feature_name, importance_mean from ml.feature_importance "
+        "where model_id = ? order by importance_rank limit 12",
+        [model_id],
+    )
+    if imp:
+        fig, ax = plt.subplots(figsize=(4, 3.2))
+        ax.barh([r["feature_name"] for r in imp][::-1], [r["importance_mean"] for r in imp][::-1])
+        ax.set(xlabel="permutation importance (test)", title=f"{group}: top features")
+        images.append(_png(fig))
+    return '<div class="grid">' + "".join(images) + "</div>"
+
+
+def write_report(warehouse: Path | str, out_dir: Path | str) -> ReportResult:
+    """Write ``index.html`` into `out_dir` from the warehouse's registry and marts.
+
+    Raises
+    ------
+    WarehouseError
+        When the warehouse has no trained champion model to report on.
+    """
+    con = connect(warehouse, read_only=True)
+    try:
+        has = {
+            "aliases": table_exists(con, "ml", "model_aliases"),
+            "curve_points": table_exists(con, "ml", "curve_points"),
+            "scores": table_exists(con, "marts", "fct_propensity_scores"),
+            "audiences": table_exists(con, "marts", "fct_campaign_audiences"),
+        }
+        if not has["aliases"]:
+            raise WarehouseError(
+                f"{warehouse} has no model registry: run `dbt build` and `propensity train` first"
+            )
+        champions = _rows(
+            con,
+            """
+            select a.product_group, a.model_id, m.algorithm, m.trained_at, m.test_cutoffs,
+                mm.examples, mm.positives, mm.base_rate, mm.roc_auc, mm.oracle_roc_auc, mm.pr_auc,
+                mm.brier, mm.log_loss, mm.precision, mm.recall, mm.f1, mm.threshold
+            from ml.model_aliases as a
+            join ml.model_registry as m using (model_id)
+            left join ml.model_metrics as mm on mm.model_id = a.model_id and mm.split = 'test'
+            where a.alias = 'champion'
+            order by a.product_group
+            """,
+        )
+        if not champions:
+            raise WarehouseError("no champion model in the registry: run `propensity train` first")
+        parts = [
+            "<h1>Propensity models</h1>",
+            f'<p class="muted">warehouse {html.escape(str(warehouse))}; every figure is read '
+            "from warehouse tables (ml.*, marts.*).</p>",
+            "<h2>Champions on the test period</h2>",
+            _table(
+                champions,
+                [
+                    "product_group",
+                    "algorithm",
+                    "examples",
+                    "positives",
+                    "base_rate",
+                    "roc_auc",
+                    "oracle_roc_auc",
+                    "pr_auc",
+                    "brier",
+                    "precision",
+                    "recall",
+                    "f1",
+                    "threshold",
+                ],
+            ),
+        ]
+        if has["audiences"]:
+            sizes = _rows(
+                con,
+                "select campaign_id, product_group,"
+                " count(*) filter (where is_selected) as selected,"
+                " count(*) filter (where is_holdout) as holdout,"
+                " count(*) filter (where exclusion_reason is not null) as excluded"
+                " from marts.fct_campaign_audiences group by all order by campaign_id",
+            )
+            parts += [
+                "<h2>Audiences</h2>",
+                _table(sizes, ["campaign_id", "product_group", "selected", "holdout", "excluded"]),
+            ]
+        for champ in champions:
+            group = champ["product_group"]
+            parts += [
+                f"<h2>{html.escape(group)}</h2>",
+                f'<p class="muted">champion {html.escape(champ["model_id"])} '
+                f"({html.escape(str(champ['algorithm']))}), test cutoffs "
+                f"{html.escape(str(champ['test_cutoffs']))}</p>",
+                _group_plots(con, group, champ["model_id"], has),
+            ]
+    finally:
+        con.close()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    page = (
+        '<!doctype html><html><head><meta charset="utf-8"><title>Propensity report</title>'
+        f"<style>{_CSS}</style></head><body>{''.join(parts)}</body></html>"
+    )
+    target = out / "index.html"
+    tmp = out / ".index.html.tmp"
+    tmp.write_text(page)
+    tmp.replace(target)
+    return ReportResult(target, tuple(c["product_group"] for c in champions))
