@@ -18,7 +18,7 @@ logger = logging.getLogger("models_py")
 def _console():
     from rich.console import Console
 
-    return Console(stderr=False, highlight=False, markup=False)
+    return Console(stderr=False, highlight=False, markup=False, soft_wrap=True)
 
 
 def _settings(args: argparse.Namespace) -> Settings:

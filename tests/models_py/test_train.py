@@ -363,3 +363,46 @@ def test_dbt_marts_expose_the_evaluation_tables(trained, tmp_path):
     assert con.execute("select count(*) from marts.fct_feature_importance").fetchone()[0] > 0
     assert con.execute("select count(*) from marts.fct_calibration_bins").fetchone()[0] > 0
     con.close()
+
+
+def test_curve_points_trace_the_test_roc(trained):
+    settings, _ = trained
+    con = connect(settings.warehouse, read_only=True)
+    rows = con.execute(
+        """
+        select c.model_id, m.roc_auc, list(c.x order by c.point), list(c.y order by c.point)
+        from ml.curve_points as c
+        join ml.model_metrics as m on m.model_id = c.model_id and m.split = 'test'
+        where c.curve = 'roc' and c.split = 'test'
+        group by c.model_id, m.roc_auc
+        """
+    ).fetchall()
+    con.close()
+    assert rows
+    for _, auc, xs, ys in rows:
+        assert xs[0] == 0.0 and xs[-1] == 1.0 and len(xs) <= 200
+        assert np.trapezoid(ys, xs) == pytest.approx(auc, abs=0.01)
+
+
+def test_report_is_built_from_warehouse_tables(trained, tmp_path, capsys):
+    settings, _ = trained
+    out = tmp_path / "report"
+    assert main(["--warehouse", str(settings.warehouse), "report", "--out", str(out)]) == 0
+    page = (out / "index.html").read_text()
+    for group in GROUPS:
+        assert f"<h2>{group}</h2>" in page
+    # ROC, PR, lift, gains, calibration and importance per group (no scores table here)
+    assert page.count("data:image/png;base64,") == 6 * len(GROUPS)
+    assert "oracle_roc_auc" in page
+    assert f"report: {out / 'index.html'}" in capsys.readouterr().out
+
+
+def test_report_without_registry_is_a_plain_error(tmp_path, capsys):
+    from tests.conftest import write_tiny_warehouse
+
+    settings = write_tiny_warehouse(tmp_path / "wh.duckdb")
+    code = main(["--warehouse", str(settings.warehouse), "report", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "has no model registry: run `dbt build` and `propensity train` first" in err
+    assert "Traceback" not in err
