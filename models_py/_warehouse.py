@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,7 +53,19 @@ RAW_CONTRACT: dict[str, dict[str, str]] = {
     },
 }
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ARROW_TYPES = {
+    "BIGINT": pa.int64(),
+    "INTEGER": pa.int32(),
+    "DOUBLE": pa.float64(),
+    "VARCHAR": pa.string(),
+    "TIMESTAMP": pa.timestamp("us"),
+    "BOOLEAN": pa.bool_(),
+}
+
+
+def empty_raw_table(table: str) -> pa.Table:
+    """An empty Arrow table with the contract columns of raw `table` (for optional tables)."""
+    return pa.table({c: pa.array([], _ARROW_TYPES[t]) for c, t in RAW_CONTRACT[table].items()})
 
 
 def quote_ident(name: str) -> str:

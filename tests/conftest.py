@@ -11,7 +11,7 @@ import pytest
 
 from models_py._groups import parse_group_rules, rules_to_arrow
 from models_py._settings import Settings
-from models_py._warehouse import RAW_CONTRACT, connect, write_raw_tables
+from models_py._warehouse import connect, empty_raw_table, write_raw_tables
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -34,16 +34,7 @@ def online_retail_path() -> Path:
     return shared_file("online_retail.parquet")
 
 
-def empty_raw(table: str) -> pa.Table:
-    types = {
-        "BIGINT": pa.int64(),
-        "INTEGER": pa.int32(),
-        "DOUBLE": pa.float64(),
-        "VARCHAR": pa.string(),
-        "TIMESTAMP": pa.timestamp("us"),
-        "BOOLEAN": pa.bool_(),
-    }
-    return pa.table({c: pa.array([], types[t]) for c, t in RAW_CONTRACT[table].items()})
+empty_raw = empty_raw_table
 
 
 def write_tiny_warehouse(path: Path, **overrides: pa.Table) -> Settings:

@@ -25,7 +25,13 @@ import pyarrow as pa
 
 from models_py._errors import InputDataError
 from models_py._groups import read_group_rules, rules_to_arrow
-from models_py._warehouse import RAW_CONTRACT, RAW_SCHEMA, connect, write_raw_tables
+from models_py._warehouse import (
+    RAW_CONTRACT,
+    RAW_SCHEMA,
+    connect,
+    empty_raw_table,
+    write_raw_tables,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -801,18 +807,6 @@ order by product_group
 """
 
 
-def _empty(table: str) -> pa.Table:
-    types = {
-        "BIGINT": pa.int64(),
-        "INTEGER": pa.int32(),
-        "DOUBLE": pa.float64(),
-        "VARCHAR": pa.string(),
-        "TIMESTAMP": pa.timestamp("us"),
-        "BOOLEAN": pa.bool_(),
-    }
-    return pa.table({c: pa.array([], types[t]) for c, t in RAW_CONTRACT[table].items()})
-
-
 def clean_online_retail(
     lines: pa.Table, *, rules: pa.Table, source: Path, warehouse: Path
 ) -> tuple[dict[str, pa.Table], LoadReport]:
@@ -880,8 +874,8 @@ def clean_online_retail(
             ).to_arrow_table(),
             "order_lines": con.sql(_ORDER_LINES_SQL).to_arrow_table(),
             "products": con.sql(_PRODUCTS_SQL).to_arrow_table(),
-            "email_events": _empty("email_events"),
-            "treatments": _empty("treatments"),
+            "email_events": empty_raw_table("email_events"),
+            "treatments": empty_raw_table("treatments"),
             "product_group_rules": rules,
         }
         con.register("products_out", tables["products"])
