@@ -6,24 +6,30 @@
   per window is a plain conditional sum, with no count(distinct) per cutoff.
 -#}
 with orders as (
-    select * from {{ ref('stg_raw__orders') }}
+    select
+        order_id,
+        customer_id,
+        cast(ordered_at as date) as order_date
+    from {{ ref('stg_raw__orders') }}
+    where customer_id is not null and ordered_at is not null
 ),
 
 lines as (
-    select * from {{ ref('stg_raw__order_lines') }}
+    select
+        order_id,
+        product_id
+    from {{ ref('stg_raw__order_lines') }}
+    where quantity > 0
 ),
 
 purchase_days as (
-    select distinct
+    select
         orders.customer_id,
         lines.product_id,
-        cast(orders.ordered_at as date) as purchase_date
+        orders.order_date as purchase_date
     from lines
     inner join orders on lines.order_id = orders.order_id
-    where
-        lines.quantity > 0
-        and orders.customer_id is not null
-        and orders.ordered_at is not null
+    group by orders.customer_id, lines.product_id, orders.order_date
 ),
 
 final as (

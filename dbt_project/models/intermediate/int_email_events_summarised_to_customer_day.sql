@@ -1,4 +1,7 @@
-{#- Email events collapsed once to one row per customer and day, counts per event type. -#}
+{#-
+  Email events collapsed once to one row per customer and day, counts per event type. Counts are
+  integers (not the hugeint of sum): every cutoff sums them again, and integer sums are faster.
+-#}
 with events as (
     select * from {{ ref('stg_raw__email_events') }}
 ),
@@ -7,10 +10,10 @@ final as (
     select
         customer_id,
         cast(occurred_at as date) as event_date,
-        sum(case when event_type = 'sent' then 1 else 0 end) as sends,
-        sum(case when event_type = 'open' then 1 else 0 end) as opens,
-        sum(case when event_type = 'click' then 1 else 0 end) as clicks,
-        sum(case when event_type = 'unsubscribe' then 1 else 0 end) as unsubscribes
+        cast(sum(case when event_type = 'sent' then 1 else 0 end) as integer) as sends,
+        cast(sum(case when event_type = 'open' then 1 else 0 end) as integer) as opens,
+        cast(sum(case when event_type = 'click' then 1 else 0 end) as integer) as clicks,
+        cast(sum(case when event_type = 'unsubscribe' then 1 else 0 end) as integer) as unsubscribes
     from events
     where customer_id is not null and occurred_at is not null
     group by customer_id, cast(occurred_at as date)

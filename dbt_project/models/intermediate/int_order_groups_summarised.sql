@@ -58,17 +58,31 @@ unioned as (
     select * from any_group
 ),
 
-final as (
+-- The next purchase date is a window over purchase rows only: the other rows get null without
+-- being sorted.
+purchases as (
     select
         *,
-        case
-            when is_purchase
-                then lead(order_date) over (
-                    partition by customer_id, product_group, is_purchase
-                    order by order_date, order_id
-                )
-        end as next_purchase_date
+        lead(order_date) over (
+            partition by customer_id, product_group
+            order by order_date, order_id
+        ) as next_purchase_date
     from unioned
+    where is_purchase
+),
+
+non_purchases as (
+    select
+        *,
+        cast(null as date) as next_purchase_date
+    from unioned
+    where is_purchase is not true
+),
+
+final as (
+    select * from purchases
+    union all
+    select * from non_purchases
 )
 
 select * from final

@@ -56,8 +56,7 @@ first_purchase_day as (
     select
         customer_id,
         min(order_date) as first_purchase_date
-    from joined
-    where is_purchase
+    from first_purchase_of_day
     group by customer_id
 ),
 
