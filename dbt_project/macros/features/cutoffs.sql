@@ -135,3 +135,27 @@
     {%- set d = day - modules.datetime.timedelta(days=days_before) -%}
     {{- return("cast('" ~ d.isoformat() ~ "' as date)") -}}
 {% endmacro %}
+
+
+{#- One aggregate per cutoff, stacked with union all: the feature marts call this with the macro
+    that renders one cutoff's select (never one join of events to all cutoffs). -#}
+{% macro propensity_union_over_cutoffs(cutoffs, render_cutoff) %}
+with
+{%- for cutoff in cutoffs %}
+
+    cutoff_{{ loop.index }} as (
+        {{ render_cutoff(cutoff.as_of_date) | indent(8) }}
+    ),
+{%- endfor %}
+
+final as (
+    {%- for cutoff in cutoffs %}
+        select * from cutoff_{{ loop.index }}
+        {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- endfor %}
+)
+
+select * from final
+{% endmacro %}

@@ -17,21 +17,4 @@
 -- depends_on: {{ ref('dim_cutoffs') }}
 {%- set cutoffs = propensity_cutoffs() %}
 
-with
-{%- for cutoff in cutoffs %}
-
-    features_{{ loop.index }} as (
-        {{ customer_features_for_cutoff(cutoff.as_of_date) | indent(8) }}
-    ),
-{%- endfor %}
-
-final as (
-    {%- for cutoff in cutoffs %}
-        select * from features_{{ loop.index }}
-        {%- if not loop.last %}
-    union all
-    {%- endif %}
-    {%- endfor %}
-)
-
-select * from final
+{{ propensity_union_over_cutoffs(cutoffs, customer_features_for_cutoff) }}

@@ -16,21 +16,4 @@
 -- depends_on: {{ ref('dim_cutoffs') }}
 {%- set cutoffs = propensity_cutoffs() %}
 
-with
-{%- for cutoff in cutoffs %}
-
-    group_features_{{ loop.index }} as (
-        {{ group_features_for_cutoff(cutoff.as_of_date) | indent(8) }}
-    ),
-{%- endfor %}
-
-final as (
-    {%- for cutoff in cutoffs %}
-        select * from group_features_{{ loop.index }}
-        {%- if not loop.last %}
-    union all
-    {%- endif %}
-    {%- endfor %}
-)
-
-select * from final
+{{ propensity_union_over_cutoffs(cutoffs, group_features_for_cutoff) }}
