@@ -106,3 +106,28 @@
 {% macro rfm_quintile(order_by) %}
     cast(1 + floor(5.0 * (rank() over (order by {{ order_by }}) - 1) / count(*) over ()) as integer)
 {% endmacro %}
+
+
+{#- The feature columns of an example row (fct_training_examples, fct_scoring_features): every
+    customer feature, then the group features filled for customers without orders of the group.
+    Expects CTEs customer_features and group_features joined by propensity_group_features_join(). -#}
+{% macro propensity_example_feature_columns() %}
+    {%- for name, data_type in customer_feature_columns() %}
+        customer_features.{{ name }},
+    {%- endfor %}
+    {%- for name, data_type, fill in group_feature_columns() %}
+        cast(coalesce(group_features.{{ name }}, {{ fill }}) as {{ data_type }}) as {{ name }}
+        {%- if not loop.last %},{% endif %}
+    {%- endfor %}
+{% endmacro %}
+
+
+{#- Every customer x active product group, with the (sparse) group features of that cutoff. -#}
+{% macro propensity_group_features_join() %}
+    cross join product_groups
+    left join group_features
+        on
+            customer_features.customer_id = group_features.customer_id
+            and product_groups.product_group = group_features.product_group
+            and customer_features.as_of_date = group_features.as_of_date
+{% endmacro %}

@@ -31,20 +31,9 @@ final as (
         customer_features.customer_id,
         cast(product_groups.product_group as varchar) as product_group,
         customer_features.as_of_date,
-        {%- for name, data_type in customer_feature_columns() %}
-            customer_features.{{ name }},
-        {%- endfor %}
-        {%- for name, data_type, fill in group_feature_columns() %}
-            cast(coalesce(group_features.{{ name }}, {{ fill }}) as {{ data_type }}) as {{ name }}
-            {%- if not loop.last %},{% endif %}
-        {%- endfor %}
+        {{ propensity_example_feature_columns() }}
     from customer_features
-    cross join product_groups
-    left join group_features
-        on
-            customer_features.customer_id = group_features.customer_id
-            and product_groups.product_group = group_features.product_group
-            and customer_features.as_of_date = group_features.as_of_date
+    {{ propensity_group_features_join() }}
 )
 
 select * from final

@@ -53,21 +53,10 @@ final as (
         customer_features.as_of_date,
         cast(cutoffs.cutoff_role as varchar) as split,
         cast(case when labels.customer_id is not null then 1 else 0 end as integer) as label,
-        {%- for name, data_type in customer_feature_columns() %}
-            customer_features.{{ name }},
-        {%- endfor %}
-        {%- for name, data_type, fill in group_feature_columns() %}
-            cast(coalesce(group_features.{{ name }}, {{ fill }}) as {{ data_type }}) as {{ name }}
-            {%- if not loop.last %},{% endif %}
-        {%- endfor %}
+        {{ propensity_example_feature_columns() }}
     from customer_features
     inner join cutoffs on customer_features.as_of_date = cutoffs.as_of_date
-    cross join product_groups
-    left join group_features
-        on
-            customer_features.customer_id = group_features.customer_id
-            and product_groups.product_group = group_features.product_group
-            and customer_features.as_of_date = group_features.as_of_date
+    {{ propensity_group_features_join() }}
     left join labels
         on
             customer_features.customer_id = labels.customer_id
