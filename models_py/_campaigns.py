@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-import yaml
 
 from models_py._errors import ConfigError
 from models_py._groups import validate_group_name
+from models_py._yaml import read_yaml_file
 
 logger = logging.getLogger(__name__)
 
@@ -279,14 +279,7 @@ def parse_campaigns(config: Mapping[str, object]) -> list[Campaign]:
 
 def read_campaigns(path: Path | str) -> list[Campaign]:
     """Read and validate a campaign YAML file."""
-    path = Path(path)
-    try:
-        config = yaml.safe_load(path.read_text())
-    except FileNotFoundError as exc:
-        raise ConfigError(f"campaign config {path} does not exist") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"campaign config {path} is not valid YAML: {exc}") from exc
-    return parse_campaigns(config or {})
+    return parse_campaigns(read_yaml_file(path, what="campaign config") or {})
 
 
 _DECILES = pa.list_(pa.int32())

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import yaml
 
 from models_py._errors import ConfigError
+from models_py._yaml import read_yaml_file
 
 ANY_GROUP = "any"
 MATCH_FIELDS = ("category", "product_name", "product_id")
@@ -93,14 +93,7 @@ def parse_group_rules(config: Mapping[str, object]) -> list[GroupRule]:
 
 def read_group_rules(path: Path | str) -> list[GroupRule]:
     """Read and validate a product-group YAML file."""
-    path = Path(path)
-    try:
-        config = yaml.safe_load(path.read_text())
-    except FileNotFoundError as exc:
-        raise ConfigError(f"product group config {path} does not exist") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"product group config {path} is not valid YAML: {exc}") from exc
-    return parse_group_rules(config or {})
+    return parse_group_rules(read_yaml_file(path, what="product group config") or {})
 
 
 def rules_to_arrow(rules: list[GroupRule]) -> pa.Table:

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from models_py._errors import ConfigError
+from models_py._yaml import read_yaml_file
 
 logger = logging.getLogger(__name__)
 
@@ -417,12 +416,7 @@ def parse_specs(config: Any) -> list[ModelSpec]:
 def load_specs(path: Path | str | None = None) -> list[ModelSpec]:
     """Read and validate a spec YAML file (default: the packaged ``specs/default.yml``)."""
     path = Path(path) if path is not None else DEFAULT_SPEC_PATH
-    if not path.exists():
-        raise ConfigError(f"model spec file {path} does not exist")
-    try:
-        config = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"model spec file {path} is not valid YAML: {exc}") from exc
+    config = read_yaml_file(path, what="model spec file")
     try:
         return parse_specs(config)
     except ConfigError as exc:

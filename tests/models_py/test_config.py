@@ -52,6 +52,8 @@ def test_group_yaml_file_errors(tmp_path):
     bad.write_text("product_groups: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         read_group_rules(bad)
+    with pytest.raises(ConfigError, match=r"product group config .* cannot be read"):
+        read_group_rules(tmp_path)
 
 
 def test_settings_from_env(tmp_path):
