@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from models_py._errors import DbtRunError
+from models_py._errors import DbtRunError, WarehouseError
 from models_py._settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -57,6 +57,34 @@ def _problem_rows(settings: Settings, relation: str | None, limit: int = 5) -> l
         con.close()
 
 
+_LOCK_MESSAGE = "Could not set lock on file"
+
+
+def _preflight(settings: Settings, command: Sequence[str]) -> None:
+    """Checks that take milliseconds and save a dbt start (seconds) and a page of dbt errors.
+
+    - another process holds the warehouse file: the lock error, naming the process;
+    - a full ``build`` (no selection): the raw tables against the raw contract, all problems in
+      one message (with a selection the staging models still check their own table).
+    """
+    from models_py._warehouse import check_raw_contract, connect
+
+    if not settings.warehouse.exists():
+        return
+    con = connect(settings.warehouse)
+    try:
+        selected = any(a in ("-s", "--select", "-m", "--models") for a in command)
+        if command[:1] == ["build"] and not selected:
+            problems = check_raw_contract(con)
+            if problems:
+                raise WarehouseError(
+                    f"the raw tables of {settings.warehouse} do not match the raw contract "
+                    "(README, Input contract): " + "; ".join(problems) + "."
+                )
+    finally:
+        con.close()
+
+
 def run_dbt(
     settings: Settings,
     command: Sequence[str],
@@ -72,10 +100,14 @@ def run_dbt(
 
     Raises
     ------
+    WarehouseError
+        When another process holds the warehouse file, or (full ``build``) the raw tables do
+        not match the raw contract: checked before dbt starts.
     DbtRunError
         When a model errors or a data test fails, with the failing nodes and the problems their
         stored failure rows describe.
     """
+    _preflight(settings, command)
     merged_vars = {**settings.dbt_vars, **(dbt_vars or {})}
     # Per-warehouse target and log paths: runs against different warehouses never share state.
     target_path = settings.warehouse.parent / ".dbt" / settings.warehouse.stem / "target"
@@ -125,6 +157,12 @@ def run_dbt(
             outcome.warnings.append(name)
             outcome.warnings += _problem_rows(settings, r.get("relation_name"))
     if not outcome.success and raise_on_failure:
+        output = proc.stdout + proc.stderr
+        if _LOCK_MESSAGE in output:  # another process took the file after the check above
+            from models_py._warehouse import lock_error
+
+            line = next(ln for ln in output.splitlines() if _LOCK_MESSAGE in ln)
+            raise lock_error(settings.warehouse, line)
         if not failures:  # dbt failed before running nodes: compile or connection error
             tail = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
             failures = tail[-15:] or [f"dbt exited with {proc.returncode}"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -99,16 +100,43 @@ def connect(path: Path | str, *, read_only: bool = False, threads: int | None = 
     except duckdb.IOException as exc:
         msg = str(exc)
         if "lock" in msg.lower():
+            raise lock_error(path, msg) from exc
+        if "not a valid DuckDB database file" in msg:
             raise WarehouseError(
-                f"warehouse {path} is locked by another process (DuckDB allows one writer). "
-                "Wait for the other run (dbt, propensity, a notebook) to finish or close it, "
-                f"then retry. DuckDB said: {msg.splitlines()[0]}"
+                f"{path} is not a readable DuckDB file (it exists but holds something else); "
+                "it was left untouched. Point PROPENSITY_WAREHOUSE or --warehouse at a DuckDB "
+                "file, or move this file away."
             ) from exc
         raise WarehouseError(f"cannot open warehouse {path}: {msg.splitlines()[0]}") from exc
     except duckdb.Error as exc:
         raise WarehouseError(
             f"{path} is not a readable DuckDB file: {str(exc).splitlines()[0]}"
         ) from exc
+
+
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
+
+
+def lock_error(path: Path | str, duckdb_message: str) -> WarehouseError:
+    """The error for a warehouse file another process holds: which file, which process, what to do.
+
+    Parameters
+    ----------
+    path : Path or str
+        The warehouse file.
+    duckdb_message : str
+        DuckDB's lock message (it names the holding program and PID when the OS reports them).
+    """
+    holder = _LOCK_HOLDER.search(duckdb_message)
+    who = "another process"
+    if holder:
+        program = holder["program"].strip()
+        who = f"process {holder['pid']}" + (f" ({program})" if len(program) > 1 else "")
+    return WarehouseError(
+        f"warehouse {path} is locked by {who}: DuckDB allows one process to open a file for "
+        "writing. Wait for that run (dbt, propensity, a notebook) to finish, or stop it, "
+        "then retry."
+    )
 
 
 @contextmanager
@@ -180,3 +208,60 @@ def table_exists(con, schema: str, table: str) -> bool:
         [schema, table],
     ).fetchone()
     return bool(row and row[0])
+
+
+def _converts(actual: str, expected: str) -> bool:
+    """Whether a column of type `actual` satisfies the contract type `expected` without a look."""
+    return actual == expected or (expected == "TIMESTAMP" and actual.startswith("TIMESTAMP"))
+
+
+def check_raw_contract(con, *, schema: str = RAW_SCHEMA) -> list[str]:
+    """Problems of the raw tables against `RAW_CONTRACT`, one sentence each (empty when fine).
+
+    A problem is a missing table, a missing (e.g. renamed) column, or a column of another type
+    holding values that do not convert to the contract type (the sentence shows one). Columns of
+    another type whose values all convert pass (an INTEGER id, a VARCHAR holding numbers, a
+    TIMESTAMP WITH TIME ZONE, which staging converts to UTC). The staging models run the same
+    check (macro `raw_contract_columns`), so `dbt build` run directly stops with these messages.
+    """
+    rows = con.execute(
+        "select table_name, lower(column_name), upper(data_type) "
+        "from information_schema.columns where table_schema = ? order by ordinal_position",
+        [schema],
+    ).fetchall()
+    found: dict[str, dict[str, str]] = {}
+    for table, column, data_type in rows:
+        found.setdefault(table, {})[column] = data_type
+    problems: list[str] = []
+    for table, contract in RAW_CONTRACT.items():
+        where = f"{schema}.{table}"
+        if table not in found:
+            problems.append(
+                f"raw table {where} does not exist: load it with the columns "
+                f"{', '.join(contract)} (an optional table may be empty but must exist)"
+            )
+            continue
+        missing = [f"{c} {t}" for c, t in contract.items() if c not in found[table]]
+        if missing:
+            problems.append(
+                f"raw table {where} has no column {', '.join(missing)} (it has "
+                f"{', '.join(found[table])}): rename the column in your load, or point the "
+                "source at a view that selects it under the contract name"
+            )
+            continue
+        for column, expected in contract.items():
+            actual = found[table][column]
+            if _converts(actual, expected):
+                continue
+            col = quote_ident(column)
+            n_bad, example = con.execute(
+                f"select count(*), min(cast({col} as varchar)) from {qualified(schema, table)} "
+                f"where {col} is not null and try_cast({col} as {expected}) is null"
+            ).fetchone()
+            if n_bad:
+                problems.append(
+                    f"raw table {where} column {column} has type {actual} and {n_bad} values "
+                    f"that do not convert to {expected} (e.g. {example!r}): fix the values or "
+                    "the column type in your load"
+                )
+    return problems

@@ -88,3 +88,49 @@ def test_cli_reports_config_error_without_traceback(tmp_path, capsys):
     assert code == 1
     assert err.startswith("error: product group name 'Bad Name' is not allowed")
     assert "Traceback" not in err
+
+
+def test_lock_error_names_the_holding_process():
+    from models_py._warehouse import lock_error
+
+    duckdb_says = (
+        'IO Error: Could not set lock on file "/w/wh.duckdb": Conflicting lock is held in '
+        "/usr/bin/python3.11 (PID 4242). See also https://duckdb.org/docs/current/connect/concurrency"
+    )
+    assert str(lock_error("/w/wh.duckdb", duckdb_says)) == (
+        "warehouse /w/wh.duckdb is locked by process 4242 (/usr/bin/python3.11): DuckDB allows "
+        "one process to open a file for writing. Wait for that run (dbt, propensity, a notebook) "
+        "to finish, or stop it, then retry."
+    )
+    unnamed = duckdb_says.replace("/usr/bin/python3.11", ".")
+    assert "locked by process 4242: DuckDB" in str(lock_error("/w/wh.duckdb", unnamed))
+    assert "locked by another process: DuckDB" in str(lock_error("/w/wh.duckdb", "lock held"))
+
+
+def test_check_raw_contract(tmp_path):
+    from models_py._warehouse import check_raw_contract
+    from tests.conftest import write_tiny_warehouse
+
+    settings = write_tiny_warehouse(tmp_path / "wh.duckdb")
+    con = connect(settings.warehouse)
+    try:
+        assert check_raw_contract(con) == []
+        # castable differences pass: INTEGER ids, numbers in text, timestamps with a time zone
+        con.execute("alter table raw.orders alter order_id type integer")
+        con.execute("alter table raw.order_lines alter quantity type varchar")
+        con.execute("alter table raw.orders alter ordered_at type timestamptz")
+        assert check_raw_contract(con) == []
+        con.execute("update raw.order_lines set quantity = 'two' where order_id = 11")
+        con.execute("alter table raw.products drop column category")
+        con.execute("drop table raw.treatments")
+        assert check_raw_contract(con) == [
+            "raw table raw.order_lines column quantity has type VARCHAR and 1 values that do not "
+            "convert to INTEGER (e.g. 'two'): fix the values or the column type in your load",
+            "raw table raw.products has no column category VARCHAR (it has product_id, "
+            "product_name): rename the column in your load, or point the source at a view that "
+            "selects it under the contract name",
+            "raw table raw.treatments does not exist: load it with the columns customer_id, "
+            "experiment_id, arm, assigned_at (an optional table may be empty but must exist)",
+        ]
+    finally:
+        con.close()

@@ -75,3 +75,46 @@ from {{ model }}
 group by {{ combination_of_columns | join(', ') }}
 having count(*) > 1
 {% endtest %}
+
+{#- Rows matching `condition` (SQL over the model's columns): one problem row saying how many, with
+    an example key, and what happens to them (warn severity documents a cleaning rule). -#}
+{% test no_rows_where(model, column_name, condition, what, example_key, hint='') %}
+select
+    count(*) as n_rows,
+    cast(count(*) as varchar) || ' rows in {{ model.identifier }} have {{ what | replace("'", "''") }}'
+    || ' (e.g. {{ example_key }} ' || min(cast({{ example_key }} as varchar)) || ', {{ column_name }} = '
+    || min(cast({{ column_name }} as varchar)) || '). {{ hint | replace("'", "''") }}' as problem
+from {{ model }}
+where {{ condition }}
+having count(*) > 0
+{% endtest %}
+
+{#- Parents without children (e.g. orders without lines): one problem row with the count and an
+    example key. -#}
+{% test has_children(model, column_name, children, field, hint='') %}
+select
+    count(*) as n_rows,
+    cast(count(*) as varchar) || ' rows of {{ model.identifier }} have no row in {{ children.identifier }}'
+    || ' (e.g. {{ column_name }} ' || min(cast(parent.{{ column_name }} as varchar))
+    || '). {{ hint | replace("'", "''") }}' as problem
+from {{ model }} as parent
+where parent.{{ column_name }} is not null
+    and not exists (
+        select 1 from {{ children }} as child
+        where child.{{ field }} = parent.{{ column_name }}
+    )
+having count(*) > 0
+{% endtest %}
+
+{#- Timestamps later than now (plus a day of slack for time zones): a clock or load error. They
+    would count as history and move the default scoring cutoff into the future. -#}
+{% test not_in_future(model, column_name, hint='') %}
+select
+    count(*) as n_rows,
+    '{{ column_name }} ' || cast(max({{ column_name }}) as varchar) || ' in {{ model.identifier }} is in the future ('
+    || cast(count(*) as varchar) || ' rows after ' || cast(cast(current_timestamp as date) as varchar)
+    || '). {{ (hint or "Fix the clock or time zone of the load: future events would count as history and move the default scoring cutoff.") | replace("'", "''") }}' as problem
+from {{ model }}
+where cast({{ column_name }} as timestamp) > cast(current_timestamp as timestamp) + interval 1 day
+having count(*) > 0
+{% endtest %}

@@ -1,3 +1,7 @@
+{%- set columns = raw_contract_columns(source('raw', 'customers'), {
+    'customer_id': 'bigint', 'created_at': 'timestamp', 'country': 'varchar',
+    'email_opt_in': 'boolean', 'is_vip': 'boolean'}) %}
+
 with source as (
     select * from {{ source('raw', 'customers') }}
 ),
@@ -5,7 +9,7 @@ with source as (
 final as (
     select
         cast(customer_id as bigint) as customer_id,
-        cast(created_at as timestamp) as created_at,
+        {{ raw_timestamp('created_at', columns) }} as created_at,
         cast(country as varchar) as country,
         coalesce(cast(email_opt_in as boolean), false) as is_email_opt_in,
         coalesce(cast(is_vip as boolean), false) as is_vip

@@ -1,3 +1,7 @@
+{%- set columns = raw_contract_columns(source('raw', 'order_lines'), {
+    'order_id': 'bigint', 'product_id': 'varchar', 'quantity': 'integer',
+    'unit_price': 'double'}) %}
+
 with source as (
     select * from {{ source('raw', 'order_lines') }}
 ),
@@ -9,7 +13,7 @@ final as (
         cast(quantity as integer) as quantity,
         cast(unit_price as double) as unit_price,
         cast(quantity as double) * cast(unit_price as double) as line_amount,
-        quantity < 0 as is_return
+        cast(quantity as integer) < 0 as is_return
     from source
 )
 

@@ -1,3 +1,6 @@
+{%- set columns = raw_contract_columns(source('raw', 'orders'), {
+    'order_id': 'bigint', 'customer_id': 'bigint', 'ordered_at': 'timestamp'}) %}
+
 with source as (
     select * from {{ source('raw', 'orders') }}
 ),
@@ -6,7 +9,7 @@ final as (
     select
         cast(order_id as bigint) as order_id,
         cast(customer_id as bigint) as customer_id,
-        cast(ordered_at as timestamp) as ordered_at
+        {{ raw_timestamp('ordered_at', columns) }} as ordered_at
     from source
 )
 

@@ -1,3 +1,6 @@
+{%- set columns = raw_contract_columns(source('raw', 'product_group_rules'), {
+    'product_group': 'varchar', 'match_on': 'varchar', 'pattern': 'varchar'}) %}
+
 with source as (
     select * from {{ source('raw', 'product_group_rules') }}
 ),

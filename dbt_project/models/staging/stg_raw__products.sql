@@ -1,3 +1,6 @@
+{%- set columns = raw_contract_columns(source('raw', 'products'), {
+    'product_id': 'varchar', 'product_name': 'varchar', 'category': 'varchar'}) %}
+
 with source as (
     select * from {{ source('raw', 'products') }}
 ),

@@ -1,3 +1,7 @@
+{%- set columns = raw_contract_columns(source('raw', 'treatments'), {
+    'customer_id': 'bigint', 'experiment_id': 'varchar', 'arm': 'varchar',
+    'assigned_at': 'timestamp'}) %}
+
 with source as (
     select * from {{ source('raw', 'treatments') }}
 ),
@@ -7,7 +11,7 @@ final as (
         cast(customer_id as bigint) as customer_id,
         cast(experiment_id as varchar) as experiment_id,
         cast(arm as varchar) as arm,
-        cast(assigned_at as timestamp) as assigned_at
+        {{ raw_timestamp('assigned_at', columns) }} as assigned_at
     from source
 )
 

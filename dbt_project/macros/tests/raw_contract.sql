@@ -1,0 +1,82 @@
+{#-
+  The raw input contract, checked where the staging models read it. `raw_contract_columns`
+  compares a raw table with its contract (models_py._warehouse.RAW_CONTRACT) when the model runs
+  and stops the model with a compilation error that names the table, the column and the remedy:
+
+  - a missing table or a missing (e.g. renamed) column;
+  - a column of another type holding values that do not convert to the contract type (with an
+    example value). Values that convert (an INTEGER id, a DOUBLE quantity, a VARCHAR date) pass.
+
+  It returns {column: DuckDB type} of the raw table, so a staging model can adapt its casts
+  (`raw_timestamp` converts TIMESTAMP WITH TIME ZONE to UTC). It checks only when models run
+  (dbt run / build); while parsing, compiling or linting it returns {}.
+-#}
+{% macro raw_contract_columns(relation, contract) %}
+    {%- if not execute or flags.WHICH not in ('run', 'build') -%}
+        {{ return({}) }}
+    {%- endif -%}
+    {%- set found = {} -%}
+    {%- set columns_sql -%}
+        select lower(column_name), upper(data_type)
+        from information_schema.columns
+        where table_schema = '{{ relation.schema | replace("'", "''") }}'
+            and table_name = '{{ relation.identifier | replace("'", "''") }}'
+        order by ordinal_position
+    {%- endset -%}
+    {%- for row in run_query(columns_sql).rows -%}
+        {%- do found.update({row[0]: row[1]}) -%}
+    {%- endfor -%}
+    {%- set table = relation.schema ~ '.' ~ relation.identifier -%}
+    {%- if not found -%}
+        {{ exceptions.raise_compiler_error(
+            "raw table " ~ table ~ " does not exist. Load it (propensity generate, propensity load, "
+            ~ "or your EL tool) with the columns " ~ (contract.keys() | join(', '))
+            ~ "; an optional table may be empty but must exist."
+        ) }}
+    {%- endif -%}
+    {%- set missing = [] -%}
+    {%- for name, type in contract.items() -%}
+        {%- if name not in found -%}
+            {%- do missing.append(name ~ ' ' ~ type | upper) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- if missing -%}
+        {{ exceptions.raise_compiler_error(
+            "raw table " ~ table ~ " has no column " ~ (missing | join(', '))
+            ~ " (the raw contract); it has " ~ (found.keys() | join(', '))
+            ~ ". Rename the column in your load, or point the source at a view that selects it "
+            ~ "under the contract name."
+        ) }}
+    {%- endif -%}
+    {%- for name, type in contract.items() -%}
+        {%- set actual = found[name] -%}
+        {%- set same = actual == type | upper
+            or (type | upper == 'TIMESTAMP' and actual.startswith('TIMESTAMP')) -%}
+        {%- if not same -%}
+                        {%- set sql -%}
+                select count(*) as n_bad, min(cast({{ name }} as varchar)) as example
+                from {{ relation }}
+                where {{ name }} is not null and try_cast({{ name }} as {{ type }}) is null
+            {%- endset -%}
+            {%- set row = run_query(sql).rows[0] -%}
+            {%- if row[0] > 0 -%}
+                {{ exceptions.raise_compiler_error(
+                    "raw table " ~ table ~ " column " ~ name ~ " has type " ~ actual ~ " and "
+                    ~ row[0] ~ " values that do not convert to " ~ type | upper ~ " (e.g. '" ~ row[1]
+                    ~ "'). Fix the values or the column type in your load."
+                ) }}
+            {%- endif -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(found) }}
+{% endmacro %}
+
+{#- A contract timestamp: naive timestamps are read as they are; TIMESTAMP WITH TIME ZONE values are
+    converted to UTC and the zone dropped (documented cleaning rule, docs/reliability.md). -#}
+{% macro raw_timestamp(name, columns) -%}
+    {%- if (columns.get(name) or '').startswith('TIMESTAMP WITH TIME ZONE') -%}
+        cast(timezone('UTC', {{ name }}) as timestamp)
+    {%- else -%}
+        cast({{ name }} as timestamp)
+    {%- endif -%}
+{%- endmacro %}
