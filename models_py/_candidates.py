@@ -1,4 +1,5 @@
-"""Candidate classifiers, their search spaces, time-ordered folds and sigmoid calibration.
+"""Candidate classifiers, their search spaces, time-ordered or stratified folds and sigmoid
+calibration.
 
 Every candidate takes ONE float32 matrix whose columns are the spec's features in order, so the
 ONNX export has a single input. The logistic regression scales numeric columns and one-hot
@@ -21,11 +22,11 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import ParameterGrid
+from sklearn.model_selection import ParameterGrid, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from models_py._errors import ConfigError
+from models_py._errors import ConfigError, InputDataError
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,12 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "n_iter_no_change": 10,
         "class_weight": "balanced",
     },
-    "lightgbm": {"n_estimators": 200, "learning_rate": 0.05, "class_weight": "balanced"},
+    "lightgbm": {
+        "n_estimators": 200,
+        "learning_rate": 0.05,
+        "class_weight": "balanced",
+        "n_jobs": 1,  # OpenMP spin-waits on a busy machine, as for HistGradientBoosting
+    },
 }
 
 #: Hyperparameters refused before training because the export cannot be trusted.
@@ -158,7 +164,9 @@ def validate_candidate(
     for params in ParameterGrid(dict(grid)):
         est = _base_estimator(algorithm, params, 0)
         try:
-            if hasattr(est, "_validate_params"):
+            # scikit-learn's own parameter constraints (LightGBM's sklearn wrapper inherits
+            # `_validate_params` but declares no constraints: its values are checked at fit).
+            if hasattr(est, "_parameter_constraints"):
                 est._validate_params()
         except (ValueError, TypeError) as exc:
             raise ConfigError(
@@ -208,10 +216,49 @@ class SearchResult:
     best_score: float | None
     trials: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    #: Stratified k-fold only: the rows searched (indices into the input), the best
+    #: configuration's out-of-fold positive-class probabilities on them, and its fold AUCs.
+    oof_index: np.ndarray | None = None
+    oof_proba: np.ndarray | None = None
+    fold_auc: list[float] = field(default_factory=list)
 
 
 def _fit(estimator, X: np.ndarray, y: np.ndarray):
     return estimator.fit(X, y)
+
+
+def fit_estimator(estimator, X: np.ndarray, y: np.ndarray):
+    """Fit a candidate for export: LightGBM thresholds are then made float32-exact.
+
+    LightGBM learns double thresholds; ONNX tree ensembles compare the float32 input with float32
+    thresholds, so a value between the two went the other way (0.0004 probability difference
+    measured on the demo's kitchen group). Every double threshold t is replaced by the largest
+    float32 <= t: for float32 inputs, ``x <= t`` and ``x <= that float`` are the same test, so
+    the model's predictions do not change and the export compares exactly the same way.
+    """
+    estimator.fit(X, y)
+    clf = final_classifier(estimator)
+    if type(clf).__name__ == "LGBMClassifier":
+        _float32_lightgbm_thresholds(clf)
+    return estimator
+
+
+def _float32_lightgbm_thresholds(clf) -> None:
+    from lightgbm import Booster
+
+    lines = clf.booster_.model_to_string().split("\n")
+    for i, line in enumerate(lines):
+        if not line.startswith("threshold="):
+            continue
+        t = np.array([float(v) for v in line[len("threshold=") :].split()], dtype=np.float64)
+        t32 = t.astype(np.float32)
+        above = t32.astype(np.float64) > t
+        t32[above] = np.nextafter(t32[above], np.float32(-np.inf))
+        lines[i] = "threshold=" + " ".join(repr(float(v)) for v in t32)
+    # `tree_sizes` holds each tree's byte length, which the new threshold text changes; without
+    # it LightGBM parses the trees one after the other.
+    lines = [line for line in lines if not line.startswith("tree_sizes=")]
+    clf._Booster = Booster(model_str="\n".join(lines))
 
 
 def search_algorithm(
@@ -267,6 +314,91 @@ def search_algorithm(
     )
 
 
+def stratified_folds(
+    y: np.ndarray, *, n_folds: int, random_state: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Shuffled stratified k folds (for tables without a time axis).
+
+    Raises
+    ------
+    InputDataError
+        When a class has fewer rows than folds.
+    """
+    y = np.asarray(y)
+    smallest = int(min((y == 0).sum(), (y == 1).sum()))
+    if smallest < n_folds:
+        raise InputDataError(
+            f"stratified {n_folds}-fold validation needs at least {n_folds} rows of each class "
+            f"in the training share; the smaller class has {smallest}. Lower search.folds or "
+            "test_share, or add rows"
+        )
+    skf = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
+    return list(skf.split(np.zeros((len(y), 1)), y))
+
+
+def kfold_search(
+    algorithm: str,
+    grid: Mapping[str, Sequence[Any]],
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    n_folds: int,
+    categorical_idx: Sequence[int],
+    random_state: int,
+    max_rows: int | None = None,
+) -> SearchResult:
+    """Grid search scored by mean ROC AUC over shuffled stratified k folds.
+
+    Every configuration is cross-validated (even a single one: its out-of-fold predictions
+    calibrate the model and choose its threshold). With `max_rows`, the folds run on a stratified
+    random subsample of that many rows; the caller refits on all rows.
+    """
+    started = time.perf_counter()
+    configs = list(ParameterGrid(dict(grid))) or [{}]
+    index = np.arange(len(y))
+    if max_rows is not None and len(y) > max_rows:
+        rng = np.random.default_rng(random_state)
+        parts = []
+        for cls in (0, 1):
+            members = np.flatnonzero(y == cls)
+            take = max(n_folds, round(max_rows * len(members) / len(y)))
+            parts.append(rng.choice(members, min(take, len(members)), replace=False))
+        index = np.sort(np.concatenate(parts))
+    Xs, ys = X[index], y[index]
+    folds = stratified_folds(ys, n_folds=n_folds, random_state=random_state)
+    trials = []
+    best: tuple[float, dict[str, Any], np.ndarray, list[float]] | None = None
+    for params in configs:
+        oof = np.empty(len(ys), dtype=np.float64)
+        scores = []
+        for tr, va in folds:
+            est = build_estimator(
+                algorithm,
+                params,
+                n_features=X.shape[1],
+                categorical_idx=categorical_idx,
+                random_state=random_state,
+            )
+            _fit(est, Xs[tr], ys[tr])
+            oof[va] = est.predict_proba(Xs[va])[:, 1]
+            scores.append(float(roc_auc_score(ys[va], oof[va])))
+        mean = float(np.mean(scores))
+        trials.append({"params": dict(params), "fold_auc": scores, "mean_auc": mean})
+        if best is None or mean > best[0]:
+            best = (mean, dict(params), oof, scores)
+    assert best is not None
+    return SearchResult(
+        algorithm,
+        best[1],
+        best[0],
+        trials,
+        time.perf_counter() - started,
+        oof_index=index,
+        oof_proba=best[2],
+        fold_auc=best[3],
+    )
+
+
 # -------------------------------------------------------------------------------- calibration
 
 
@@ -296,13 +428,25 @@ class SigmoidCalibratedClassifier(ClassifierMixin, BaseEstimator):
         return np.log(p) - np.log1p(-p)
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> SigmoidCalibratedClassifier:
-        f = self._logit(X).reshape(-1, 1)
+        return self.fit_scores(self.estimator.predict_proba(X)[:, 1], y)
+
+    def fit_scores(self, p: np.ndarray, y: np.ndarray) -> SigmoidCalibratedClassifier:
+        """Fit the sigmoid on given positive-class probabilities (e.g. out-of-fold predictions
+        of the same configuration, as ``CalibratedClassifierCV(ensemble=False)`` does)."""
+        p = np.clip(np.asarray(p, dtype=np.float64), self.eps, 1 - self.eps)
+        f = (np.log(p) - np.log1p(-p)).reshape(-1, 1)
         lr = LogisticRegression(C=1e6, max_iter=1000)
         lr.fit(f, y)
         self.coef_ = float(lr.coef_[0, 0])
         self.intercept_ = float(lr.intercept_[0])
         self.classes_ = np.asarray(self.estimator.classes_)
         return self
+
+    def calibrate(self, p: np.ndarray) -> np.ndarray:
+        """The fitted sigmoid applied to positive-class probabilities of the base estimator."""
+        p = np.clip(np.asarray(p, dtype=np.float64), self.eps, 1 - self.eps)
+        z = self.coef_ * (np.log(p) - np.log1p(-p)) + self.intercept_
+        return 1.0 / (1.0 + np.exp(-z))
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         z = self.coef_ * self._logit(X) + self.intercept_

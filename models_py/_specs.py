@@ -1,9 +1,10 @@
 """Model specs: what to train, on which table, with which candidates, as YAML.
 
 A spec names a training relation (``schema.table``) holding one row per example with id columns,
-a cutoff date, a 0/1 label and numeric features. Users add specs for any such table without writing
-Python; `load_specs` validates the YAML and `resolve_spec` checks it against the warehouse (table,
-columns, types) and expands the product groups to train.
+a 0/1 label, numeric features and, for ``validation: temporal``, a cutoff date. Tables without a
+time axis (one row per customer) use ``validation: stratified_kfold`` instead. Users add specs
+for any such table without writing Python; `load_specs` validates the YAML and `resolve_spec`
+checks it against the warehouse (table, columns, types) and expands the product groups to train.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ _SPEC_KEYS = {
     "features",
     "categorical",
     "validation",
+    "test_share",
     "search",
     "candidates",
     "calibration",
@@ -117,6 +119,7 @@ class ModelSpec:
     numeric_except: tuple[str, ...] = ()
     categorical: tuple[str, ...] = ()
     validation: str = "temporal"
+    test_share: float = 0.2
     search_folds: int = 2
     search_max_rows: int = 20_000
     candidates: Mapping[str, Mapping[str, tuple[Any, ...]]] = field(default_factory=dict)
@@ -129,6 +132,16 @@ class ModelSpec:
     importance_rows: int = 2_000
     oracle: OracleSpec | None = None
     random_state: int = 0
+
+    @property
+    def is_temporal(self) -> bool:
+        return self.validation == "temporal"
+
+    def protocol(self) -> str:
+        """How rows are split, as stored in the registry: the cutoffs, or the k-fold protocol."""
+        if self.is_temporal:
+            return "temporal"
+        return f"stratified_kfold k={self.search_folds} test_share={self.test_share:g}"
 
     @property
     def schema_name(self) -> str:
@@ -152,7 +165,7 @@ class TrainingTarget:
 
     spec: ModelSpec
     product_group: str
-    group_value: str | None
+    group_value: Any
     feature_names: tuple[str, ...]
     categorical: tuple[str, ...]
     oracle_available: bool = False
@@ -256,12 +269,33 @@ def parse_spec(raw: Mapping[str, Any]) -> ModelSpec:
             "cutoff (the as-of date column) is required for validation: temporal; tables "
             "without a time axis use validation: stratified_kfold",
         )
-    if validation == "stratified_kfold":
+    kfold = validation == "stratified_kfold"
+    if kfold:
+        temporal_only = [
+            k
+            for k in ("cutoff", "split", "test_cutoffs", "validation_cutoffs")
+            if raw.get(k) is not None
+        ]
+        if temporal_only:
+            raise _fail(
+                name,
+                f"{', '.join(temporal_only)} belong to validation: temporal; validation: "
+                "stratified_kfold is for tables without a time axis (drop these fields, or use "
+                "validation: temporal)",
+            )
+    elif "test_share" in raw:
         raise _fail(
             name,
-            "validation: stratified_kfold is reserved for tables without a time axis and is not "
-            "implemented yet; use validation: temporal with a cutoff column",
+            "test_share applies to validation: stratified_kfold only; validation: temporal tests "
+            "on the newest cutoffs (test_cutoffs)",
         )
+    test_share = raw.get("test_share", 0.2)
+    if (
+        isinstance(test_share, bool)
+        or not isinstance(test_share, int | float)
+        or not 0.05 <= test_share <= 0.5
+    ):
+        raise _fail(name, f"test_share must be a number in [0.05, 0.5], got {test_share!r}")
     split = raw.get("split")
     if split is not None and not isinstance(split, str):
         raise _fail(name, f"split must be a column name or null, got {split!r}")
@@ -270,13 +304,23 @@ def parse_spec(raw: Mapping[str, Any]) -> ModelSpec:
     groups: str | tuple[str, ...] | None = None
     group = raw.get("group")
     if group is not None:
-        if not isinstance(group, Mapping) or not isinstance(group.get("column"), str):
-            raise _fail(name, "group must be {column: product_group, groups: all_active | [..]}")
+        if (
+            not isinstance(group, Mapping)
+            or not isinstance(group.get("column"), str)
+            or set(group) - {"column", "groups"}
+        ):
+            raise _fail(
+                name, "group must be {column: product_group, groups: all_active | all | [..]}"
+            )
         group_column = group["column"]
-        g = group.get("groups", "all_active")
-        if g == "all_active":
-            groups = "all_active"
+        # all_active needs marts.dim_product_groups (product groups); a plain table's column
+        # (an experiment arm, a segment) defaults to every value present.
+        g = group.get("groups", "all" if kfold else "all_active")
+        if g in ("all_active", "all"):
+            groups = g
         else:
+            if isinstance(g, list):  # integer-coded arms are matched as text
+                g = [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in g]
             groups = _str_list(g, what="group.groups", spec_name=name)
 
     features_raw = raw.get("features", {"numeric_except": []})
@@ -315,6 +359,12 @@ def parse_spec(raw: Mapping[str, Any]) -> ModelSpec:
     search = raw.get("search") or {}
     if not isinstance(search, Mapping) or set(search) - {"folds", "max_rows"}:
         raise _fail(name, "search accepts {folds: N, max_rows: N}")
+    folds = _positive_int(
+        search.get("folds", 5 if kfold else 2),
+        what="search.folds",
+        spec_name=name,
+        minimum=2 if kfold else 0,
+    )
     promotion = raw.get("promotion") or {}
     if not isinstance(promotion, Mapping) or set(promotion) - {"metric", "margin"}:
         raise _fail(name, "promotion accepts {metric: roc_auc | pr_auc, margin: 0.005}")
@@ -353,9 +403,8 @@ def parse_spec(raw: Mapping[str, Any]) -> ModelSpec:
         numeric_except=numeric_except,
         categorical=categorical,
         validation=validation,
-        search_folds=_positive_int(
-            search.get("folds", 2), what="search.folds", spec_name=name, minimum=0
-        ),
+        test_share=float(test_share),
+        search_folds=folds,
         search_max_rows=_positive_int(
             search.get("max_rows", 20_000), what="search.max_rows", spec_name=name, minimum=100
         ),
@@ -515,10 +564,10 @@ def resolve_spec(
                 needed,
             )
 
-    def target(group: str | None) -> TrainingTarget:
+    def target(group: Any) -> TrainingTarget:
         return TrainingTarget(
             spec=spec,
-            product_group=group if group is not None else spec.name,
+            product_group=str(group) if group is not None else spec.name,
             group_value=group,
             feature_names=tuple(features),
             categorical=tuple(spec.categorical),
@@ -532,7 +581,14 @@ def resolve_spec(
         f"from {qualified(spec.schema_name, spec.table_name)}"
     )
     present = {r[0] for r in con.execute(group_sql).fetchall()}
-    if spec.groups == "all_active":
+    if None in present:
+        logger.warning("spec %s: rows with a null %s are not trained", spec.name, spec.group_column)
+        present.discard(None)
+    if spec.groups == "all":
+        groups = sorted(present, key=str)
+        if not groups:
+            raise _fail(spec.name, f"{spec.relation} has no rows with a {spec.group_column}")
+    elif spec.groups == "all_active":
         if not relation_exists(con, "marts.dim_product_groups"):
             raise _fail(
                 spec.name,
@@ -555,7 +611,10 @@ def resolve_spec(
                 ", ".join(absent),
             )
     else:
-        groups = list(spec.groups or ())
+        # Values are matched as text, so `groups: [1, 2]` and `["1", "2"]` both select an
+        # integer-coded arm column.
+        by_text = {str(v): v for v in present}
+        groups = [by_text.get(g, g) for g in spec.groups or ()]
         missing = [g for g in groups if g not in present]
         if missing:
             raise _fail(
@@ -563,12 +622,13 @@ def resolve_spec(
                 f"product group(s) {', '.join(missing)} have no rows in {spec.relation}",
             )
     if only_groups:
-        unknown = [g for g in only_groups if g not in groups]
+        names = [str(g) for g in groups]
+        unknown = [g for g in only_groups if g not in names]
         if unknown:
             raise _fail(
                 spec.name,
                 f"--group {', '.join(unknown)} is not among the spec's groups "
-                f"({', '.join(groups) or 'none'})",
+                f"({', '.join(names) or 'none'})",
             )
-        groups = [g for g in groups if g in only_groups]
+        groups = [g for g in groups if str(g) in only_groups]
     return [target(g) for g in groups]

@@ -1,6 +1,10 @@
 """Training: read examples, search candidates on temporal folds, calibrate on validation, choose
 the threshold, evaluate on test, export to ONNX behind a parity gate, register and promote.
 
+Tables without a time axis (``validation: stratified_kfold``) follow the same steps with a
+held-out stratified test share instead of the newest cutoffs, shuffled stratified k folds on the
+rest for the search, and out-of-fold predictions for the calibration and the threshold.
+
 One spec expands to one training target per product group. For each target:
 
 1. rows are read from the warehouse with a stratified-by-cutoff subsample (at most
@@ -37,9 +41,12 @@ from threadpoolctl import threadpool_limits
 
 from models_py._candidates import (
     TREE_ALGORITHMS,
+    SearchResult,
     SigmoidCalibratedClassifier,
     available_algorithms,
     build_estimator,
+    fit_estimator,
+    kfold_search,
     lightgbm_available,
     search_algorithm,
 )
@@ -103,6 +110,7 @@ class CandidateResult:
     search_auc: float | None
     validation_auc: float
     seconds: float
+    fold_auc: list[float] = field(default_factory=list)
 
 
 @dataclass(kw_only=True)
@@ -123,6 +131,8 @@ class ModelResult:
     parity_max_abs_diff: float | None = None
     rows: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    #: Stratified k-fold only: folds, mean and std of the chosen candidate's fold ROC AUCs.
+    cv: dict[str, Any] | None = None
 
 
 @dataclass(kw_only=True)
@@ -147,6 +157,8 @@ class TrainReport:
                 "oracle_roc_auc": r.test_metrics.get("oracle_roc_auc"),
                 "test_pr_auc": r.test_metrics.get("pr_auc"),
                 "lift_top_decile": r.lift_top_decile,
+                "cv_roc_auc_mean": r.cv["roc_auc_mean"] if r.cv else None,
+                "cv_roc_auc_std": r.cv["roc_auc_std"] if r.cv else None,
                 "promoted": r.promoted,
                 "note": r.promotion_reason if r.status == "registered" else r.message,
             }
@@ -159,7 +171,11 @@ class TrainReport:
 
 @dataclass(kw_only=True)
 class Examples:
-    """The rows of one target, sorted by (cutoff, ids)."""
+    """The rows of one target, sorted by (cutoff, ids).
+
+    Without a time axis (stratified k-fold) `cutoff` is all zeros, `split` is ``train`` or
+    ``test`` (a stratified held-out share) and `cutoffs_by_split` describes the protocol.
+    """
 
     X: np.ndarray  # float32 [n, n_features]
     y: np.ndarray  # int8
@@ -249,6 +265,8 @@ def _group_filter(target: TrainingTarget, alias: str = "") -> tuple[str, list[An
 def load_examples(con, target: TrainingTarget) -> Examples:
     """Read one target's examples (stratified-by-cutoff subsample) as a float32 matrix."""
     spec = target.spec
+    if not spec.is_temporal:
+        return _load_kfold_examples(con, target)
     quotas, cutoffs_by_split = _split_quotas(con, target)
     view = f"__propensity_quotas_{uuid.uuid4().hex[:8]}"
     con.register(view, quotas)
@@ -291,7 +309,14 @@ def load_examples(con, target: TrainingTarget) -> Examples:
         table = con.sql(sql, params=[*params, spec.random_state]).to_arrow_table()
     finally:
         con.unregister(view)
-    n = table.num_rows
+    y = _labels(target, table)
+    cutoff = table.column("__cutoff").to_numpy(zero_copy_only=False).astype("datetime64[D]")
+    split = np.asarray(table.column("__assigned").to_pylist(), dtype=object)
+    return _examples(target, table, y=y, cutoff=cutoff, split=split, cutoffs=cutoffs_by_split)
+
+
+def _labels(target: TrainingTarget, table: pa.Table) -> np.ndarray:
+    spec = target.spec
     labels = table.column("__label")
     if labels.null_count:
         raise InputDataError(f"{spec.relation}.{spec.label} is null in {labels.null_count} rows")
@@ -301,12 +326,23 @@ def load_examples(con, target: TrainingTarget) -> Examples:
         raise InputDataError(
             f"{spec.relation}.{spec.label} must be 0/1, found {', '.join(map(str, bad[:5]))}"
         )
+    return y
+
+
+def _examples(
+    target: TrainingTarget,
+    table: pa.Table,
+    *,
+    y: np.ndarray,
+    cutoff: np.ndarray,
+    split: np.ndarray,
+    cutoffs: dict[str, list[str]],
+) -> Examples:
+    n = table.num_rows
     X = np.empty((n, len(target.feature_names)), dtype=np.float32)
     for j, name in enumerate(target.feature_names):
         col = pc.cast(table.column(name), pa.float64())
         X[:, j] = col.to_numpy(zero_copy_only=False)
-    cutoff = table.column("__cutoff").to_numpy(zero_copy_only=False).astype("datetime64[D]")
-    split = np.asarray(table.column("__assigned").to_pylist(), dtype=object)
     oracle = None
     if target.oracle_available:
         oracle = pc.cast(table.column("__oracle"), pa.float64()).to_numpy(zero_copy_only=False)
@@ -317,7 +353,86 @@ def load_examples(con, target: TrainingTarget) -> Examples:
         split=split,
         oracle=oracle,
         feature_names=target.feature_names,
-        cutoffs_by_split=cutoffs_by_split,
+        cutoffs_by_split=cutoffs,
+    )
+
+
+def kfold_protocol(spec: ModelSpec) -> dict[str, list[str]]:
+    """What the registry's cutoff columns hold for a table without a time axis."""
+    k, share = spec.search_folds, spec.test_share
+    return {
+        "train": [f"stratified_kfold k={k}: training share {1 - share:g}"],
+        "validation": [f"stratified_kfold k={k}: out-of-fold predictions on the training share"],
+        "test": [
+            f"stratified_kfold: held-out test share {share:g} (random_state {spec.random_state})"
+        ],
+    }
+
+
+def _load_kfold_examples(con, target: TrainingTarget) -> Examples:
+    """Rows of a table without a time axis, split into a stratified held-out test share.
+
+    At most ``max_training_rows`` training and ``max_evaluation_rows`` test rows are read (a
+    hashed random sample of the whole table); the split is stratified on the label and
+    reproducible for a given `random_state` and table content.
+    """
+    from sklearn.model_selection import train_test_split
+
+    spec = target.spec
+    q = quote_ident
+    feats = ", ".join(f"e.{q(c)}" for c in target.feature_names)
+    oracle_join, oracle_col = "", "cast(null as double)"
+    if target.oracle_available and spec.oracle is not None:
+        o_schema, o_table = spec.oracle.relation.split(".")
+        keys = [*spec.id_columns, spec.group_column]
+        on = " and ".join(f"e.{q(k)} = o.{q(k)}" for k in keys if k)
+        oracle_join = f"left join {qualified(o_schema, o_table)} as o on {on}"
+        oracle_col = f"cast(o.{q(spec.oracle.probability)} as double)"
+    where, params = _group_filter(target, "e")
+    ids = ", ".join(f"e.{q(c)}" for c in spec.id_columns)
+    bare_ids = ", ".join(q(c) for c in spec.id_columns)
+    cap = int(
+        min(
+            spec.max_training_rows / (1 - spec.test_share),
+            spec.max_evaluation_rows / spec.test_share,
+        )
+    )
+    sql = f"""
+        with src as (
+            select {ids}, cast(e.{q(spec.label)} as integer) as __label,
+                {oracle_col} as __oracle, {feats}
+            from {qualified(spec.schema_name, spec.table_name)} as e
+            {oracle_join}
+            {where}
+        ),
+        final as (
+            select * from src
+            qualify row_number() over (order by hash({bare_ids}, ?), {bare_ids}) <= ?
+        )
+        select * from final order by {bare_ids}
+    """
+    table = con.sql(sql, params=[*params, spec.random_state, cap]).to_arrow_table()
+    if table.num_rows == 0:
+        raise InputDataError(f"{spec.relation} has no rows for {target.product_group}")
+    y = _labels(target, table)
+    counts = np.bincount(y, minlength=2)
+    if counts.min() < 2:
+        raise InputDataError(
+            f"{spec.relation} ({target.product_group}): {counts[1]} positive and {counts[0]} "
+            "negative rows; a stratified split needs at least 2 of each"
+        )
+    _, test_idx = train_test_split(
+        np.arange(len(y)), test_size=spec.test_share, stratify=y, random_state=spec.random_state
+    )
+    split = np.full(len(y), "train", dtype=object)
+    split[test_idx] = "test"
+    return _examples(
+        target,
+        table,
+        y=y,
+        cutoff=np.zeros(len(y), dtype="datetime64[D]"),
+        split=split,
+        cutoffs=kfold_protocol(spec),
     )
 
 
@@ -366,7 +481,7 @@ def _fit_candidate(target: TrainingTarget, algorithm: str, ex: Examples) -> tupl
         categorical_idx=cat_idx,
         random_state=spec.random_state,
     )
-    est.fit(X_tr, y_tr)
+    fit_estimator(est, X_tr, y_tr)
     val_auc = float(roc_auc_score(y_va, est.predict_proba(X_va)[:, 1]))
     result = CandidateResult(
         algorithm=algorithm,
@@ -385,6 +500,54 @@ def _fit_candidate(target: TrainingTarget, algorithm: str, ex: Examples) -> tupl
         result.seconds,
     )
     return est, result
+
+
+def _fit_candidate_kfold(
+    target: TrainingTarget, algorithm: str, ex: Examples
+) -> tuple[Any, CandidateResult, SearchResult]:
+    """Stratified k-fold search on the training share, then a refit on all of it."""
+    spec = target.spec
+    X_tr, y_tr, _ = ex.part("train")
+    cat_idx = [target.feature_names.index(c) for c in target.categorical]
+    started = time.perf_counter()
+    search = kfold_search(
+        algorithm,
+        spec.candidates[algorithm],
+        X_tr,
+        y_tr,
+        n_folds=spec.search_folds,
+        categorical_idx=cat_idx,
+        random_state=spec.random_state,
+        max_rows=spec.search_max_rows,
+    )
+    est = build_estimator(
+        algorithm,
+        search.best_params,
+        n_features=X_tr.shape[1],
+        categorical_idx=cat_idx,
+        random_state=spec.random_state,
+    )
+    fit_estimator(est, X_tr, y_tr)
+    assert search.best_score is not None
+    result = CandidateResult(
+        algorithm=algorithm,
+        params=search.best_params,
+        search_auc=search.best_score,
+        validation_auc=search.best_score,
+        seconds=time.perf_counter() - started,
+        fold_auc=search.fold_auc,
+    )
+    logger.info(
+        "%s/%s %s: %d-fold CV AUC %.4f +- %.4f in %.1fs",
+        spec.name,
+        target.product_group,
+        algorithm,
+        spec.search_folds,
+        search.best_score,
+        float(np.std(search.fold_auc)),
+        result.seconds,
+    )
+    return est, result, search
 
 
 def _metric(y: np.ndarray, p: np.ndarray, name: str) -> float:
@@ -419,18 +582,18 @@ def _promotion_decision(
         return True, f"champion {champion_id} cannot be scored ({exc}); replaced", {}
     theirs = _metric(y_te, champ_p, metric)
     detail = {"metric": metric, "challenger": mine, "champion": theirs, "margin": margin}
-    cutoffs = ", ".join(ex.cutoffs_by_split["test"])
+    cutoffs = ("cutoffs " if spec.is_temporal else "") + ", ".join(ex.cutoffs_by_split["test"])
     if mine >= theirs + margin:
         return (
             True,
             f"test {metric} {mine:.4f} beats champion {champion_id} {theirs:.4f} + margin "
-            f"{margin:g} on cutoffs {cutoffs}",
+            f"{margin:g} on {cutoffs}",
             detail,
         )
     return (
         False,
         f"test {metric} {mine:.4f} does not beat champion {champion_id} {theirs:.4f} + margin "
-        f"{margin:g} on cutoffs {cutoffs}",
+        f"{margin:g} on {cutoffs}",
         detail,
     )
 
@@ -475,7 +638,7 @@ def _train_target(
     result = ModelResult(
         spec_name=spec.name, product_group=target.product_group, status="failed", rows=rows
     )
-    for s in SPLITS:
+    for s in SPLITS if spec.is_temporal else ("train", "test"):
         y_s = ex.y[ex.split == s]
         if len(np.unique(y_s)) < 2:
             result.status = "skipped"
@@ -487,18 +650,48 @@ def _train_target(
             return result
 
     fitted: dict[str, Any] = {}
+    searches: dict[str, SearchResult] = {}
     for algorithm in available_algorithms(list(spec.candidates)):
-        est, cand = _fit_candidate(target, algorithm, ex)
+        if spec.is_temporal:
+            est, cand = _fit_candidate(target, algorithm, ex)
+        else:
+            est, cand, searches[algorithm] = _fit_candidate_kfold(target, algorithm, ex)
         fitted[algorithm] = est
         result.candidates.append(cand)
         step(algorithm)
     best = max(result.candidates, key=lambda c: c.validation_auc)
 
-    X_va, y_va, _ = ex.part("validation")
     X_te, y_te, _ = ex.part("test")
-    model = SigmoidCalibratedClassifier(fitted[best.algorithm]).fit(X_va, y_va)
-    p_va = model.predict_proba(X_va)[:, 1]
+    cv: dict[str, Any] | None = None
+    if spec.is_temporal:
+        # Platt scaling and the threshold on the validation period (after the train cutoffs).
+        X_va, y_va, _ = ex.part("validation")
+        model = SigmoidCalibratedClassifier(fitted[best.algorithm]).fit(X_va, y_va)
+        p_va = model.predict_proba(X_va)[:, 1]
+    else:
+        # Platt scaling fitted on the chosen configuration's out-of-fold predictions (as
+        # CalibratedClassifierCV(ensemble=False)); the threshold on the same, calibrated.
+        search = searches[best.algorithm]
+        assert search.oof_proba is not None and search.oof_index is not None
+        y_va = ex.part("train")[1][search.oof_index]
+        model = SigmoidCalibratedClassifier(fitted[best.algorithm]).fit_scores(
+            search.oof_proba, y_va
+        )
+        p_va = model.calibrate(search.oof_proba)
+        rows["validation"] = len(y_va)
+        cv = {
+            "protocol": "stratified_kfold",
+            "folds": spec.search_folds,
+            "test_share": spec.test_share,
+            "random_state": spec.random_state,
+            "rows": len(y_va),
+            "roc_auc_mean": float(np.mean(search.fold_auc)),
+            "roc_auc_std": float(np.std(search.fold_auc)),
+            "fold_roc_auc": list(search.fold_auc),
+        }
     threshold, threshold_note = choose_threshold(y_va, p_va, spec.threshold)
+    if not spec.is_temporal:
+        threshold_note = threshold_note.replace("on validation", "on out-of-fold predictions")
     p_te = model.predict_proba(X_te)[:, 1]
     oracle_te = ex.oracle[ex.split == "test"] if ex.oracle is not None else None
     test_metrics = binary_metrics(y_te, p_te, threshold, oracle=oracle_te)
@@ -529,6 +722,7 @@ def _train_target(
             "spec_name": spec.name,
             "product_group": target.product_group,
             "algorithm": best.algorithm,
+            "validation_protocol": spec.protocol(),
             "train_cutoffs": cutoffs["train"],
             "validation_cutoffs": cutoffs["validation"],
             "test_cutoffs": cutoffs["test"],
@@ -545,12 +739,19 @@ def _train_target(
         require_ml_tables(con)
         promote, reason, comparison = _promotion_decision(con, target, ex, p_te)
         metrics_json = {
-            "selection": "best validation roc_auc among candidates (uncalibrated model)",
+            "protocol": spec.protocol(),
+            "selection": (
+                "best validation roc_auc among candidates (uncalibrated model)"
+                if spec.is_temporal
+                else f"best mean {spec.search_folds}-fold CV roc_auc among candidates"
+            ),
             "test": test_metrics,
             "validation": val_metrics,
+            **({"cv": cv} if cv is not None else {}),
             "candidates": [c.__dict__ for c in result.candidates],
             "calibration": {
                 "method": "sigmoid",
+                "fitted_on": "validation period" if spec.is_temporal else "out-of-fold predictions",
                 "coef": model.coef_,
                 "intercept": model.intercept_,
             },
@@ -594,6 +795,7 @@ def _train_target(
     result.lift_top_decile = float(lift[0]["lift"]) if lift and lift[0]["lift"] else None
     result.promoted = promote
     result.promotion_reason = reason
+    result.cv = cv
     result.seconds = time.perf_counter() - started
     logger.info(
         "%s/%s: %s test AUC %.4f%s; %s",

@@ -43,20 +43,17 @@ def render_train_summary(report: TrainReport, console) -> None:
     from rich.table import Table
 
     table = Table(title=f"training summary ({report.seconds:.0f}s)")
-    for col in (
-        "group",
-        "algorithm",
-        "test AUC",
-        "oracle AUC",
-        "PR AUC",
-        "lift@10%",
-        "promoted",
-    ):
+    # Stratified k-fold targets (tables without a time axis) also show their CV AUC mean +- std.
+    with_cv = any(r.cv for r in report.results)
+    columns = ["group", "algorithm", "test AUC", "oracle AUC", "PR AUC", "lift@10%", "promoted"]
+    if with_cv:
+        columns.insert(3, "CV AUC")
+    for col in columns:
         table.add_column(col, justify="left" if col in ("group", "algorithm") else "right")
     for r in report.results:
         m = r.test_metrics
         promoted = "yes" if r.promoted else ("no" if r.status == "registered" else r.status)
-        table.add_row(
+        cells = [
             r.product_group,
             _SHORT.get(r.algorithm or "-", r.algorithm or "-"),
             _fmt(m.get("roc_auc")),
@@ -64,13 +61,17 @@ def render_train_summary(report: TrainReport, console) -> None:
             _fmt(m.get("pr_auc")),
             _fmt(r.lift_top_decile, 2),
             promoted,
-        )
+        ]
+        if with_cv:
+            cv = r.cv
+            cells.insert(3, f"{cv['roc_auc_mean']:.3f} ± {cv['roc_auc_std']:.3f}" if cv else "-")
+        table.add_row(*cells)
     console.print(table)
     for r in report.results:
         if r.status == "registered":
             console.print(f"  {r.model_id}: {r.promotion_reason}")
         else:
-            console.print(f"  [red]{r.product_group} {r.status}[/red]: {r.message}")
+            console.print(f"  {r.product_group} {r.status}: {r.message}", style="red")
 
 
 def run_train(
