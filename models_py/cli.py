@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from models_py._errors import PropensityError
+from models_py._errors import ConfigError, PropensityError
 from models_py._settings import Settings
 
 logger = logging.getLogger("models_py")
@@ -23,6 +24,21 @@ def _console():
 
 def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(warehouse=getattr(args, "warehouse", None))
+
+
+def _dbt_vars(text: str | None) -> dict[str, object]:
+    """`--vars` as dbt takes it: a YAML (or JSON) mapping, e.g. '{horizon_days: 60}'."""
+    if not text:
+        return {}
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--vars is not a YAML mapping: {exc}") from exc
+    if not isinstance(value, dict):
+        raise ConfigError(f"--vars must be a mapping such as '{{horizon_days: 60}}', got {text!r}")
+    return value
 
 
 # ---------------------------------------------------------------------------------------- commands
@@ -46,6 +62,67 @@ def cmd_load_online_retail(args: argparse.Namespace) -> int:
     report = load_online_retail(args.path, settings.warehouse)
     _console().print(report.summary())
     return 0
+
+
+def cmd_load_marketing_campaign(args: argparse.Namespace) -> int:
+    from models_py._score_relation import ensure_registry
+    from models_py.loaders import load_marketing_campaign
+
+    settings = _settings(args)
+    report = load_marketing_campaign(
+        args.path, settings.warehouse, keep_duplicates=args.keep_duplicates
+    )
+    ensure_registry(settings)
+    _console().print(report.summary())
+    return 0
+
+
+def cmd_load_hillstrom(args: argparse.Namespace) -> int:
+    from models_py._score_relation import ensure_registry
+    from models_py.loaders import load_hillstrom
+
+    settings = _settings(args)
+    options = {"assigned_at": args.assigned_at} if args.assigned_at else {}
+    report = load_hillstrom(args.path, settings.warehouse, **options)
+    ensure_registry(settings)
+    _console().print(report.summary())
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from models_py._score_relation import score_relation
+
+    result = score_relation(
+        _settings(args),
+        relation=args.relation,
+        product_groups=args.group,
+        out=args.out,
+        id_columns=args.id_column or ["customer_id"],
+    )
+    _console().print(result.summary())
+    return 0
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from models_py._results import run_results
+
+    data_dir = args.data or os.environ.get("PROPENSITY_SHARED_DATA") or _default_data_dir()
+    report = run_results(
+        data_dir=Path(data_dir),
+        workdir=args.workdir,
+        out=args.out,
+        datasets=args.dataset,
+        threads=_settings(args).threads,
+        console=_console(),
+    )
+    _console().print(report.summary())
+    return 0
+
+
+def _default_data_dir() -> Path:
+    from models_py._settings import PROJECT_ROOT
+
+    return PROJECT_ROOT.parent / "shared" / "data"
 
 
 def cmd_groups_set(args: argparse.Namespace) -> int:
@@ -78,7 +155,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     command = ["build", *(["--select", *args.select] if args.select else [])]
-    outcome = run_dbt(settings, command)
+    outcome = run_dbt(settings, command, dbt_vars=_dbt_vars(args.vars))
     console = _console()
     console.print(
         f"dbt build: {outcome.count('success')} built, {outcome.count('pass')} tests passed, "
@@ -161,6 +238,28 @@ def build_parser() -> argparse.ArgumentParser:
     q = load_sub.add_parser("online-retail", help="UCI Online Retail / Online Retail II")
     q.add_argument("path", type=Path, help="CSV, XLSX or parquet file")
     q.set_defaults(func=cmd_load_online_retail)
+    q = load_sub.add_parser(
+        "marketing-campaign",
+        help="Kaggle Customer Personality Analysis into datasets.marketing_campaign",
+    )
+    q.add_argument("path", type=Path, help="marketing_campaign.csv (tab separated) or parquet")
+    q.add_argument(
+        "--keep-duplicates",
+        action="store_true",
+        help="keep the rows that repeat another in every column but ID (dropped by default)",
+    )
+    q.set_defaults(func=cmd_load_marketing_campaign)
+    q = load_sub.add_parser(
+        "hillstrom", help="Hillstrom e-mail experiment: customers, treatments, outcomes"
+    )
+    q.add_argument("path", type=Path, help="CSV or parquet with the original column names")
+    q.add_argument(
+        "--assigned-at",
+        type=_timestamp,
+        default=None,
+        help="assignment date written to raw.treatments (default 2008-03-01)",
+    )
+    q.set_defaults(func=cmd_load_hillstrom)
 
     p = sub.add_parser("groups", help="product-group configuration")
     groups_sub = p.add_subparsers(dest="action", required=True)
@@ -176,7 +275,45 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("build", help="dbt build (features, marts, tests) with readable failures")
     p.add_argument("--select", nargs="*", default=None)
+    p.add_argument("--vars", default=None, help="dbt vars as YAML, e.g. '{horizon_days: 60}'")
     p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser(
+        "score", help="score a table in the warehouse with champion models (bring your own)"
+    )
+    p.add_argument("group", nargs="+", help="product group(s) / model target(s) to score with")
+    p.add_argument("--relation", required=True, help="schema.table holding the feature columns")
+    p.add_argument("--out", default=None, help="schema.table written (default <relation>_scores)")
+    p.add_argument(
+        "--id-column", action="append", default=None, help="id column(s) (default customer_id)"
+    )
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser(
+        "results", help="run the three public datasets end to end and write docs/results.md"
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="folder with online_retail.parquet, marketing_campaign.csv, hillstrom.parquet "
+        "(default $PROPENSITY_SHARED_DATA or ../shared/data beside the project)",
+    )
+    p.add_argument("--out", type=Path, default=Path("docs/results.md"))
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path("warehouse/results"),
+        help="where the three warehouses are (re)built",
+    )
+    p.add_argument(
+        "--dataset",
+        action="append",
+        default=None,
+        choices=["online_retail", "marketing_campaign", "hillstrom"],
+        help="only this dataset (repeatable; default all three)",
+    )
+    p.set_defaults(func=cmd_results)
 
     p = sub.add_parser("report", help="write a static HTML report from warehouse tables")
     p.add_argument("--out", type=Path, default=Path("report"), help="output directory")
@@ -206,6 +343,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--reason", default=None)
     q.set_defaults(func=cmd_models_rollback)
     return parser
+
+
+def _timestamp(text: str):
+    import datetime as dt
+
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
 
 
 def main(argv: Sequence[str] | None = None) -> int:
