@@ -223,14 +223,20 @@ def write_report(warehouse: Path | str, out_dir: Path | str) -> ReportResult:
             sizes = _rows(
                 con,
                 "select campaign_id, product_group,"
-                " count(*) filter (where is_selected) as selected,"
-                " count(*) filter (where is_holdout) as holdout,"
-                " count(*) filter (where exclusion_reason is not null) as excluded"
+                " count(*) filter (where is_eligible) as eligible,"
+                " count(*) filter (where is_eligible and exclusion_reason is not null)"
+                " as excluded,"
+                " count(*) filter (where is_eligible and exclusion_reason is null and is_holdout)"
+                " as holdout,"
+                " count(*) filter (where is_selected) as selected"
                 " from marts.fct_campaign_audiences group by all order by campaign_id",
             )
             parts += [
                 "<h2>Audiences</h2>",
-                _table(sizes, ["campaign_id", "product_group", "selected", "holdout", "excluded"]),
+                _table(
+                    sizes,
+                    ["campaign_id", "product_group", "eligible", "excluded", "holdout", "selected"],
+                ),
             ]
         for champ in champions:
             group = champ["product_group"]
