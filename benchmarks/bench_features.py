@@ -32,12 +32,18 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 WINDOWS = (7, 30, 90, 180, 365)
 INTERMEDIATE = (
-    "+int_orders_summarised +int_customer_product_purchase_days +int_order_groups_summarised "
-    "+int_email_events_summarised_to_customer_day +dim_cutoffs +dim_product_groups "
-    "stg_raw__customers"
+    "+int_orders_summarised +int_order_groups_summarised +dim_cutoffs +dim_product_groups "
+    "stg_raw__customers stg_raw__email_events"
 )
 ONE_CUTOFF = "fct_customer_features fct_customer_group_features"
 ALL_CUTOFFS = "fct_customer_features fct_customer_group_features fct_training_examples"
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its waited-for children (dbt runs in one)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _peak_mb() -> float:
@@ -54,7 +60,7 @@ def _child_dbt(warehouse: str, select: str, dbt_vars: dict, project_dir: str = "
     settings = Settings(warehouse=Path(warehouse), threads=2)
     if project_dir:
         settings = Settings(warehouse=Path(warehouse), threads=2, dbt_project_dir=Path(project_dir))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu_seconds()
     run_dbt(settings, ["run", "--full-refresh", "--select", *select.split()], dbt_vars=dbt_vars)
     seconds = time.perf_counter() - started
     # run_dbt's per-warehouse target path: model execution times without dbt's start-up.
@@ -65,6 +71,7 @@ def _child_dbt(warehouse: str, select: str, dbt_vars: dict, project_dir: str = "
         "seconds": seconds,
         "model_seconds": sum(models.values()),
         "models": models,
+        "cpu_seconds": _cpu_seconds() - cpu,
         "peak_mb": _peak_mb(),
     }
 
@@ -79,6 +86,11 @@ def pandas_features(con, cutoff) -> object:
     orders = con.execute("select * from raw.orders").df()
     lines = con.execute("select * from raw.order_lines").df()
     events = con.execute("select * from raw.email_events").df()
+    # The product -> group mapping (regex rules over ~2k products) is taken as built by dbt.
+    mapping = con.execute(
+        "select product_id, product_group from intermediate.int_products_mapped_to_groups "
+        "where product_group != 'any'"
+    ).df()
     started = time.perf_counter()
     customers = customers[customers["created_at"] < t].set_index("customer_id")
     df = lines.merge(orders, on="order_id")
@@ -152,9 +164,31 @@ def pandas_features(con, cutoff) -> object:
     feats = feats.fillna(0)
     for w in (30, 90):
         sends = feats[f"email_sends_{w}d"]
-        feats[f"email_open_rate_{w}d"] = np.where(
-            sends > 0, (feats[f"email_opens_{w}d"] / sends.clip(lower=1)).clip(upper=1), 0
-        )
+        for kind in ("opens", "clicks"):
+            feats[f"email_{kind[:-1]}_rate_{w}d"] = np.where(
+                sends > 0, (feats[f"email_{kind}_{w}d"] / sends.clip(lower=1)).clip(upper=1), 0
+            )
+    # Per product-group features (the SQL computes them in the same cutoff): lines joined to the
+    # product -> group mapping, collapsed to (order, group), groupby per window; `any` = orders.
+    group_lines = df.merge(mapping, on="product_id")
+    per_group_order = group_lines.groupby(
+        ["customer_id", "product_group", "order_id", "date"], as_index=False
+    ).agg(net=("amount", "sum"), is_purchase=("is_purchase_line", "max"))
+    per_group_order["net"] = per_group_order["net"].round(2)
+    any_group = per_order[["customer_id", "order_id", "date", "net", "is_purchase"]].assign(
+        product_group="any"
+    )
+    og = pd.concat([per_group_order, any_group], ignore_index=True)
+    keys = ["customer_id", "product_group"]
+    group_feats = pd.DataFrame(index=pd.MultiIndex.from_frame(og[keys].drop_duplicates()))
+    for w in (90, 365):
+        o = og[og["date"] >= t - pd.Timedelta(days=w)]
+        group_feats[f"group_spend_{w}d"] = o.groupby(keys)["net"].sum()
+        group_feats[f"group_order_count_{w}d"] = o[o["is_purchase"]].groupby(keys).size()
+    last_group = og[og["is_purchase"]].groupby(keys)["date"].max()
+    group_feats["group_days_since_last_order"] = (t - last_group).dt.days.clip(upper=3650)
+    group_feats = group_feats.fillna({"group_days_since_last_order": 3650}).fillna(0)
+    feats.attrs["group_rows"] = len(group_feats)
     return feats, time.perf_counter() - started
 
 
@@ -165,16 +199,18 @@ def _child_pandas(warehouse: str) -> dict:
     cutoff = con.execute(
         "select as_of_date from marts.dim_cutoffs where cutoff_role = 'scoring'"
     ).fetchone()[0]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu_seconds()
     feats, compute = pandas_features(con, cutoff)
     total = time.perf_counter() - started
     con.close()
     return {
         "seconds": total,
         "compute_seconds": compute,
+        "cpu_seconds": _cpu_seconds() - cpu,
         "peak_mb": _peak_mb(),
         "rows": len(feats),
         "columns": feats.shape[1],
+        "group_rows": feats.attrs.get("group_rows", 0),
     }
 
 
@@ -233,6 +269,17 @@ def bench_size(customers: int, workdir: Path, project_dir: str = "") -> dict:
     return result
 
 
+def _from_raw(r: dict) -> dict:
+    """Everything one cutoff needs from the raw tables: the intermediate tables plus the cutoff."""
+    inter, one = r["intermediate"], r["one_cutoff"]
+    return {
+        "seconds": inter["seconds"] + one["seconds"],
+        "model_seconds": inter["model_seconds"] + one["model_seconds"],
+        "cpu_seconds": inter.get("cpu_seconds", 0.0) + one.get("cpu_seconds", 0.0),
+        "peak_mb": max(inter["peak_mb"], one["peak_mb"]),
+    }
+
+
 def report(results: list[dict]) -> str:
     from _report import machine
 
@@ -249,8 +296,8 @@ def report(results: list[dict]) -> str:
         "linear in data size.",
         "",
         "| customers | order lines | email events | step | SQL time (s) | wall incl. dbt "
-        "start-up (s) | peak memory (MB) |",
-        "|---:|---:|---:|---|---:|---:|---:|",
+        "start-up (s) | CPU s (all threads, wall part) | peak memory (MB) |",
+        "|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     for r in results:
         c = r["counts"]
@@ -262,25 +309,31 @@ def report(results: list[dict]) -> str:
                 f"= {c['training_rows']:,} rows (dbt)",
                 r["all_cutoffs"],
             ),
-            ("pandas, one cutoff (compute; wall includes reading the tables)", r["pandas"]),
+            ("one cutoff from raw tables (intermediate tables + one cutoff)", _from_raw(r)),
+            (
+                "pandas, one cutoff incl. group features (compute; wall includes reading the "
+                "tables)",
+                r["pandas"],
+            ),
         ]
         for name, s in steps:
             sql_s = s.get("model_seconds", s.get("compute_seconds", s["seconds"]))
             lines.append(
                 f"| {c['customers']:,} | {c['lines']:,} | {c['email_events']:,} | {name} | "
-                f"{sql_s:.1f} | {s['seconds']:.1f} | {s['peak_mb']:,.0f} |"
+                f"{sql_s:.1f} | {s['seconds']:.1f} | {s.get('cpu_seconds', float('nan')):.1f} | "
+                f"{s['peak_mb']:,.0f} |"
             )
     lines += [
         "",
         "| customers | one cutoff SQL (s) | incl. intermediate tables (s) | pandas compute (s) | "
-        "pandas / one cutoff | pandas / incl. intermediates | one cutoff <= 30 s and >= 5x |",
+        "pandas / one cutoff | pandas / incl. intermediates | from raw <= 30 s and >= 5x pandas |",
         "|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
         one = r["one_cutoff"]["model_seconds"]
-        dbt_s = r["intermediate"]["model_seconds"] + one
+        dbt_s = _from_raw(r)["model_seconds"]
         pandas_s = r["pandas"]["compute_seconds"]
-        ok = one <= 30 and pandas_s / one >= 5
+        ok = dbt_s <= 30 and pandas_s / dbt_s >= 5
         lines.append(
             f"| {r['customers']:,} | {one:.1f} | {dbt_s:.1f} | {pandas_s:.1f} | "
             f"{pandas_s / one:.1f}x | {pandas_s / dbt_s:.1f}x | {'yes' if ok else 'no'} |"
@@ -293,6 +346,15 @@ def report(results: list[dict]) -> str:
         + ", ".join(f"{k} {v:.0f} s" for k, v in top)
         + " (two at a time on 2 threads). They are built once per `dbt build` and shared by "
         "every cutoff.",
+        "",
+        "One cutoff at "
+        f"{results[-1]['customers']:,} customers: "
+        + ", ".join(
+            f"{k} {v:.1f} s"
+            for k, v in sorted(results[-1]["one_cutoff"]["models"].items(), key=lambda kv: -kv[1])
+            if k.startswith("fct_")
+        )
+        + ".",
     ]
     if len(results) >= 2:
         a, b = results[0], results[-1]
@@ -323,7 +385,12 @@ def report(results: list[dict]) -> str:
         "machine). The "
         "intermediate tables collapse order lines to one row per order once and are reused by "
         "every cutoff; each cutoff is one aggregate over them (no join of events to all cutoffs, "
-        "no customer-by-day table). The profile sets DuckDB's preserve_insertion_order=false: "
+        "no window function over the lines, no customer-by-day table); distinct products and "
+        "email features are aggregated per cutoff straight from the staged lines and events. "
+        "The pandas baseline computes the same customer features and the per-group features "
+        "(lines merged with the product-group mapping as built by dbt). CPU s is user + system "
+        "time of the step's processes (dbt included): on a shared machine it is the steadier "
+        "measure. The profile sets DuckDB's preserve_insertion_order=false: "
         "no built table relies on row order.",
     ]
     return "\n".join(lines)

@@ -1,6 +1,7 @@
 {#-
-  Customer features as of one cutoff: one SELECT (CTEs) over the intermediate tables, reading only
-  rows strictly before the cutoff. `cutoff` is a python date; every window bound is a date literal
+  Customer features as of one cutoff: one SELECT (CTEs) over int_orders_summarised and, for
+  distinct products and email, straight over the staging lines and events, reading only rows
+  strictly before the cutoff. `cutoff` is a python date; every window bound is a date literal
   computed here, so the engine sees plain range filters. Since T is a midnight, `event date < T`
   is the same as `event timestamp < T` and a window of w days is [T - w days, T).
 -#}
@@ -23,17 +24,31 @@ orders as (
     where order_date < {{ t }}
 ),
 
-product_days as (
-    select * from {{ ref('int_customer_product_purchase_days') }}
+{#- Distinct products per window: the last purchase day before T of each (customer, product)
+    bought in the longest window, straight from the lines (no per-build product-day table). #}
+product_purchases as (
+    select
+        orders.customer_id,
+        lines.product_id,
+        max(cast(orders.ordered_at as date)) as last_purchase_date
+    from {{ ref('stg_raw__order_lines') }} as lines
+    inner join {{ ref('stg_raw__orders') }} as orders on lines.order_id = orders.order_id
     where
-        purchase_date < {{ t }}
-        and purchase_date >= {{ propensity_date_literal(cutoff, max_window) }}
-        and (next_purchase_date is null or next_purchase_date >= {{ t }})
+        lines.quantity > 0
+        and orders.customer_id is not null
+        and orders.ordered_at < cast({{ t }} as timestamp)
+        and orders.ordered_at >= cast({{ propensity_date_literal(cutoff, max_window) }} as timestamp)
+    group by orders.customer_id, lines.product_id
 ),
 
-email_days as (
-    select * from {{ ref('int_email_events_summarised_to_customer_day') }}
-    where event_date < {{ t }}
+{#- Email events straight from staging: one aggregate per customer, no per-build customer-day table. #}
+email_events as (
+    select
+        customer_id,
+        event_type,
+        cast(occurred_at as date) as event_date
+    from {{ ref('stg_raw__email_events') }}
+    where customer_id is not null and occurred_at < cast({{ t }} as timestamp)
 ),
 
 order_aggregates as (
@@ -63,11 +78,11 @@ product_aggregates as (
     select
         customer_id,
         {%- for w in feature_windows() %}
-        sum(case when purchase_date >= {{ propensity_date_literal(cutoff, w) }} then 1 else 0 end)
+        sum(case when last_purchase_date >= {{ propensity_date_literal(cutoff, w) }} then 1 else 0 end)
             as distinct_products_{{ w }}d
         {%- if not loop.last %},{% endif %}
         {%- endfor %}
-    from product_days
+    from product_purchases
     group by customer_id
 ),
 
@@ -76,14 +91,14 @@ email_aggregates as (
         customer_id,
         {%- for w in email_windows() %}
         {%- set since = propensity_date_literal(cutoff, w) %}
-        sum(case when event_date >= {{ since }} then sends else 0 end) as email_sends_{{ w }}d,
-        sum(case when event_date >= {{ since }} then opens else 0 end) as email_opens_{{ w }}d,
-        sum(case when event_date >= {{ since }} then clicks else 0 end) as email_clicks_{{ w }}d,
+        sum(case when event_type = 'sent' and event_date >= {{ since }} then 1 else 0 end) as email_sends_{{ w }}d,
+        sum(case when event_type = 'open' and event_date >= {{ since }} then 1 else 0 end) as email_opens_{{ w }}d,
+        sum(case when event_type = 'click' and event_date >= {{ since }} then 1 else 0 end) as email_clicks_{{ w }}d,
         {%- endfor %}
-        max(case when opens > 0 then event_date end) as last_open_date,
-        max(case when clicks > 0 then event_date end) as last_click_date,
-        max(case when unsubscribes > 0 then 1 else 0 end) as is_unsubscribed
-    from email_days
+        max(case when event_type = 'open' then event_date end) as last_open_date,
+        max(case when event_type = 'click' then event_date end) as last_click_date,
+        max(case when event_type = 'unsubscribe' then 1 else 0 end) as is_unsubscribed
+    from email_events
     group by customer_id
 ),
 
@@ -222,15 +237,9 @@ select * from final
 {% macro group_features_for_cutoff(cutoff) %}
 {%- set t = propensity_date_literal(cutoff) -%}
 {%- set cap = propensity_days_cap() -%}
-{%- set max_window = group_windows() | max -%}
 with order_groups as (
     select * from {{ ref('int_order_groups_summarised') }}
-    where
-        order_date < {{ t }}
-        and (
-            order_date >= {{ propensity_date_literal(cutoff, max_window) }}
-            or (is_purchase and (next_purchase_date is null or next_purchase_date >= {{ t }}))
-        )
+    where order_date < {{ t }}
 ),
 
 aggregated as (
