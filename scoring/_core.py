@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from scoring import _cache
-from scoring._arrow import FeatureInput, columns_to_matrix, features_to_matrix
+from scoring._arrow import FeatureInput, _single_array, columns_to_matrix, features_to_matrix
 from scoring._errors import FeatureError, ModelIntegrityError
 
 logger = logging.getLogger(__name__)
@@ -263,8 +263,8 @@ def score_arrow(
     models : mapping, optional
         Models by id; defaults to the models loaded in this process.
     """
-    ids = model_ids.combine_chunks() if isinstance(model_ids, pa.ChunkedArray) else model_ids
-    feats = features.combine_chunks() if isinstance(features, pa.ChunkedArray) else features
+    ids = _single_array(model_ids)
+    feats = _single_array(features)  # no copy of a single chunk
     if len(ids) != len(feats):
         raise FeatureError(f"{len(ids)} model ids for {len(feats)} feature vectors")
     if len(ids) == 0:

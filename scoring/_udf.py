@@ -23,7 +23,10 @@ SCORE_FUNCTION = "propensity_score"
 
 
 def _as_array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
-    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    """One array without copying when DuckDB hands over a single chunk (the usual case)."""
+    if isinstance(values, pa.ChunkedArray):
+        return values.chunk(0) if values.num_chunks == 1 else values.combine_chunks()
+    return values
 
 
 def register_udfs(conn: Any, *, intra_op_threads: int = DEFAULT_INTRA_OP_THREADS) -> None:

@@ -119,11 +119,17 @@ def write_features(
     customers: int = 50,
     drop: str | None = None,
     seed: int = 3,
+    tied: int = 0,
 ) -> None:
-    """marts.fct_scoring_features: one row per customer x group, numeric feature columns."""
+    """marts.fct_scoring_features: one row per customer x group, numeric feature columns.
+
+    `tied` customers of each group share one feature vector (so one score: ties for the deciles).
+    """
     rng = np.random.default_rng(seed)
     n = customers * len(groups)
     x = rng.normal(size=(n, 4))
+    for g in range(len(groups)):
+        x[g * customers + 1 : g * customers + 1 + tied] = x[g * customers]
     frame = pa.table(
         {
             "customer_id": np.tile(np.arange(1, customers + 1, dtype=np.int64), len(groups)),

@@ -55,6 +55,20 @@ def _scores(settings: Settings) -> list[tuple]:
         con.close()
 
 
+def _ntile_deciles(rows: list[tuple]) -> dict[tuple, int]:
+    """ntile(10) per product group and cutoff by score desc, customer_id asc, computed here."""
+    out: dict[tuple, int] = {}
+    for key in {(r[1], r[2]) for r in rows}:
+        part = sorted((r for r in rows if (r[1], r[2]) == key), key=lambda r: (-r[4], r[0]))
+        base, rem = divmod(len(part), 10)
+        for rank, r in enumerate(part):
+            big = rem * (base + 1)
+            out[(r[0], r[1], r[2])] = (
+                rank // (base + 1) + 1 if rank < big else rem + (rank - big) // base + 1
+            )
+    return out
+
+
 def _fail(settings: Settings) -> str:
     outcome = run_dbt(settings, SELECT, raise_on_failure=False)
     assert not outcome.success
@@ -122,11 +136,18 @@ def test_scores_incremental_history_and_failures_keep_previous_scores(
 
     # 3. a second cutoff keeps the first as history
     con = duckdb.connect(str(settings.warehouse))
-    write_features(con, as_of_date=DAY2, seed=4)
+    write_features(con, as_of_date=DAY2, seed=4, customers=57, tied=23)
     con.close()
     run_dbt(settings, SELECT)
     both = _scores(settings)
-    assert len(both) == 200
+    assert len(both) == 214
+    # deciles are exactly ntile(10) (uneven sizes, 24 tied scores across decile boundaries)
+    second = [r for r in both if r[2] == DAY2]
+    wine_scores = [r[4] for r in second if r[1] == "wine"]
+    assert max(wine_scores.count(v) for v in wine_scores) >= 24
+    expected = _ntile_deciles(second)
+    assert {(r[0], r[1], r[2]): r[5] for r in second} == expected
+    assert {(r[0], r[1], r[2]): r[5] for r in first} == _ntile_deciles(first)
     assert [r[:6] for r in both if r[2] == DAY1] == [r[:6] for r in first]
     assert sorted({r[5] for r in both if r[2] == DAY2 and r[1] == "any"}) == list(range(1, 11))
 

@@ -26,10 +26,11 @@
     )
 {%- endmacro %}
 
+{#- A FLOAT[] list (the UDF's parameter type: no array-to-list cast), each column cast once. -#}
 {% macro duckdb__propensity_feature_array(columns) -%}
-    cast([
-    {%- for column in columns %}{{ adapter.quote(column) }}{% if not loop.last %}, {% endif %}{% endfor -%}
-    ] as float[{{ columns | length }}])
+    [
+    {%- for column in columns %}cast({{ adapter.quote(column) }} as float){% if not loop.last %}, {% endif %}{% endfor -%}
+    ]
 {%- endmacro %}
 
 
@@ -173,3 +174,27 @@
         ) }}
     {%- endif -%}
 {% endmacro %}
+
+
+{#-
+  The ntile(10) bucket (1 = first) of the row at 0-based rank `rank` among `rows` rows: like
+  ntile, the first rows % 10 buckets hold one row more than the others.
+-#}
+{% macro propensity_ntile_decile(rank, rows) -%}
+    (case
+        when ({{ rank }}) < ({{ rows }}) % 10 * (({{ rows }}) // 10 + 1)
+            then ({{ rank }}) // (({{ rows }}) // 10 + 1) + 1
+        else ({{ rows }}) % 10
+            + (({{ rank }}) - ({{ rows }}) % 10 * (({{ rows }}) // 10 + 1)) // nullif(({{ rows }}) // 10, 0)
+            + 1
+    end)
+{%- endmacro %}
+
+
+{#-
+  A monotone integer bin of a score in [0, 1] for the decile computation: 2^16 equal-width bins,
+  so a bin holds few distinct scores and only bins on a decile boundary need a row-by-row rank.
+-#}
+{% macro propensity_score_bin(score) -%}
+    cast(floor(({{ score }}) * 65536) as integer)
+{%- endmacro %}

@@ -14,7 +14,7 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
-    unique_key=['as_of_date'],
+    unique_key='as_of_date',
     on_schema_change='fail',
     tags=['scoring'],
 ) }}
@@ -35,7 +35,9 @@
     {%- do propensity_check_feature_columns(features_relation, champions) -%}
 {%- endif %}
 
-with scoring_features as (
+{#- Not materialized: each group's CTE reads only its rows of the view (DuckDB would otherwise
+    copy every group's features once, as the CTE has one reader per champion). #}
+with scoring_features as not materialized (
     select * from {{ features_relation }}
 ),
 
@@ -45,7 +47,6 @@ scores_{{ loop.index }} as (
         scoring_features.customer_id,
         scoring_features.product_group,
         scoring_features.as_of_date,
-        cast({{ propensity_string_literal(champion['model_id']) }} as varchar) as model_id,
         cast(
             propensity_score(
                 {{ propensity_string_literal(champion['model_id']) }},
@@ -57,39 +58,157 @@ scores_{{ loop.index }} as (
 ),
 
 {% endfor %}
-scores as (
+{# Materialized: read twice below (bin counts, then the rows), the UDF runs once per row. #}
+scores as materialized (
+    select
+        *,
+        {{ propensity_score_bin('score') }} as score_bin
+    from (
+        {% if champions -%}
+            {%- for champion in champions %}
+        select * from scores_{{ loop.index }}
+                {%- if not loop.last %}
+        union all
+                {%- endif %}
+            {%- endfor %}
+        {%- else -%}
+            select
+                scoring_features.customer_id,
+                scoring_features.product_group,
+                scoring_features.as_of_date,
+                cast(null as double) as score
+            from scoring_features
+            where false
+        {%- endif %}
+    ) as all_scores
+),
+
+{#
+  Deciles = ntile(10) over (partition by product_group, as_of_date order by score desc,
+  customer_id asc), without sorting every row: rows are counted per score bin (a monotone
+  function of the score), a running sum over the few bins gives each bin's first rank, and only
+  the rows of a bin that straddles a decile boundary are ranked one by one.
+-#}
+bin_counts as (
+    select
+        product_group,
+        as_of_date,
+        score_bin,
+        count(*) as bin_rows
+    from scores
+    group by product_group, as_of_date, score_bin
+),
+
+bin_ranks as (
+    select
+        product_group,
+        as_of_date,
+        score_bin,
+        bin_rows,
+        coalesce(sum(bin_rows) over (
+            partition by product_group, as_of_date
+            order by score_bin desc
+            rows between unbounded preceding and 1 preceding
+        ), 0) as rows_before,
+        sum(bin_rows) over (partition by product_group, as_of_date) as group_rows
+    from bin_counts
+),
+
+bin_deciles as (
+    select
+        product_group,
+        as_of_date,
+        score_bin,
+        rows_before,
+        group_rows,
+        {{ propensity_ntile_decile('rows_before', 'group_rows') }} as first_decile,
+        {{ propensity_ntile_decile('rows_before + bin_rows - 1', 'group_rows') }} as last_decile
+    from bin_ranks
+),
+
+{# Not materialized: read by both branches below; the join is cheaper than a copy of the rows. #}
+binned_scores as not materialized (
+    select
+        scores.customer_id,
+        scores.product_group,
+        scores.as_of_date,
+        scores.score,
+        scores.score_bin,
+        bin_deciles.rows_before,
+        bin_deciles.group_rows,
+        bin_deciles.first_decile,
+        bin_deciles.last_decile
+    from scores
+    inner join bin_deciles
+        on
+            scores.product_group = bin_deciles.product_group
+            and scores.as_of_date = bin_deciles.as_of_date
+            and scores.score_bin = bin_deciles.score_bin
+),
+
+settled_deciles as (
+    select
+        customer_id,
+        product_group,
+        as_of_date,
+        score,
+        first_decile as decile
+    from binned_scores
+    where first_decile = last_decile
+),
+
+{# Rows of a bin holding a decile boundary: ranked within the bin (few rows unless many tie). #}
+straddling_deciles as (
+    select
+        customer_id,
+        product_group,
+        as_of_date,
+        score,
+        {{ propensity_ntile_decile(
+            'rows_before + row_number() over (partition by product_group, as_of_date, score_bin '
+            ~ 'order by score desc, customer_id asc) - 1',
+            'group_rows'
+        ) }} as decile
+    from binned_scores
+    where first_decile <> last_decile
+),
+
+deciles as (
+    select * from settled_deciles
+    union all
+    select * from straddling_deciles
+),
+
+champions as (
     {% if champions -%}
         {%- for champion in champions %}
-    select * from scores_{{ loop.index }}
+    select
+        {{ propensity_string_literal(champion['product_group']) }} as product_group,
+        {{ propensity_string_literal(champion['model_id']) }} as model_id
             {%- if not loop.last %}
     union all
             {%- endif %}
         {%- endfor %}
     {%- else -%}
         select
-            scoring_features.customer_id,
-            scoring_features.product_group,
-            scoring_features.as_of_date,
-            cast(null as varchar) as model_id,
-            cast(null as double) as score
-        from scoring_features
+            cast(null as varchar) as product_group,
+            cast(null as varchar) as model_id
         where false
     {%- endif %}
 ),
 
 final as (
     select
-        customer_id,
-        product_group,
-        as_of_date,
-        model_id,
-        score,
-        cast(ntile(10) over (
-            partition by product_group, as_of_date
-            order by score desc, customer_id asc
-        ) as integer) as decile,
+        deciles.customer_id,
+        deciles.product_group,
+        deciles.as_of_date,
+        cast(champions.model_id as varchar) as model_id,
+        deciles.score,
+        cast(deciles.decile as integer) as decile,
         cast(current_timestamp as timestamp) as scored_at
-    from scores
+    from deciles
+    inner join champions
+        on deciles.product_group = champions.product_group
 )
 
 select * from final
