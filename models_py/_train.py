@@ -76,7 +76,7 @@ from models_py._registry import (
 )
 from models_py._settings import Settings
 from models_py._specs import ModelSpec, TrainingTarget, load_specs, resolve_spec
-from models_py._warehouse import connect, qualified, quote_ident
+from models_py._warehouse import connect, qualified, quote_ident, transaction
 
 logger = logging.getLogger(__name__)
 
@@ -614,6 +614,28 @@ def train_target(
     # OpenMP (HistGradientBoosting) and BLAS (logistic regression) spin-wait on a busy machine:
     # on a loaded 2-core box one thread fitted HGB in 0.4 s against 11 s with two, and LR in 3 s
     # against 11 s. Random forests still use n_jobs (joblib threads, not limited here).
+    result, finish = _train_one(
+        settings, target, actor=actor, on_step=on_step, export_hook=export_hook
+    )
+    if finish is not None:
+        with (
+            closing(connect(settings.warehouse, threads=settings.threads)) as con,
+            transaction(con),
+        ):
+            finish(con)
+    return result
+
+
+def _train_one(
+    settings: Settings,
+    target: TrainingTarget,
+    *,
+    actor: str,
+    on_step: Callable[[str], None] | None,
+    export_hook: Callable[[bytes], bytes] | None = None,
+) -> tuple[ModelResult, Callable[[Any], None] | None]:
+    """Train one target; return its result and the function that registers it (None when
+    skipped). Nothing is written here."""
     with threadpool_limits(limits=1):
         return _train_target(
             settings, target, actor=actor, on_step=on_step, export_hook=export_hook
@@ -627,7 +649,7 @@ def _train_target(
     actor: str,
     on_step: Callable[[str], None] | None,
     export_hook: Callable[[bytes], bytes] | None,
-) -> ModelResult:
+) -> tuple[ModelResult, Callable[[Any], None] | None]:
     spec = target.spec
     started = time.perf_counter()
     step = on_step or (lambda _name: None)
@@ -647,7 +669,7 @@ def _train_target(
                 f"({len(y_s)} rows): cannot train or evaluate"
             )
             logger.warning("%s/%s skipped: %s", spec.name, target.product_group, result.message)
-            return result
+            return result, None
 
     fitted: dict[str, Any] = {}
     searches: dict[str, SearchResult] = {}
@@ -734,8 +756,27 @@ def _train_target(
     parity = check_parity(onnx_bytes, model, X_te, model_id=model_id)
     result.parity_max_abs_diff = parity
     step("export")
+    result.model_id = model_id
+    result.algorithm = best.algorithm
+    result.test_metrics = test_metrics
+    result.lift_top_decile = float(lift[0]["lift"]) if lift and lift[0]["lift"] else None
+    result.cv = cv
+    result.seconds = time.perf_counter() - started
+    result.status = "trained"
+    logger.info(
+        "%s/%s: %s test AUC %.4f%s; registered when every target of the run is trained",
+        spec.name,
+        target.product_group,
+        best.algorithm,
+        test_metrics["roc_auc"],
+        ""
+        if test_metrics["oracle_roc_auc"] is None
+        else f" (oracle {test_metrics['oracle_roc_auc']:.4f})",
+    )
 
-    with closing(connect(settings.warehouse, threads=settings.threads)) as con:
+    def finish(con) -> None:
+        """Decide promotion against the champion of now and register (in the caller's
+        transaction)."""
         require_ml_tables(con)
         promote, reason, comparison = _promotion_decision(con, target, ex, p_te)
         metrics_json = {
@@ -787,28 +828,13 @@ def _train_target(
             curves=[{"split": "test", **r} for r in curve_points(y_te, p_te)],
         )
         register_model(con, record, evaluation, promote=promote, reason=reason, actor=actor)
-    step("register")
-    result.status = "registered"
-    result.model_id = model_id
-    result.algorithm = best.algorithm
-    result.test_metrics = test_metrics
-    result.lift_top_decile = float(lift[0]["lift"]) if lift and lift[0]["lift"] else None
-    result.promoted = promote
-    result.promotion_reason = reason
-    result.cv = cv
-    result.seconds = time.perf_counter() - started
-    logger.info(
-        "%s/%s: %s test AUC %.4f%s; %s",
-        spec.name,
-        target.product_group,
-        best.algorithm,
-        test_metrics["roc_auc"],
-        ""
-        if test_metrics["oracle_roc_auc"] is None
-        else f" (oracle {test_metrics['oracle_roc_auc']:.4f})",
-        reason,
-    )
-    return result
+        step("register")
+        result.status = "registered"
+        result.promoted = promote
+        result.promotion_reason = reason
+        logger.info("%s/%s: registered %s; %s", spec.name, target.product_group, model_id, reason)
+
+    return result, finish
 
 
 def plan_training(
@@ -857,7 +883,9 @@ def train(
     TrainReport
         One `ModelResult` per target. A target whose parity gate or data check fails is
         reported as ``failed`` (nothing written for it) and the others still train;
-        configuration errors raise `ConfigError` before any training.
+        configuration errors raise `ConfigError` before any training. The trained targets are
+        registered together at the end, in one transaction: a run that is killed never leaves
+        part of its models behind.
     """
     started = time.perf_counter()
     targets = plan_training(settings, specs=specs, spec_path=spec_path, groups=groups)
@@ -867,6 +895,7 @@ def train(
     total = sum(per_target.values())
     done = 0
     results: list[ModelResult] = []
+    pending: list[Callable[[Any], None]] = []
     for target in targets:
         expected = per_target[id(target)]
         seen = 0
@@ -886,8 +915,11 @@ def train(
                     )
                 )
 
+        finish = None
         try:
-            result = train_target(settings, target, actor=actor, on_step=on_step)
+            result, finish = _train_one(settings, target, actor=actor, on_step=on_step)
+            if finish is not None:
+                pending.append(finish)
         except ConfigError:
             raise
         except Exception as exc:  # one failing group must not lose the others' work
@@ -900,9 +932,19 @@ def train(
                 status="failed",
                 message=str(exc),
             )
-        for _ in range(expected - seen):  # skipped/failed targets still advance the bar
+        # skipped/failed targets still advance the bar (a trained one registers at the end)
+        for _ in range(expected - seen - (finish is not None)):
             on_step("skipped")
         results.append(result)
+    if pending:
+        # All targets land in one transaction: a run killed or failing before this point leaves
+        # the registry exactly as it was, and a run never publishes half of its models.
+        with (
+            closing(connect(settings.warehouse, threads=settings.threads)) as con,
+            transaction(con),
+        ):
+            for finish in pending:
+                finish(con)
     return TrainReport(results=results, seconds=time.perf_counter() - started)
 
 

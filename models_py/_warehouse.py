@@ -141,7 +141,29 @@ def lock_error(path: Path | str, duckdb_message: str) -> WarehouseError:
 
 @contextmanager
 def transaction(con) -> Iterator[None]:
-    """Run a block in one transaction: all of it lands or none of it does."""
+    """Run a block in one transaction: all of it lands or none of it does.
+
+    Inside a transaction already open on `con`, the block joins it: the outer block commits or
+    rolls back (DuckDB has no nested transactions).
+    """
+    key = id(con)
+    if key in _OPEN_TRANSACTIONS:
+        yield
+        return
+    _OPEN_TRANSACTIONS.add(key)
+    try:
+        with _transaction(con):
+            yield
+    finally:
+        _OPEN_TRANSACTIONS.discard(key)
+
+
+#: id() of the connections with a `transaction` block open (alive while in the set).
+_OPEN_TRANSACTIONS: set[int] = set()
+
+
+@contextmanager
+def _transaction(con) -> Iterator[None]:
     con.execute("begin transaction")
     try:
         yield

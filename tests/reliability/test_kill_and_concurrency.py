@@ -195,6 +195,38 @@ def test_training_run_killed_midway_leaves_the_registry_intact(trained, tmp_path
     assert after["ml.model_registry"].endswith(f":{registered + 1}")
 
 
+def test_training_run_killed_after_one_group_registers_nothing(trained, tmp_path):
+    """Targets register together at the end: a kill after `any` is trained but before `wine`
+    is leaves no model of the run behind."""
+    warehouse, spec = trained
+    before = table_fingerprint(warehouse, *ML_TABLES)
+    out_path = tmp_path / "train.out"
+    with out_path.open("w") as out:
+        proc = cli_process(
+            "train",
+            "--spec",
+            str(spec),
+            "--group",
+            "any",
+            "--group",
+            "wine",
+            warehouse=warehouse,
+            env={"PYTHONUNBUFFERED": "1"},
+            stdout_override=out,
+        )
+        wait_for_line(
+            out_path,
+            0,
+            "purchase_propensity/wine logistic_regression: validation AUC",
+            timeout=300,
+            proc=proc,
+        )
+        assert "registered when every target of the run is trained" in out_path.read_text()
+        kill_group(proc, signal.SIGKILL)
+    assert proc.returncode == -signal.SIGKILL
+    assert table_fingerprint(warehouse, *ML_TABLES) == before
+
+
 def _sql(warehouse: Path, sql: str, params: list | None = None) -> list[tuple]:
     con = duckdb.connect(str(warehouse))
     try:
