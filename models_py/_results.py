@@ -435,9 +435,12 @@ def headline(runs: Sequence[DatasetRun]) -> list[str]:
         m = next((m for m in run.models if m.target == target), None)
         if m is None:
             continue
+        auc = _f(m.test.get("roc_auc"))
+        if run.name != "online_retail" and m.cv_roc_auc is not None:
+            auc += f" (CV {_f(m.cv_roc_auc)})"
         lines.append(
             f"| {TITLES[run.name]} | {m.target} | {_protocol_short(run.name)} | {m.algorithm} | "
-            f"{_f(m.test.get('roc_auc'))} | {_f(m.test.get('pr_auc'))} | "
+            f"{auc} | {_f(m.test.get('pr_auc'))} | "
             f"{_f(m.lift_top_decile, 2)} | {COMMUNITY[run.name][0]} |"
         )
     return lines

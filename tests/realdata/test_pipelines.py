@@ -257,6 +257,7 @@ def test_results_page_reads_figures_back_from_the_warehouse(marketing, tmp_path)
     auc = f"{models[0].test['roc_auc']:.3f}"
     headline = next(line for line in page.splitlines() if line.startswith("| Customer"))
     assert auc in headline and "0.86-0.88" in headline
+    assert f"(CV {models[0].cv_roc_auc:.3f})" in headline
     assert f"CV ROC AUC {models[0].cv_roc_auc:.3f}" in page
     assert "no time axis" in page
 
