@@ -262,6 +262,35 @@ def _group_matrix(con, group: str, names: list[str]):
     return scoring.features_to_matrix(table.column("features"), n_features=len(names))
 
 
+def free_cores(*, seconds: float = 0.5) -> float:
+    """How many cores this process can get right now: 2 threads hash (GIL released) for `seconds`.
+
+    The sum of the threads' CPU time over the wall time: about 2.0 on an idle 2-core machine,
+    about 1.0 when another job keeps one core busy. Measured before each case, so a case's wall
+    time can be read against the cores it could have used.
+    """
+    import hashlib
+    import threading
+
+    data = os.urandom(4 << 20)
+    used = []
+
+    def work() -> None:
+        start = time.thread_time()
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            hashlib.sha256(data).digest()
+        used.append(time.thread_time() - start)
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(used) / (time.perf_counter() - start)
+
+
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -407,7 +436,9 @@ def report(results: dict, facts_by_size: dict) -> str:
         "at 1M customers x 10 groups, peak memory bounded (shown at 10M score rows).",
         "",
         f"Machine: {machine()}. 2 cores shared with other jobs: the load column is the 1-minute "
-        "load average at the end of each case.",
+        "load average at the end of each case; free cores is what two GIL-free hashing threads "
+        "got just before the case (2.0 = both cores idle, 1.0 = another job held one core); "
+        "cores used is CPU s / wall s of the case.",
         "",
         "Command: `flock /work/bench.lock .venv/bin/python benchmarks/bench_scoring.py "
         "--customers N --reuse` (the warehouse is generated, built and trained once and cached "
@@ -427,9 +458,9 @@ def report(results: dict, facts_by_size: dict) -> str:
             f"after early stopping, {', '.join(map(str, features))} features), scored over the "
             "scoring cutoff of `marts.fct_scoring_features` (a view joining the feature marts).",
             "",
-            "| case | what is timed | score rows | wall s | rows/s | CPU s | model node s | "
-            "peak MB | load |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+            "| case | what is timed | score rows | wall s | rows/s | CPU s | cores used | "
+            "model node s | peak MB | load | free cores |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         by_case = results[size]
         for case in CASES:
@@ -437,10 +468,12 @@ def report(results: dict, facts_by_size: dict) -> str:
             if not r:
                 continue
             node = f"{r['node_seconds']:.2f}" if "node_seconds" in r else "-"
+            free = f"{r['free_cores']:.1f}" if "free_cores" in r else "-"
             lines.append(
                 f"| `{case}` | {WHAT[case]} | {r['rows']:,} | {r['seconds']:.2f} | "
-                f"{r['rows'] / r['seconds']:,.0f} | {r['cpu_seconds']:.2f} | {node} | "
-                f"{r['peak_mb']:,.0f} | {r['load_1min']:.1f} |"
+                f"{r['rows'] / r['seconds']:,.0f} | {r['cpu_seconds']:.2f} | "
+                f"{r['cpu_seconds'] / r['seconds']:.2f} | {node} | "
+                f"{r['peak_mb']:,.0f} | {r['load_1min']:.1f} | {free} |"
             )
         dbt = by_case.get("dbt_rerun") or by_case.get("dbt_first")
         orts = [by_case[c]["seconds"] for c in ("ort_1t", "ort_2t") if c in by_case]
@@ -491,8 +524,10 @@ def report(results: dict, facts_by_size: dict) -> str:
         "scores, computes deciles and writes the table. `dbt_rerun` keeps the new rows in a "
         "temporary table before the delete + insert (dbt-duckdb's incremental path), which is "
         "why its peak is higher than `dbt_first`; with `memory_limit` in the profile DuckDB "
-        "spills and the peak stays near the limit at the same speed. Where the time goes and "
-        "what was changed: docs/scoring.md, section Performance.",
+        "spills and the peak stays near the limit for about the same CPU time. With about one "
+        "free core (free cores near 1.0) the dbt cases use one core whatever DuckDB's threads: "
+        "read their wall time as CPU time. Where the time goes and what was changed: "
+        "docs/scoring.md, section Performance.",
         "",
     ]
     return "\n".join(lines)
@@ -513,7 +548,9 @@ def main() -> None:
         print(json.dumps(train_models(args.customers)))
         return
     if args.case:  # child process: one case, result as JSON on the last stdout line
+        cores = free_cores()
         result = run_case(args.case, args.customers, intra_op_threads=args.intra_op_threads)
+        result["free_cores"] = cores
         result["peak_mb"] = _peak_mb()
         result["load_1min"] = os.getloadavg()[0]
         print(json.dumps(result))
@@ -534,7 +571,8 @@ def main() -> None:
         print(
             f"{case:10s} {r['rows']:>11,} rows {r['seconds']:7.2f}s{node} "
             f"{r['rows'] / r['seconds']:>11,.0f} rows/s  CPU {r['cpu_seconds']:.1f}s  "
-            f"peak {r['peak_mb']:,.0f} MB  load {r['load_1min']:.1f}",
+            f"peak {r['peak_mb']:,.0f} MB  load {r['load_1min']:.1f}  "
+            f"free cores {r['free_cores']:.1f}",
             flush=True,
         )
     results_file.write_text(json.dumps(stored, indent=1))

@@ -164,3 +164,13 @@ def test_score_record_batches_streams_columns_or_lists(
     with pytest.raises(FeatureError, match="column 'is_vip' has 1 null"):
         bad = table.set_column(4, "is_vip", pa.array([None] + [0.0] * (len(X) - 1)))
         list(scoring.score_record_batches(bad.to_batches(), model))
+
+
+def test_sessions_sleep_instead_of_spinning(hgb_model: TinyModel, X: np.ndarray) -> None:
+    # Spinning intra-op threads took the core DuckDB's other thread needs (docs/scoring.md).
+    model = scoring.load_model(hgb_model.onnx_bytes, hgb_model.sha256, intra_op_threads=2)
+    options = model.session.get_session_options()
+    assert options.intra_op_num_threads == 2
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.get_session_config_entry("session.inter_op.allow_spinning") == "0"
+    assert np.abs(scoring.score_batch(model, X) - _direct(hgb_model, X)).max() < 1e-6
