@@ -83,7 +83,8 @@ def write_registry(con: duckdb.DuckDBPyConnection, models: list[TinyModel]) -> N
     con.execute(
         "create or replace table ml.model_registry (model_id varchar, spec_name varchar, "
         "product_group varchar, algorithm varchar, feature_names varchar, feature_hash varchar, "
-        "onnx_model blob, onnx_sha256 varchar, trained_at timestamp)"
+        "onnx_model blob, onnx_sha256 varchar, trained_at timestamp, "
+        "training_relation varchar default 'marts.fct_training_examples')"
     )
     con.execute(
         "create or replace table ml.model_aliases (product_group varchar, alias varchar, "
@@ -92,7 +93,7 @@ def write_registry(con: duckdb.DuckDBPyConnection, models: list[TinyModel]) -> N
     now = dt.datetime(2025, 1, 1)
     for m in models:
         con.execute(
-            "insert into ml.model_registry values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "insert into ml.model_registry values (?, ?, ?, ?, ?, ?, ?, ?, ?, default)",
             [
                 m.model_id,
                 "spec",

@@ -99,6 +99,14 @@ def test_scores_incremental_history_and_failures_keep_previous_scores(
     settings = _settings(tmp_path)
     con = duckdb.connect(str(settings.warehouse))
     write_registry(con, [hgb_model, lr_model])
+    # the champion of another spec (a bring-your-own table): not scored here, never loaded (its
+    # bytes would fail the sha256 check)
+    con.execute(
+        "insert into ml.model_registry (model_id, spec_name, product_group, feature_names, "
+        "onnx_model, onnx_sha256, training_relation) values ('byo', 'campaign', 'response', "
+        "'[\"income\"]', 'not onnx'::blob, 'x', 'datasets.marketing_campaign')"
+    )
+    con.execute("insert into ml.model_aliases values ('response', 'champion', 'byo', now())")
     write_features(con, as_of_date=DAY1)
     con.close()
 

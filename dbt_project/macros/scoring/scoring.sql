@@ -50,7 +50,8 @@
 
 
 {#-
-  The champion of every product group: a list of dicts (product_group, model_id, feature_names),
+  The champion of every product group trained on `var('scoring_training_relation')` (default
+  marts.fct_training_examples): a list of dicts (product_group, model_id, feature_names),
   each model verified and loaded into the dbt process. Raises a compiler error naming the model
   when its bytes fail the sha256 check or its metadata do not match the registry.
 -#}
@@ -68,6 +69,9 @@
         {{ return([]) }}
     {%- endif -%}
     {%- do propensity_require_scoring_functions() -%}
+    {#- Champions of other specs (bring-your-own tables, e.g. a campaign-response model) are scored
+        by `propensity score`, not here: their features are not columns of fct_scoring_features. -#}
+    {%- set training_relation = var('scoring_training_relation', 'marts.fct_training_examples') -%}
     {%- set query -%}
         select
             aliases.product_group,
@@ -80,7 +84,9 @@
         from {{ aliases_relation }} as aliases
         left join {{ registry_relation }} as registry
             on aliases.model_id = registry.model_id
-        where aliases.alias = 'champion'
+        where
+            aliases.alias = 'champion'
+            and (registry.model_id is null or registry.training_relation = '{{ training_relation | replace("'", "''") }}')
         order by aliases.product_group
     {%- endset -%}
     {%- set rows = run_query(query) -%}
