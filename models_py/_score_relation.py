@@ -23,27 +23,12 @@ from models_py._dbt import run_dbt
 from models_py._errors import ConfigError
 from models_py._registry import require_ml_tables
 from models_py._settings import Settings
-from models_py._specs import relation_columns, relation_exists
+from models_py._specs import is_numeric_type, relation_columns, relation_exists
 from models_py._warehouse import connect, qualified, quote_ident, transaction
 
 logger = logging.getLogger(__name__)
 
 _RELATION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
-_NUMERIC = (
-    "TINYINT",
-    "SMALLINT",
-    "INTEGER",
-    "BIGINT",
-    "HUGEINT",
-    "UTINYINT",
-    "USMALLINT",
-    "UINTEGER",
-    "UBIGINT",
-    "FLOAT",
-    "DOUBLE",
-    "REAL",
-    "BOOLEAN",
-)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -168,7 +153,7 @@ def score_relation(
             bad = [
                 f"{f} ({columns[f]})"
                 for f in features
-                if f in columns and not (columns[f] in _NUMERIC or columns[f].startswith("DECIMAL"))
+                if f in columns and not is_numeric_type(columns[f])
             ]
             if missing or bad:
                 raise ConfigError(

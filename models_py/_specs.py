@@ -495,7 +495,8 @@ def relation_columns(con, relation: str) -> dict[str, str]:
     return {name: str(dtype).upper() for name, dtype in rows}
 
 
-def _is_numeric(dtype: str) -> bool:
+def is_numeric_type(dtype: str) -> bool:
+    """True for a DuckDB column type a model can take as a float feature."""
     return dtype in _NUMERIC_TYPES or dtype.startswith("DECIMAL")
 
 
@@ -532,7 +533,7 @@ def resolve_spec(
             raise _fail(spec.name, f"{what} {col!r} is not a column of {spec.relation}")
     if spec.features is not None:
         features = list(spec.features)
-        bad = [f"{c} ({columns[c]})" for c in features if not _is_numeric(columns[c])]
+        bad = [f"{c} ({columns[c]})" for c in features if not is_numeric_type(columns[c])]
         if bad:
             raise _fail(
                 spec.name,
@@ -540,8 +541,8 @@ def resolve_spec(
             )
     else:
         excluded = set(spec.key_columns) | set(spec.numeric_except)
-        features = [c for c, t in columns.items() if c not in excluded and _is_numeric(t)]
-        skipped = [c for c, t in columns.items() if c not in excluded and not _is_numeric(t)]
+        features = [c for c, t in columns.items() if c not in excluded and is_numeric_type(t)]
+        skipped = [c for c, t in columns.items() if c not in excluded and not is_numeric_type(t)]
         if skipped:
             logger.info("spec %s: non-numeric columns not used: %s", spec.name, ", ".join(skipped))
     for c in spec.categorical:
