@@ -457,6 +457,21 @@ def refuse_bad_inputs(target: TrainingTarget, examples: Examples) -> None:
 # ------------------------------------------------------------------------------------ training
 
 
+def _refit(
+    target: TrainingTarget, algorithm: str, params: dict[str, Any], X: np.ndarray, y: np.ndarray
+) -> Any:
+    """The candidate with the search's best parameters, fitted on all training rows."""
+    est = build_estimator(
+        algorithm,
+        params,
+        n_features=X.shape[1],
+        categorical_idx=[target.feature_names.index(c) for c in target.categorical],
+        random_state=target.spec.random_state,
+    )
+    fit_estimator(est, X, y)
+    return est
+
+
 def _fit_candidate(target: TrainingTarget, algorithm: str, ex: Examples) -> tuple[Any, Any]:
     spec = target.spec
     X_tr, y_tr, c_tr = ex.part("train")
@@ -474,14 +489,7 @@ def _fit_candidate(target: TrainingTarget, algorithm: str, ex: Examples) -> tupl
         random_state=spec.random_state,
         max_rows=spec.search_max_rows,
     )
-    est = build_estimator(
-        algorithm,
-        search.best_params,
-        n_features=X_tr.shape[1],
-        categorical_idx=cat_idx,
-        random_state=spec.random_state,
-    )
-    fit_estimator(est, X_tr, y_tr)
+    est = _refit(target, algorithm, search.best_params, X_tr, y_tr)
     val_auc = float(roc_auc_score(y_va, est.predict_proba(X_va)[:, 1]))
     result = CandidateResult(
         algorithm=algorithm,
@@ -520,14 +528,7 @@ def _fit_candidate_kfold(
         random_state=spec.random_state,
         max_rows=spec.search_max_rows,
     )
-    est = build_estimator(
-        algorithm,
-        search.best_params,
-        n_features=X_tr.shape[1],
-        categorical_idx=cat_idx,
-        random_state=spec.random_state,
-    )
-    fit_estimator(est, X_tr, y_tr)
+    est = _refit(target, algorithm, search.best_params, X_tr, y_tr)
     assert search.best_score is not None
     result = CandidateResult(
         algorithm=algorithm,
