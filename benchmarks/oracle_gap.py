@@ -12,8 +12,9 @@ Usage::
 Builds the warehouse as `propensity demo` does (generate, default campaigns, dbt build without
 the scoring models) unless `--warehouse` points at an existing one, trains the spec (default: the
 packaged one) on a copy, and prints the table group, test positives, champion algorithm, model
-AUC, oracle AUC (true probabilities on the same test rows) and gap. Results go to the
-`oracle_gap` section of docs/benchmarks.md (unless --no-write).
+AUC, the observable oracle's AUC (the best probabilities any model can compute from the
+observable history, docs/oracle.md) and the hidden-state oracle's AUC on the same test rows, with
+both gaps. Results go to the `oracle_gap` section of docs/benchmarks.md (unless --no-write).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _report import machine, write_section  # noqa: E402
 
 GOAL = (
-    "champion test AUC within 0.02 of the oracle AUC (goal 0.01) for groups with enough positives"
+    "champion test AUC within 0.02 of the oracle AUC (goal 0.01) for groups with enough "
+    "positives; the oracle that is reachable at all is the observable one (docs/oracle.md)"
 )
 ENOUGH_POSITIVES = 500
 
@@ -45,7 +47,7 @@ def build_warehouse(path: Path, *, customers: int, seed: int) -> float:
 
     started = time.perf_counter()
     settings = Settings(warehouse=path)
-    generate_warehouse(path, customers=customers, seed=seed)
+    generate_warehouse(path, customers=customers, seed=seed, observable_cutoffs=1)
     _set_default_campaigns(settings)
     run_dbt(settings, ["build", "--exclude", "fct_propensity_scores+"])
     return time.perf_counter() - started
@@ -59,6 +61,7 @@ def measure(warehouse: Path, spec: Path | None) -> tuple[list[dict], float]:
     for r in report.results:
         m = r.test_metrics
         auc, oracle = m.get("roc_auc"), m.get("oracle_roc_auc")
+        observable = m.get("observable_oracle_roc_auc")
         rows.append(
             {
                 "group": r.product_group,
@@ -69,6 +72,8 @@ def measure(warehouse: Path, spec: Path | None) -> tuple[list[dict], float]:
                 "auc": auc,
                 "oracle": oracle,
                 "gap": None if auc is None or oracle is None else oracle - auc,
+                "observable": observable,
+                "observable_gap": None if auc is None or observable is None else observable - auc,
                 "seconds": r.seconds,
             }
         )
@@ -76,17 +81,22 @@ def measure(warehouse: Path, spec: Path | None) -> tuple[list[dict], float]:
 
 
 def table(rows: list[dict]) -> str:
+    def f(x: float | None) -> str:
+        return "-" if x is None else f"{x:.4f}"
+
     lines = [
-        "| group | test positives / rows | champion | model AUC | oracle AUC | gap |",
-        "|---|---:|---|---:|---:|---:|",
+        "| group | test positives / rows | champion | model AUC | observable oracle AUC | "
+        "gap to observable | hidden-state oracle AUC | gap to hidden-state |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         if r["status"] != "registered":
-            lines.append(f"| {r['group']} | - | {r['status']} | - | - | - |")
+            lines.append(f"| {r['group']} | - | {r['status']} | - | - | - | - | - |")
             continue
         lines.append(
             f"| {r['group']} | {r['positives']:,} / {r['examples']:,} | {r['algorithm']} | "
-            f"{r['auc']:.4f} | {r['oracle']:.4f} | {r['gap']:.4f} |"
+            f"{f(r['auc'])} | {f(r['observable'])} | {f(r['observable_gap'])} | "
+            f"{f(r['oracle'])} | {f(r['gap'])} |"
         )
     return "\n".join(lines)
 
@@ -125,9 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     out = table(rows)
     enough = [r for r in rows if r["gap"] is not None and r["positives"] >= ENOUGH_POSITIVES]
     worst = max((r["gap"] for r in enough), default=float("nan"))
+    observable = [r["observable_gap"] for r in enough if r["observable_gap"] is not None]
     summary = (
-        f"training time {seconds:.0f}s for {len(rows)} groups; worst gap among groups with >= "
-        f"{ENOUGH_POSITIVES} test positives: {worst:.4f}"
+        f"training time {seconds:.0f}s for {len(rows)} groups; among groups with >= "
+        f"{ENOUGH_POSITIVES} test positives the worst gap to the observable oracle is "
+        f"{max(observable, default=float('nan')):.4f} ({sum(g <= 0.01 for g in observable)} of "
+        f"{len(observable)} within 0.01, {sum(g <= 0.02 for g in observable)} within 0.02) and "
+        f"to the hidden-state oracle {worst:.4f}"
     )
     print(out)
     print(summary)

@@ -36,7 +36,10 @@ def run_demo(
 
     started = time.perf_counter()
     _header(console, 1, "generate a synthetic warehouse")
-    report = generate_warehouse(settings.warehouse, customers=customers, seed=seed)
+    # The observable oracle at the test cutoff: the report shows the best AUC any model can reach.
+    report = generate_warehouse(
+        settings.warehouse, customers=customers, seed=seed, observable_cutoffs=1
+    )
     _set_default_campaigns(settings)
     console.print(report.summary())
 

@@ -57,10 +57,20 @@ def choose_threshold(y: np.ndarray, p: np.ndarray, rule: ThresholdRule) -> tuple
 
 
 def binary_metrics(
-    y: np.ndarray, p: np.ndarray, threshold: float, *, oracle: np.ndarray | None = None
+    y: np.ndarray,
+    p: np.ndarray,
+    threshold: float,
+    *,
+    oracle: np.ndarray | None = None,
+    observable_oracle: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """ROC AUC, PR AUC (average precision), log loss, Brier, base rate, and the confusion matrix,
-    precision, recall and F1 at `threshold` (predicted positive when p >= threshold)."""
+    precision, recall and F1 at `threshold` (predicted positive when p >= threshold).
+
+    With `oracle` (true probabilities of generated data, NaN where unknown) also
+    ``oracle_roc_auc``, and with `observable_oracle` (the best probability reachable from the
+    observable history, docs/oracle.md) ``observable_oracle_roc_auc``, each on the rows where it
+    is known."""
     y = np.asarray(y).astype(int)
     p = np.asarray(p, dtype=np.float64)
     pred = (p >= threshold).astype(int)
@@ -82,16 +92,25 @@ def binary_metrics(
         "false_positives": int(fp),
         "true_negatives": int(tn),
         "false_negatives": int(fn),
-        "oracle_roc_auc": None,
+        "oracle_roc_auc": _auc_where_known(y, oracle, "oracle") if both else None,
+        "observable_oracle_roc_auc": (
+            _auc_where_known(y, observable_oracle, "observable oracle") if both else None
+        ),
     }
-    if oracle is not None and both:
-        mask = ~np.isnan(oracle)
-        if mask.sum() == len(y):
-            out["oracle_roc_auc"] = float(roc_auc_score(y, oracle))
-        elif mask.any() and len(np.unique(y[mask])) == 2:
-            out["oracle_roc_auc"] = float(roc_auc_score(y[mask], oracle[mask]))
-            logger.info("oracle probabilities found for %d of %d rows", mask.sum(), len(y))
     return out
+
+
+def _auc_where_known(y: np.ndarray, reference: np.ndarray | None, what: str) -> float | None:
+    """ROC AUC of `reference` probabilities on the rows where they are not NaN (None if none)."""
+    if reference is None:
+        return None
+    mask = ~np.isnan(reference)
+    if mask.sum() == len(y):
+        return float(roc_auc_score(y, reference))
+    if mask.any() and len(np.unique(y[mask])) == 2:
+        logger.info("%s probabilities found for %d of %d rows", what, mask.sum(), len(y))
+        return float(roc_auc_score(y[mask], reference[mask]))
+    return None
 
 
 def lift_by_decile(y: np.ndarray, p: np.ndarray, *, n_bins: int = 10) -> list[dict[str, Any]]:

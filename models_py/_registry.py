@@ -98,6 +98,21 @@ def _insert(con, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
     if not rows:
         return
     columns = list(rows[0])
+    present = {
+        r[0]
+        for r in con.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = ? and table_name = ?",
+            [ML_SCHEMA, table],
+        ).fetchall()
+    }
+    missing = [c for c in columns if c not in present]
+    if missing:
+        raise WarehouseError(
+            f"ml.{table} has no column {', '.join(missing)}: the registry tables were created by "
+            "an older version. Run `propensity build` (or `dbt run-operation ensure_ml_tables "
+            "--project-dir dbt_project --profiles-dir .`) to add the new columns, then retry."
+        )
     cols = ", ".join(f'"{c}"' for c in columns)
     marks = ", ".join("?" for _ in columns)
     con.executemany(

@@ -180,11 +180,21 @@ def write_report(warehouse: Path | str, out_dir: Path | str) -> ReportResult:
             raise WarehouseError(
                 f"{warehouse} has no model registry: run `dbt build` and `propensity train` first"
             )
+        # Registries created before the observable oracle existed lack its column.
+        observable = (
+            "mm.observable_oracle_roc_auc"
+            if con.execute(
+                "select count(*) from information_schema.columns where table_schema = 'ml' "
+                "and table_name = 'model_metrics' and column_name = 'observable_oracle_roc_auc'"
+            ).fetchone()[0]
+            else "null"
+        )
         champions = _rows(
             con,
-            """
+            f"""
             select a.product_group, a.model_id, m.algorithm, m.trained_at, m.test_cutoffs,
-                mm.examples, mm.positives, mm.base_rate, mm.roc_auc, mm.oracle_roc_auc, mm.pr_auc,
+                mm.examples, mm.positives, mm.base_rate, mm.roc_auc,
+                {observable} as observable_oracle_roc_auc, mm.oracle_roc_auc, mm.pr_auc,
                 mm.brier, mm.log_loss, mm.precision, mm.recall, mm.f1, mm.threshold
             from ml.model_aliases as a
             join ml.model_registry as m using (model_id)
@@ -209,6 +219,7 @@ def write_report(warehouse: Path | str, out_dir: Path | str) -> ReportResult:
                     "positives",
                     "base_rate",
                     "roc_auc",
+                    "observable_oracle_roc_auc",
                     "oracle_roc_auc",
                     "pr_auc",
                     "brier",
@@ -218,6 +229,11 @@ def write_report(warehouse: Path | str, out_dir: Path | str) -> ReportResult:
                     "threshold",
                 ],
             ),
+            '<p class="muted">On generated warehouses: observable_oracle_roc_auc is the AUC of '
+            "the best probabilities any model can compute from the observable history (the "
+            "posterior given the generator's prior, docs/oracle.md), the figure to compare a "
+            "model with; oracle_roc_auc uses the generator's hidden state (purchase rate, churn "
+            "date) and is out of reach. Empty on other data.</p>",
         ]
         if has["audiences"]:
             sizes = _rows(

@@ -99,6 +99,9 @@ class OracleSpec:
 
     relation: str
     probability: str = "probability"
+    #: Optional column with the observable oracle (the best probability reachable from the
+    #: observable history, docs/oracle.md); NULL rows are ignored.
+    observable_probability: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -169,6 +172,7 @@ class TrainingTarget:
     feature_names: tuple[str, ...]
     categorical: tuple[str, ...]
     oracle_available: bool = False
+    observable_oracle_available: bool = False
 
 
 # ------------------------------------------------------------------------------------- parsing
@@ -379,8 +383,21 @@ def parse_spec(raw: Mapping[str, Any]) -> ModelSpec:
     if raw.get("oracle"):
         o = raw["oracle"]
         if not isinstance(o, Mapping) or not _RELATION.match(str(o.get("relation", ""))):
-            raise _fail(name, "oracle must be {relation: schema.table, probability: column}")
-        oracle = OracleSpec(relation=o["relation"], probability=o.get("probability", "probability"))
+            raise _fail(
+                name,
+                "oracle must be {relation: schema.table, probability: column, "
+                "observable_probability: column (optional)}",
+            )
+        observable = o.get("observable_probability")
+        if observable is not None and not isinstance(observable, str):
+            raise _fail(
+                name, f"oracle observable_probability must be a column name, got {observable!r}"
+            )
+        oracle = OracleSpec(
+            relation=o["relation"],
+            probability=o.get("probability", "probability"),
+            observable_probability=observable,
+        )
 
     random_state = raw.get("random_state", 0)
     if isinstance(random_state, bool) or not isinstance(random_state, int):
@@ -551,7 +568,7 @@ def resolve_spec(
     if not features:
         raise _fail(spec.name, f"no numeric feature columns in {spec.relation}")
 
-    oracle_available = False
+    oracle_available = observable_oracle_available = False
     if spec.oracle is not None and relation_exists(con, spec.oracle.relation):
         ocols = relation_columns(con, spec.oracle.relation)
         keys = [*spec.id_columns, spec.cutoff, spec.group_column]
@@ -564,6 +581,9 @@ def resolve_spec(
                 spec.oracle.relation,
                 needed,
             )
+        observable_oracle_available = (
+            oracle_available and spec.oracle.observable_probability in ocols
+        )
 
     def target(group: Any) -> TrainingTarget:
         return TrainingTarget(
@@ -573,6 +593,7 @@ def resolve_spec(
             feature_names=tuple(features),
             categorical=tuple(spec.categorical),
             oracle_available=oracle_available,
+            observable_oracle_available=observable_oracle_available,
         )
 
     if spec.group_column is None:

@@ -155,6 +155,7 @@ class TrainReport:
                 "algorithm": r.algorithm,
                 "test_roc_auc": r.test_metrics.get("roc_auc"),
                 "oracle_roc_auc": r.test_metrics.get("oracle_roc_auc"),
+                "observable_oracle_roc_auc": r.test_metrics.get("observable_oracle_roc_auc"),
                 "test_pr_auc": r.test_metrics.get("pr_auc"),
                 "lift_top_decile": r.lift_top_decile,
                 "cv_roc_auc_mean": r.cv["roc_auc_mean"] if r.cv else None,
@@ -184,6 +185,7 @@ class Examples:
     oracle: np.ndarray | None  # float64, NaN where missing
     feature_names: tuple[str, ...]
     cutoffs_by_split: dict[str, list[str]]
+    observable_oracle: np.ndarray | None = None  # float64, NaN where missing (docs/oracle.md)
 
     def part(self, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         mask = self.split == split
@@ -274,13 +276,7 @@ def load_examples(con, target: TrainingTarget) -> Examples:
         q = quote_ident
         feats = ", ".join(f"e.{q(c)}" for c in target.feature_names)
         split_expr = f"cast(e.{q(spec.split)} as varchar)" if spec.split else "null"
-        oracle_join, oracle_col = "", "cast(null as double)"
-        if target.oracle_available and spec.oracle is not None:
-            o_schema, o_table = spec.oracle.relation.split(".")
-            keys = [*spec.id_columns, spec.cutoff, spec.group_column]
-            on = " and ".join(f"e.{q(k)} = o.{q(k)}" for k in keys if k)
-            oracle_join = f"left join {qualified(o_schema, o_table)} as o on {on}"
-            oracle_col = f"cast(o.{q(spec.oracle.probability)} as double)"
+        oracle_join, oracle_cols = _oracle_join(target, [*spec.id_columns, spec.cutoff])
         where, params = _group_filter(target, "e")
         ids = ", ".join(f"e.{q(c)}" for c in spec.id_columns)
         src_ids = ", ".join(f"src.{q(c)}" for c in spec.id_columns)
@@ -289,7 +285,7 @@ def load_examples(con, target: TrainingTarget) -> Examples:
         sql = f"""
             with src as (
                 select {ids}, e.{q(spec.cutoff)} as __cutoff, {split_expr} as __split,
-                    cast(e.{q(spec.label)} as integer) as __label, {oracle_col} as __oracle,
+                    cast(e.{q(spec.label)} as integer) as __label, {oracle_cols},
                     {feats}
                 from {qualified(spec.schema_name, spec.table_name)} as e
                 {oracle_join}
@@ -329,6 +325,25 @@ def _labels(target: TrainingTarget, table: pa.Table) -> np.ndarray:
     return y
 
 
+def _oracle_join(target: TrainingTarget, keys: list[str | None]) -> tuple[str, str]:
+    """(left join of the spec's oracle table on `keys` + the group column, the select list of
+    ``__oracle`` and ``__observable_oracle``); NULL columns and no join without an oracle."""
+    spec, q = target.spec, quote_ident
+    cols = {"__oracle": None, "__observable_oracle": None}
+    join = ""
+    if target.oracle_available and spec.oracle is not None:
+        o_schema, o_table = spec.oracle.relation.split(".")
+        on = " and ".join(f"e.{q(k)} = o.{q(k)}" for k in [*keys, spec.group_column] if k)
+        join = f"left join {qualified(o_schema, o_table)} as o on {on}"
+        cols["__oracle"] = spec.oracle.probability
+        if target.observable_oracle_available:
+            cols["__observable_oracle"] = spec.oracle.observable_probability
+    select = ", ".join(
+        f"cast({'o.' + q(c) if c else 'null'} as double) as {alias}" for alias, c in cols.items()
+    )
+    return join, select
+
+
 def _examples(
     target: TrainingTarget,
     table: pa.Table,
@@ -343,15 +358,20 @@ def _examples(
     for j, name in enumerate(target.feature_names):
         col = pc.cast(table.column(name), pa.float64())
         X[:, j] = col.to_numpy(zero_copy_only=False)
-    oracle = None
+    oracle = observable = None
     if target.oracle_available:
         oracle = pc.cast(table.column("__oracle"), pa.float64()).to_numpy(zero_copy_only=False)
+    if target.observable_oracle_available:
+        observable = pc.cast(table.column("__observable_oracle"), pa.float64()).to_numpy(
+            zero_copy_only=False
+        )
     return Examples(
         X=X,
         y=y,
         cutoff=cutoff,
         split=split,
         oracle=oracle,
+        observable_oracle=observable,
         feature_names=target.feature_names,
         cutoffs_by_split=cutoffs,
     )
@@ -381,13 +401,7 @@ def _load_kfold_examples(con, target: TrainingTarget) -> Examples:
     spec = target.spec
     q = quote_ident
     feats = ", ".join(f"e.{q(c)}" for c in target.feature_names)
-    oracle_join, oracle_col = "", "cast(null as double)"
-    if target.oracle_available and spec.oracle is not None:
-        o_schema, o_table = spec.oracle.relation.split(".")
-        keys = [*spec.id_columns, spec.group_column]
-        on = " and ".join(f"e.{q(k)} = o.{q(k)}" for k in keys if k)
-        oracle_join = f"left join {qualified(o_schema, o_table)} as o on {on}"
-        oracle_col = f"cast(o.{q(spec.oracle.probability)} as double)"
+    oracle_join, oracle_cols = _oracle_join(target, list(spec.id_columns))
     where, params = _group_filter(target, "e")
     ids = ", ".join(f"e.{q(c)}" for c in spec.id_columns)
     bare_ids = ", ".join(q(c) for c in spec.id_columns)
@@ -400,7 +414,7 @@ def _load_kfold_examples(con, target: TrainingTarget) -> Examples:
     sql = f"""
         with src as (
             select {ids}, cast(e.{q(spec.label)} as integer) as __label,
-                {oracle_col} as __oracle, {feats}
+                {oracle_cols}, {feats}
             from {qualified(spec.schema_name, spec.table_name)} as e
             {oracle_join}
             {where}
@@ -716,8 +730,16 @@ def _train_target(
     if not spec.is_temporal:
         threshold_note = threshold_note.replace("on validation", "on out-of-fold predictions")
     p_te = model.predict_proba(X_te)[:, 1]
-    oracle_te = ex.oracle[ex.split == "test"] if ex.oracle is not None else None
-    test_metrics = binary_metrics(y_te, p_te, threshold, oracle=oracle_te)
+    is_test = ex.split == "test"
+    test_metrics = binary_metrics(
+        y_te,
+        p_te,
+        threshold,
+        oracle=ex.oracle[is_test] if ex.oracle is not None else None,
+        observable_oracle=(
+            ex.observable_oracle[is_test] if ex.observable_oracle is not None else None
+        ),
+    )
     val_metrics = binary_metrics(y_va, p_va, threshold)
     lift = lift_by_decile(y_te, p_te)
     bins = calibration_bins(y_te, p_te)

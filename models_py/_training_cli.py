@@ -45,7 +45,14 @@ def render_train_summary(report: TrainReport, console) -> None:
     table = Table(title=f"training summary ({report.seconds:.0f}s)")
     # Stratified k-fold targets (tables without a time axis) also show their CV AUC mean +- std.
     with_cv = any(r.cv for r in report.results)
+    # Generated warehouses with the observable oracle: the best AUC reachable from observable data
+    # (docs/oracle.md), next to the hidden-state oracle.
+    with_observable = any(
+        r.test_metrics.get("observable_oracle_roc_auc") is not None for r in report.results
+    )
     columns = ["group", "algorithm", "test AUC", "oracle AUC", "PR AUC", "lift@10%", "promoted"]
+    if with_observable:
+        columns.insert(3, "best achievable")
     if with_cv:
         columns.insert(3, "CV AUC")
     for col in columns:
@@ -62,6 +69,8 @@ def render_train_summary(report: TrainReport, console) -> None:
             _fmt(r.lift_top_decile, 2),
             promoted,
         ]
+        if with_observable:
+            cells.insert(3, _fmt(m.get("observable_oracle_roc_auc")))
         if with_cv:
             cv = r.cv
             cells.insert(3, f"{cv['roc_auc_mean']:.3f} ± {cv['roc_auc_std']:.3f}" if cv else "-")

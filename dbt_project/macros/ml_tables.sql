@@ -3,8 +3,9 @@
   lives: `on-run-start` calls it, so every `dbt build` / `dbt run` creates the empty tables, and
   `dbt run-operation ensure_ml_tables` creates them alone. Python (models_py._registry) writes
   the rows and refuses to run when the tables are missing. Statements are idempotent
-  (`create ... if not exists`); adding a column means a new `alter table ... add column if not
-  exists` line here, never a drop.
+  (`create ... if not exists`); a column added to a table below is added to existing tables by
+  `alter table ... add column` (appended at the end, so existing inserts by name keep working),
+  never a drop.
 
   JSON values are stored as varchar (portable to Spark); the ONNX model as a binary column.
 -#}
@@ -80,6 +81,7 @@
             ('false_negatives', 'bigint'),
             ('oracle_roc_auc', 'double'),
             ('evaluated_at', 'timestamp'),
+            ('observable_oracle_roc_auc', 'double'),
         ],
         'lift_by_decile': [
             ('model_id', 'varchar'),
@@ -143,6 +145,18 @@
         {%- endfor -%}
         {%- for statement in statements -%}
             {%- do run_query(statement) -%}
+        {%- endfor -%}
+        {#- Tables created by an older version get the columns added since (never a drop). #}
+        {%- set existing = run_query(
+            "select table_name || '.' || column_name from information_schema.columns "
+            ~ "where table_schema = 'ml'").columns[0].values() -%}
+        {%- for table, columns in ml_table_ddl().items() -%}
+            {%- for name, type in columns -%}
+                {%- if (table ~ '.' ~ name) not in existing -%}
+                    {%- do run_query('alter table ml."' ~ table ~ '" add column "' ~ name ~ '" ' ~ type) -%}
+                    {%- do log('ensure_ml_tables: added column ml.' ~ table ~ '.' ~ name, info=true) -%}
+                {%- endif -%}
+            {%- endfor -%}
         {%- endfor -%}
         {%- do log('ensure_ml_tables: schema ml ready (' ~ (statements | length - 1) ~ ' tables)') -%}
     {%- endif -%}

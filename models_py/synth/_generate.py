@@ -61,6 +61,8 @@ GROUND_TRUTH_DDL: dict[str, dict[str, str]] = {
         "product_group": "VARCHAR",
         "as_of_date": "DATE",
         "probability": "DOUBLE",
+        # The observable oracle (models_py.synth._posterior): NULL unless computed for the cutoff.
+        "observable_probability": "DOUBLE",
     },
     "oracle_treatment_effect": {
         "customer_id": "BIGINT",
@@ -216,6 +218,7 @@ def generate_warehouse(
     end_date: dt.date = dt.date(2026, 10, 1),
     chunk_size: int = 100_000,
     oracle_cutoffs: int | None = None,
+    observable_cutoffs: int = 0,
 ) -> GenerationReport:
     """Write a synthetic warehouse with known ground truth into schema `raw` of a DuckDB file.
 
@@ -242,6 +245,12 @@ def generate_warehouse(
     oracle_cutoffs : int, optional
         Number of cutoffs end_date - 30 k (k = 0, 1, ...) in the oracle; default all 13 up to
         200,000 customers, 7 above (keeps the table near 80M rows at 1M customers).
+    observable_cutoffs : int
+        Number of cutoffs end_date - 30 k, k = 1, 2, ... (the newest ones with a full label
+        window: the test cutoff first) for which `raw.oracle_propensity.observable_probability`
+        is computed: the best probability any model can reach from the observable history
+        (docs/oracle.md). About 2 ms of one core per customer and cutoff; 0 (default) leaves the
+        column NULL. It is written after the raw tables are published, in its own transaction.
 
     Returns
     -------
@@ -261,6 +270,15 @@ def generate_warehouse(
         )
     if not isinstance(oracle_cutoffs, int) or not 0 <= oracle_cutoffs <= MAX_CUTOFFS:
         raise ConfigError(f"oracle_cutoffs must be between 0 and {MAX_CUTOFFS}")
+    if (
+        not isinstance(observable_cutoffs, int)
+        or isinstance(observable_cutoffs, bool)
+        or not 0 <= observable_cutoffs <= max(oracle_cutoffs - 1, 0)
+    ):
+        raise ConfigError(
+            f"observable_cutoffs must be between 0 and {max(oracle_cutoffs - 1, 0)} (the oracle's "
+            f"cutoffs with a full label window), got {observable_cutoffs!r}"
+        )
     started = time.perf_counter()
     path = Path(path)
     calendar = build_calendar(end_date=end_date, days=days, n_cutoffs=oracle_cutoffs)
@@ -302,6 +320,14 @@ def generate_warehouse(
             raise
     finally:
         con.close()
+    if observable_cutoffs:
+        _write_observable_oracle(
+            path,
+            cutoffs=[calendar.date_of(d) for d in calendar.cutoff_days[1 : 1 + observable_cutoffs]],
+            seed=seed,
+            end_date=end_date,
+            days=days,
+        )
     report = GenerationReport(
         path=path,
         customers=customers,
@@ -319,6 +345,35 @@ def generate_warehouse(
         report.seconds,
     )
     return report
+
+
+def _write_observable_oracle(
+    path: Path, *, cutoffs: list[dt.date], seed: int, end_date: dt.date, days: int
+) -> None:
+    """Fill raw.oracle_propensity.observable_probability for `cutoffs` (one transaction)."""
+    from models_py.synth._posterior import observable_oracle  # scipy: imported when needed
+
+    # Computed from a read-only connection first: DuckDB refuses a read-only and a read-write
+    # connection to one file in the same process.
+    tables = [
+        observable_oracle(path, cutoff=cutoff, seed=seed, end_date=end_date, days=days)
+        for cutoff in cutoffs
+    ]
+    con = connect(path)
+    try:
+        with transaction(con):
+            for table in tables:
+                con.register("__observable_oracle", table)
+                con.execute(
+                    "update raw.oracle_propensity as o "
+                    "set observable_probability = p.probability "
+                    "from __observable_oracle as p "
+                    "where o.customer_id = p.customer_id and o.product_group = p.product_group "
+                    "and o.as_of_date = p.as_of_date"
+                )
+                con.unregister("__observable_oracle")
+    finally:
+        con.close()
 
 
 @dataclass(frozen=True)

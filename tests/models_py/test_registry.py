@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import duckdb
 import numpy as np
 import pytest
 import yaml
@@ -177,7 +176,9 @@ def test_failed_registration_writes_nothing(settings, problem):
         register_model(con, record("m_a", blob), evaluation(), promote=True, reason="again")
     bad = evaluation()
     bad.importance = [{"feature_name": "x0", "no_such_column": 1.0}]  # fails after the others
-    with pytest.raises(duckdb.Error):
+    # A column the table lacks (e.g. a registry created by an older version) is a named error
+    # that names the upgrade step, raised inside the transaction: nothing is written.
+    with pytest.raises(WarehouseError, match=r"no column no_such_column.*propensity build"):
         register_model(con, record("m_b", blob), bad, promote=True, reason="broken")
     after = {t: con.execute(f"select count(*) from ml.{t}").fetchone()[0] for t in before}
     assert after == before
@@ -256,3 +257,26 @@ def test_cli_models_commands(settings, problem, capsys):
     assert "champion is m_a again" in capsys.readouterr().out
     assert main([*wh, "models", "rollback", "wine"]) == 1
     assert "nothing to roll back" in capsys.readouterr().err
+
+
+def test_ensure_ml_tables_adds_columns_to_older_tables(settings):
+    """A registry created before a column existed gets it from `ensure_ml_tables` (the macro every
+    dbt run calls), keeping its rows (registering before the upgrade is a named error, see
+    test_failed_registration_writes_nothing)."""
+    from models_py._dbt import run_dbt
+
+    con = connect(settings.warehouse)
+    con.execute("alter table ml.model_metrics drop column observable_oracle_roc_auc")
+    con.execute(
+        "insert into ml.model_metrics (model_id, split, roc_auc) values ('old_model', 'test', 0.7)"
+    )
+    con.close()
+    run_dbt(settings, ["run-operation", "ensure_ml_tables"])
+    con = connect(settings.warehouse, read_only=True)
+    try:
+        rows = con.execute(
+            "select model_id, roc_auc, observable_oracle_roc_auc from ml.model_metrics"
+        ).fetchall()
+    finally:
+        con.close()
+    assert rows == [("old_model", 0.7, None)]

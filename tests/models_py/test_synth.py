@@ -498,3 +498,36 @@ def test_failed_generation_leaves_previous_tables(tmp_path, monkeypatch):
         assert leftovers == 0
     finally:
         con.close()
+
+
+def test_observable_oracle_column_for_the_newest_labelled_cutoffs(tmp_path):
+    """observable_cutoffs=1 fills raw.oracle_propensity.observable_probability at the test cutoff
+    (end_date - 30 days) only, with what models_py.synth._posterior computes; other rows NULL."""
+    from models_py.synth._posterior import observable_oracle
+
+    path = tmp_path / "wh.duckdb"
+    report = generate_warehouse(path, customers=300, seed=1, days=150, observable_cutoffs=1)
+    test_cutoff = report.oracle_cutoffs[1]
+    expected = observable_oracle(path, cutoff=test_cutoff, seed=1, days=150).to_pylist()
+    con = connect(path, read_only=True)
+    try:
+        per_cutoff = con.execute(
+            "select as_of_date, count(*), count(observable_probability) "
+            "from raw.oracle_propensity group by all order by as_of_date desc"
+        ).fetchall()
+        stored = con.execute(
+            "select customer_id, product_group, observable_probability "
+            "from raw.oracle_propensity where as_of_date = ?",
+            [test_cutoff],
+        ).fetchall()
+    finally:
+        con.close()
+    counts = {d: (n, known) for d, n, known in per_cutoff}
+    assert counts[test_cutoff] == (len(expected), len(expected))
+    assert all(known == 0 for d, (_, known) in counts.items() if d != test_cutoff)
+    want = {(r["customer_id"], r["product_group"]): r["probability"] for r in expected}
+    got = {(c, g): p for c, g, p in stored}
+    assert got.keys() == want.keys()
+    assert max(abs(got[k] - want[k]) for k in want) < 1e-12
+    with pytest.raises(ConfigError, match="observable_cutoffs must be between 0 and"):
+        generate_warehouse(path, customers=300, seed=1, days=150, observable_cutoffs=99)

@@ -122,6 +122,21 @@ def test_binary_metrics_match_sklearn(scored):
     assert m["true_negatives"] + m["false_negatives"] == int((pred == 0).sum())
     assert m["base_rate"] == pytest.approx(y.mean())
     assert m["oracle_roc_auc"] == m["roc_auc"]
+    assert m["observable_oracle_roc_auc"] is None
+
+
+def test_observable_oracle_auc_uses_the_rows_where_it_is_known(scored):
+    y, p = scored
+    blurred = np.where(np.arange(len(y)) % 3 == 0, np.nan, np.sqrt(p) * (1 + 0.1 * (y == 0)))
+    m = binary_metrics(y, p, 0.35, observable_oracle=blurred)
+    known = ~np.isnan(blurred)
+    assert m["observable_oracle_roc_auc"] == pytest.approx(
+        roc_auc_score(y[known], blurred[known]), abs=1e-12
+    )
+    assert m["observable_oracle_roc_auc"] != pytest.approx(m["roc_auc"], abs=1e-3)
+    assert m["oracle_roc_auc"] is None
+    all_missing = binary_metrics(y, p, 0.35, observable_oracle=np.full(len(y), np.nan))
+    assert all_missing["observable_oracle_roc_auc"] is None
 
 
 def test_lift_by_decile_matches_an_independent_computation(scored):
@@ -221,7 +236,7 @@ def test_train_registers_a_champion_per_group(trained):
         p = onnx_predict_proba(bytes(row[2]), X)[:, 1]
         stored = con.execute(
             "select roc_auc, pr_auc, log_loss, brier, examples, positives, true_positives, "
-            "false_positives, oracle_roc_auc from ml.model_metrics "
+            "false_positives, oracle_roc_auc, observable_oracle_roc_auc from ml.model_metrics "
             "where model_id = ? and split = 'test'",
             [model_id],
         ).fetchone()
@@ -245,6 +260,16 @@ def test_train_registers_a_champion_per_group(trained):
         oracle_auc = roc_auc_score([r[1] for r in oracle], [r[0] for r in oracle])
         assert stored[8] == pytest.approx(oracle_auc, abs=1e-9)
         assert stored[0] > oracle_auc - 0.05, (group, stored[0], oracle_auc)
+        # The observable oracle column of the spec's oracle table, on the same rows.
+        observable = con.execute(
+            "select o.observable_probability, e.label from marts.fct_training_examples e "
+            "join raw.oracle_propensity o using (customer_id, product_group, as_of_date) "
+            "where e.product_group = ? and e.split = 'test'",
+            [group],
+        ).fetchall()
+        observable_auc = roc_auc_score([r[1] for r in observable], [r[0] for r in observable])
+        assert stored[9] == pytest.approx(observable_auc, abs=1e-9)
+        assert abs(stored[9] - oracle_auc) > 1e-4  # a different column was read
 
         lift = con.execute(
             "select decile, customers, cumulative_gains from ml.lift_by_decile "
@@ -365,6 +390,14 @@ def test_dbt_marts_expose_the_evaluation_tables(trained, tmp_path):
     assert top[0] > 1 and top[1] < 1
     assert con.execute("select count(*) from marts.fct_feature_importance").fetchone()[0] > 0
     assert con.execute("select count(*) from marts.fct_calibration_bins").fetchone()[0] > 0
+    # Both oracle gaps on the test rows (the fake oracle table has both columns).
+    gaps = con.execute(
+        "select roc_auc - observable_oracle_roc_auc, roc_auc_gap_to_observable_oracle, "
+        "roc_auc - oracle_roc_auc, roc_auc_gap_to_oracle "
+        "from marts.fct_model_metrics where split = 'test'"
+    ).fetchall()
+    assert gaps and all(g[0] is not None and g[2] is not None for g in gaps)
+    assert all(g[0] == pytest.approx(g[1]) and g[2] == pytest.approx(g[3]) for g in gaps)
     con.close()
 
 

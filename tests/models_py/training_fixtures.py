@@ -52,6 +52,7 @@ def make_examples(customers: int = 1500, seed: int = 0) -> tuple[pa.Table, pa.Ta
         "product_group": [],
         "as_of_date": [],
         "probability": [],
+        "observable_probability": [],
     }
     for i, cutoff in enumerate(CUTOFFS):
         split = (
@@ -92,6 +93,10 @@ def make_examples(customers: int = 1500, seed: int = 0) -> tuple[pa.Table, pa.Ta
             oracle["product_group"] += [g] * customers
             oracle["as_of_date"] += [cutoff] * customers
             oracle["probability"] += p.tolist()
+            # A stand-in for the observable oracle (no extra random draws: the labels stay as
+            # they were); NULL on the train cutoffs, as on generated warehouses.
+            blurred = 0.7 * p + 0.3 * open_rate if split != "train" else np.full(customers, np.nan)
+            oracle["observable_probability"] += [None if np.isnan(v) else v for v in blurred]
     types = {
         "customer_id": pa.int64(),
         "label": pa.int32(),
@@ -159,7 +164,10 @@ specs:
     max_training_rows: 20000
     max_evaluation_rows: 20000
     importance_rows: 500
-    oracle: {relation: raw.oracle_propensity, probability: probability}
+    oracle:
+      relation: raw.oracle_propensity
+      probability: probability
+      observable_probability: observable_probability
 """
 
 _TEMPLATE: dict[str, Settings] = {}

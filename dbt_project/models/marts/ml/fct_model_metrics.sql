@@ -33,6 +33,8 @@ final as (
         metrics.false_negatives,
         metrics.oracle_roc_auc,
         metrics.roc_auc - metrics.oracle_roc_auc as roc_auc_gap_to_oracle,
+        metrics.observable_oracle_roc_auc,
+        metrics.roc_auc - metrics.observable_oracle_roc_auc as roc_auc_gap_to_observable_oracle,
         metrics.evaluated_at
     from metrics
     inner join models on metrics.model_id = models.model_id
