@@ -4,12 +4,13 @@
   Incremental by as_of_date (delete+insert): each run recomputes the cutoffs currently in
   dim_cutoffs and replaces them; rows of older cutoffs (earlier scoring dates) stay, so features
   of past scores remain available for monitoring. Each cutoff is its own aggregate over the
-  order-level intermediate tables (union all), never one join of events to all cutoffs.
+  order-level intermediate tables (union all), never one join of events to all cutoffs; the
+  materialization propensity_by_cutoff runs one cutoff per statement (delete + insert).
 -#}
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
+        materialized='propensity_by_cutoff',
+        cutoff_sql='customer_features_for_cutoff',
         unique_key='as_of_date',
         on_schema_change='fail',
     )

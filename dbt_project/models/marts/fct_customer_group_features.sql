@@ -7,8 +7,8 @@
 -#}
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
+        materialized='propensity_by_cutoff',
+        cutoff_sql='group_features_for_cutoff',
         unique_key='as_of_date',
         on_schema_change='fail',
     )

@@ -1,0 +1,145 @@
+{#-
+  Materialization `propensity_by_cutoff`: a table built ONE CUTOFF PER STATEMENT, so the hash
+  tables of one cutoff are freed before the next one runs (one `union all` of 13 cutoffs keeps them
+  all in memory at once).
+
+  Config:
+  - cutoff_sql: name of the macro rendering one cutoff's select (it takes the cutoff date);
+  - unique_key: 'as_of_date' (the column holding the cutoff; the unit of replacement);
+  - cutoff_roles: roles of dim_cutoffs to build (default: dbt var feature_cutoff_roles, i.e. all);
+  - rebuild: true = rebuilt whole each run (a plain table); false = incremental by cutoff;
+  - on_schema_change: 'fail' (the only value accepted: a clear error when the columns differ).
+
+  Incremental (rebuild false, the table exists, no --full-refresh): per cutoff of dim_cutoffs,
+  `delete where as_of_date = T` then `insert` that cutoff's rows; rows of other (older) cutoffs
+  stay. Otherwise the table is created from the first cutoff (contract enforced as for a table),
+  the other cutoffs are inserted one by one, and it replaces the old table. Everything runs in the
+  model's transaction: a failure leaves the previous table as it was.
+  The model's own SQL (the union over every cutoff) stays the compiled code: lineage, docs and
+  unit tests use it; this materialization runs the same select one cutoff at a time.
+-#}
+{% materialization propensity_by_cutoff, adapter='duckdb' %}
+  {%- set render_name = config.require('cutoff_sql') -%}
+  {%- set render = context.get(render_name) -%}
+  {%- if render is none -%}
+    {{ exceptions.raise_compiler_error(
+        "model " ~ model.name ~ ": config cutoff_sql='" ~ render_name ~ "' names no macro. "
+        ~ "Give the macro that renders one cutoff's select (it takes the cutoff date).") }}
+  {%- endif -%}
+  {%- set unique_key = config.get('unique_key') or 'as_of_date' -%}
+  {%- if unique_key != 'as_of_date' -%}
+    {{ exceptions.raise_compiler_error(
+        "model " ~ model.name ~ ": materialization propensity_by_cutoff replaces whole cutoffs; "
+        ~ "unique_key must be 'as_of_date', got '" ~ unique_key ~ "'.") }}
+  {%- endif -%}
+  {%- set rebuild = config.get('rebuild', false) -%}
+  {%- set on_schema_change = config.get('on_schema_change') or 'fail' -%}
+  {%- if on_schema_change != 'fail' and not rebuild -%}
+    {{ exceptions.raise_compiler_error(
+        "model " ~ model.name ~ ": materialization propensity_by_cutoff supports only "
+        ~ "on_schema_change='fail' (got '" ~ on_schema_change ~ "'); rebuild with --full-refresh "
+        ~ "after a column change.") }}
+  {%- endif -%}
+  {%- set cutoffs = propensity_cutoffs(config.get('cutoff_roles', none)) -%}
+
+  {%- set existing_relation = load_cached_relation(this) -%}
+  {%- set target_relation = this.incorporate(type='table') -%}
+  {%- set intermediate_relation = make_intermediate_relation(target_relation) -%}
+  {%- set backup_relation = make_backup_relation(target_relation, 'table') -%}
+  {%- set full_refresh_mode = rebuild or existing_relation is none or should_full_refresh()
+      or existing_relation.is_view -%}
+  {%- set grant_config = config.get('grants') -%}
+
+  {{ drop_relation_if_exists(load_cached_relation(intermediate_relation)) }}
+  {{ drop_relation_if_exists(load_cached_relation(backup_relation)) }}
+
+  {{ run_hooks(pre_hooks, inside_transaction=False) }}
+  -- `BEGIN` happens here:
+  {{ run_hooks(pre_hooks, inside_transaction=True) }}
+
+  {%- if cutoffs | length == 0 -%}
+    {#- No cutoff of these roles (e.g. no training cutoff yet): the columns, no rows. -#}
+    {%- set first_sql = 'select * from (' ~ render(modules.datetime.date(2000, 1, 1))
+        ~ ') as model_subq where false' -%}
+  {%- else -%}
+    {%- set first_sql = render(cutoffs[0].as_of_date) -%}
+  {%- endif -%}
+
+  {%- if full_refresh_mode -%}
+    {%- set build_relation = intermediate_relation -%}
+    {%- set to_insert = cutoffs[1:] -%}
+    {% call statement('main' if to_insert | length == 0 else 'create') -%}
+      {{ create_table_as(False, intermediate_relation, first_sql) }}
+    {%- endcall %}
+  {%- else -%}
+    {%- set build_relation = target_relation -%}
+    {%- set to_insert = cutoffs -%}
+    {%- do propensity_assert_same_columns(existing_relation, first_sql) -%}
+  {%- endif -%}
+
+  {%- set quoted = [] -%}
+  {%- for col in adapter.get_columns_in_relation(build_relation) -%}
+    {%- do quoted.append(adapter.quote(col.name)) -%}
+  {%- endfor -%}
+  {%- set column_list = quoted | join(', ') -%}
+  {%- if to_insert | length == 0 and not full_refresh_mode %}
+    {% call statement('main') -%}
+      select count(*) from {{ build_relation }} where false
+    {%- endcall %}
+  {%- endif -%}
+  {%- for cutoff in to_insert -%}
+    {% call statement('main' if loop.last else 'cutoff_' ~ loop.index) -%}
+      {%- if not full_refresh_mode %}
+      delete from {{ build_relation }} where {{ unique_key }} = {{ propensity_date_literal(cutoff.as_of_date) }};
+      {%- endif %}
+      insert into {{ build_relation }} ({{ column_list }})
+      select {{ column_list }} from (
+        {{ render(cutoff.as_of_date) }}
+      ) as cutoff_subq;
+    {%- endcall %}
+  {%- endfor -%}
+
+  {%- if full_refresh_mode -%}
+    {%- if existing_relation is not none -%}
+      {{ adapter.rename_relation(existing_relation, backup_relation) }}
+    {%- endif -%}
+    {{ adapter.rename_relation(intermediate_relation, target_relation) }}
+  {%- endif -%}
+
+  {{ run_hooks(post_hooks, inside_transaction=True) }}
+  {% set should_revoke = should_revoke(existing_relation, full_refresh_mode=full_refresh_mode) %}
+  {% do apply_grants(target_relation, grant_config, should_revoke=should_revoke) %}
+  {% do persist_docs(target_relation, model) %}
+
+  -- `COMMIT` happens here
+  {{ adapter.commit() }}
+
+  {{ drop_relation_if_exists(backup_relation) }}
+  {{ run_hooks(post_hooks, inside_transaction=False) }}
+
+  {{ return({'relations': [target_relation]}) }}
+{% endmaterialization %}
+
+
+{#- on_schema_change='fail' for propensity_by_cutoff: the stored table must have the columns (names,
+    order and types) of the select; otherwise stop with the differences and the remedy. -#}
+{% macro propensity_assert_same_columns(relation, select_sql) %}
+  {%- set stored = [] -%}
+  {%- for col in adapter.get_columns_in_relation(relation) -%}
+    {%- do stored.append(col.name | lower ~ ' ' ~ col.dtype | upper) -%}
+  {%- endfor -%}
+  {%- set built = [] -%}
+  {%- for row in run_query('describe ' ~ select_sql).rows -%}
+    {%- do built.append(row[0] | lower ~ ' ' ~ row[1] | upper) -%}
+  {%- endfor -%}
+  {%- if stored != built -%}
+    {%- set removed = stored | reject('in', built) | list -%}
+    {%- set added = built | reject('in', stored) | list -%}
+    {{ exceptions.raise_compiler_error(
+        "The columns of " ~ relation ~ " differ from what model " ~ model.name ~ " now builds "
+        ~ "(on_schema_change='fail'): only in the table: [" ~ (removed | join(', ')) ~ "]; only in "
+        ~ "the model: [" ~ (added | join(', ')) ~ "]" ~ ("; same columns in another order" if not
+        removed and not added else "") ~ ". Rebuild it with `dbt run --full-refresh --select "
+        ~ model.name ~ "` (older cutoffs are then recomputed only for the cutoffs in dim_cutoffs).") }}
+  {%- endif -%}
+{% endmacro %}

@@ -1,0 +1,98 @@
+"""Materialization propensity_by_cutoff (one cutoff per statement): incremental runs replace the
+cutoffs they build and keep the others, a column change stops the run with the differing columns,
+and --full-refresh rebuilds the table."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from models_py._dbt import run_dbt
+from models_py._errors import DbtRunError
+from models_py._warehouse import connect
+from tests.conftest import write_tiny_warehouse
+from tests.dbt.test_features import DBT_VARS, SCORING_CUTOFF, random_tables
+
+MODEL = "fct_customer_group_features"
+LATER_SCORING_CUTOFF = "2024-02-12"
+
+
+def read(settings, sql: str) -> pd.DataFrame:
+    con = connect(settings.warehouse, read_only=True)
+    try:
+        return con.execute(sql).df()
+    finally:
+        con.close()
+
+
+def rows_of(settings, as_of_date: str) -> pd.DataFrame:
+    return read(
+        settings,
+        f"select * from marts.{MODEL} where as_of_date = date '{as_of_date}' order by all",
+    )
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    settings = write_tiny_warehouse(
+        tmp_path_factory.mktemp("by_cutoff") / "wh.duckdb", **random_tables(customers=200, seed=5)
+    )
+    run_dbt(settings, ["run", "--select", f"+{MODEL}"], dbt_vars=DBT_VARS)
+    return settings
+
+
+def test_incremental_run_keeps_older_cutoffs_and_adds_the_new_one(built):
+    before_dates = set(read(built, f"select distinct as_of_date from marts.{MODEL}")["as_of_date"])
+    assert len(before_dates) == 5
+    before_scoring = rows_of(built, SCORING_CUTOFF)
+    assert len(before_scoring) > 50
+    run_dbt(
+        built,
+        ["run", "--select", "dim_cutoffs", MODEL],
+        dbt_vars={
+            **DBT_VARS,
+            "scoring_cutoff": LATER_SCORING_CUTOFF,
+            "feature_cutoff_roles": ["scoring"],
+        },
+    )
+    after_dates = set(read(built, f"select distinct as_of_date from marts.{MODEL}")["as_of_date"])
+    assert after_dates == before_dates | {pd.Timestamp(LATER_SCORING_CUTOFF)}
+    pd.testing.assert_frame_equal(rows_of(built, SCORING_CUTOFF), before_scoring)
+    duplicates = read(
+        built,
+        f"select count(*) - count(distinct (customer_id, product_group, as_of_date)) as n "
+        f"from marts.{MODEL}",
+    )["n"].iloc[0]
+    assert duplicates == 0
+    # Re-running the same cutoff replaces it (delete + insert), never appends a second copy.
+    n_later = len(rows_of(built, LATER_SCORING_CUTOFF))
+    run_dbt(
+        built,
+        ["run", "--select", MODEL],
+        dbt_vars={
+            **DBT_VARS,
+            "scoring_cutoff": LATER_SCORING_CUTOFF,
+            "feature_cutoff_roles": ["scoring"],
+        },
+    )
+    assert len(rows_of(built, LATER_SCORING_CUTOFF)) == n_later > 0
+
+
+def test_column_change_fails_with_the_columns_then_full_refresh_rebuilds(built):
+    con = connect(built.warehouse)
+    try:
+        con.execute(f"alter table marts.{MODEL} add column stale_feature integer")
+    finally:
+        con.close()
+    with pytest.raises(DbtRunError) as err:
+        run_dbt(built, ["run", "--select", "dim_cutoffs", MODEL], dbt_vars=DBT_VARS)
+    message = str(err.value)
+    assert "stale_feature INTEGER" in message
+    assert "--full-refresh" in message
+    run_dbt(built, ["run", "--full-refresh", "--select", "dim_cutoffs", MODEL], dbt_vars=DBT_VARS)
+    columns = read(built, f"describe marts.{MODEL}")["column_name"].tolist()
+    assert "stale_feature" not in columns
+    # A full refresh keeps only the cutoffs of dim_cutoffs (the later scoring cutoff is gone).
+    dates = set(read(built, f"select distinct as_of_date from marts.{MODEL}")["as_of_date"])
+    assert pd.Timestamp(SCORING_CUTOFF) in dates
+    assert pd.Timestamp(LATER_SCORING_CUTOFF) not in dates
