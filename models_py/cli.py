@@ -17,9 +17,15 @@ logger = logging.getLogger("models_py")
 
 
 def _console():
+    import os
+    import sys
+
     from rich.console import Console
 
-    return Console(stderr=False, highlight=False, markup=False, soft_wrap=True)
+    # Piped or logged output (CI, `make demo > log`) has no terminal width; rich would use 80
+    # columns and truncate the summary tables' headers and values. COLUMNS still wins.
+    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200
+    return Console(stderr=False, highlight=False, markup=False, soft_wrap=True, width=width)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
