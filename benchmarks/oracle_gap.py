@@ -39,7 +39,9 @@ GOAL = (
 ENOUGH_POSITIVES = 500
 
 
-def build_warehouse(path: Path, *, customers: int, seed: int) -> float:
+def build_warehouse(path: Path, *, customers: int, seed: int, observable_cutoffs: int = 1) -> float:
+    """Generate (with the observable oracle for `observable_cutoffs` cutoffs) and dbt build as
+    `propensity demo` does; returns the seconds taken."""
     from models_py._dbt import run_dbt
     from models_py._demo import _set_default_campaigns
     from models_py._settings import Settings
@@ -47,7 +49,7 @@ def build_warehouse(path: Path, *, customers: int, seed: int) -> float:
 
     started = time.perf_counter()
     settings = Settings(warehouse=path)
-    generate_warehouse(path, customers=customers, seed=seed, observable_cutoffs=1)
+    generate_warehouse(path, customers=customers, seed=seed, observable_cutoffs=observable_cutoffs)
     _set_default_campaigns(settings)
     run_dbt(settings, ["build", "--exclude", "fct_propensity_scores+"])
     return time.perf_counter() - started

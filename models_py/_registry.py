@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models_py._errors import PropensityError, WarehouseError
+from models_py._specs import relation_columns
 from models_py._warehouse import transaction
 
 logger = logging.getLogger(__name__)
@@ -98,14 +99,7 @@ def _insert(con, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
     if not rows:
         return
     columns = list(rows[0])
-    present = {
-        r[0]
-        for r in con.execute(
-            "select column_name from information_schema.columns "
-            "where table_schema = ? and table_name = ?",
-            [ML_SCHEMA, table],
-        ).fetchall()
-    }
+    present = relation_columns(con, f"{ML_SCHEMA}.{table}")
     missing = [c for c in columns if c not in present]
     if missing:
         raise WarehouseError(

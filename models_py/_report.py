@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models_py._errors import WarehouseError
+from models_py._specs import relation_columns
 from models_py._warehouse import connect, table_exists
 
 logger = logging.getLogger(__name__)
@@ -183,10 +184,7 @@ def write_report(warehouse: Path | str, out_dir: Path | str) -> ReportResult:
         # Registries created before the observable oracle existed lack its column.
         observable = (
             "mm.observable_oracle_roc_auc"
-            if con.execute(
-                "select count(*) from information_schema.columns where table_schema = 'ml' "
-                "and table_name = 'model_metrics' and column_name = 'observable_oracle_roc_auc'"
-            ).fetchone()[0]
+            if "observable_oracle_roc_auc" in relation_columns(con, "ml.model_metrics")
             else "null"
         )
         champions = _rows(

@@ -581,9 +581,16 @@ def resolve_spec(
                 spec.oracle.relation,
                 needed,
             )
-        observable_oracle_available = (
-            oracle_available and spec.oracle.observable_probability in ocols
-        )
+        observable = spec.oracle.observable_probability
+        observable_oracle_available = oracle_available and observable in ocols
+        if oracle_available and observable is not None and observable not in ocols:
+            logger.warning(
+                "spec %s: oracle %s has no column %s (generate with --observable-cutoffs); "
+                "observable oracle AUC not reported",
+                spec.name,
+                spec.oracle.relation,
+                observable,
+            )
 
     def target(group: Any) -> TrainingTarget:
         return TrainingTarget(

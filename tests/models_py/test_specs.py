@@ -151,3 +151,27 @@ def test_resolve_names_what_is_missing(con, changes, message):
 def test_resolve_unknown_group_filter(con):
     with pytest.raises(ConfigError, match="--group cheese"):
         resolve_spec(con, parse_spec(spec_with()), only_groups=["cheese"])
+
+
+def test_observable_oracle_column_is_used_when_present_and_warned_about_when_absent(con, caplog):
+    oracle = {
+        "relation": "raw.oracle_propensity",
+        "probability": "probability",
+        "observable_probability": "observable_probability",
+    }
+    spec = parse_spec(spec_with(oracle=oracle))
+    assert spec.oracle.observable_probability == "observable_probability"
+    con.execute("create schema raw")
+    con.execute(
+        "create table raw.oracle_propensity (customer_id bigint, product_group varchar, "
+        "as_of_date date, probability double)"
+    )
+    with caplog.at_level("WARNING", logger="models_py"):
+        (target, *_) = resolve_spec(con, spec)
+    assert target.oracle_available and not target.observable_oracle_available
+    assert "has no column observable_probability" in caplog.text
+    con.execute("alter table raw.oracle_propensity add column observable_probability double")
+    (target, *_) = resolve_spec(con, spec)
+    assert target.oracle_available and target.observable_oracle_available
+    with pytest.raises(ConfigError, match="observable_probability must be a column name"):
+        parse_spec(spec_with(oracle={**oracle, "observable_probability": 3}))
