@@ -36,6 +36,9 @@ INTERMEDIATE = (
     "stg_raw__customers stg_raw__email_events"
 )
 ONE_CUTOFF = "fct_customer_features fct_customer_group_features"
+# One cutoff from the raw tables in ONE `dbt run`, as a daily scoring build runs it: staging,
+# intermediate tables and the scoring cutoff's feature marts (dbt overlaps independent models).
+FROM_RAW = "+fct_customer_features +fct_customer_group_features"
 ALL_CUTOFFS = "fct_customer_features fct_customer_group_features fct_training_examples"
 
 
@@ -70,10 +73,33 @@ def _child_dbt(warehouse: str, select: str, dbt_vars: dict, project_dir: str = "
     return {
         "seconds": seconds,
         "model_seconds": sum(models.values()),
+        "span_seconds": _span_seconds(nodes),
         "models": models,
         "cpu_seconds": _cpu_seconds() - cpu,
         "peak_mb": _peak_mb(),
     }
+
+
+def _span_seconds(nodes: list[dict]) -> float:
+    """Wall time from the first node's start to the last node's end (dbt's start-up excluded).
+
+    With 2 threads dbt runs independent models at once, so the sum of their execution times
+    counts the shared seconds twice; the span is what the user waits for once dbt has started.
+    """
+    from datetime import datetime
+
+    def at(stamp: str) -> datetime:
+        return datetime.fromisoformat(stamp.rstrip("Z"))
+
+    stamps = [
+        (at(t["started_at"]), at(t["completed_at"]))
+        for r in nodes
+        for t in r.get("timing", [])
+        if t.get("started_at") and t.get("completed_at")
+    ]
+    if not stamps:
+        return float("nan")
+    return (max(e for _, e in stamps) - min(s for s, _ in stamps)).total_seconds()
 
 
 def pandas_features(con, cutoff) -> object:
@@ -260,6 +286,7 @@ def bench_size(customers: int, workdir: Path, project_dir: str = "") -> dict:
         result["generate"] = _run_child("generate", str(warehouse), str(customers))
     one = json.dumps({"feature_cutoff_roles": ["scoring"]})
     wh = str(warehouse)
+    result["from_raw"] = _run_child("dbt", wh, FROM_RAW, one, project_dir)
     result["intermediate"] = _run_child("dbt", wh, INTERMEDIATE, "{}", project_dir)
     result["one_cutoff"] = _run_child("dbt", wh, ONE_CUTOFF, one, project_dir)
     result["all_cutoffs"] = _run_child("dbt", wh, ALL_CUTOFFS, "{}", project_dir)
@@ -270,7 +297,12 @@ def bench_size(customers: int, workdir: Path, project_dir: str = "") -> dict:
 
 
 def _from_raw(r: dict) -> dict:
-    """Everything one cutoff needs from the raw tables: the intermediate tables plus the cutoff."""
+    """Everything one cutoff needs from the raw tables: the intermediate tables plus the cutoff.
+
+    Measured as one `dbt run` (step from_raw); results of older runs without it add the two steps.
+    """
+    if "from_raw" in r:
+        return r["from_raw"]
     inter, one = r["intermediate"], r["one_cutoff"]
     return {
         "seconds": inter["seconds"] + one["seconds"],
@@ -278,6 +310,11 @@ def _from_raw(r: dict) -> dict:
         "cpu_seconds": inter.get("cpu_seconds", 0.0) + one.get("cpu_seconds", 0.0),
         "peak_mb": max(inter["peak_mb"], one["peak_mb"]),
     }
+
+
+def _span(step: dict) -> float:
+    """SQL span of a dbt step (older results without it: the sum of model times)."""
+    return step.get("span_seconds", step.get("model_seconds", step["seconds"]))
 
 
 def report(results: list[dict]) -> str:
@@ -295,63 +332,71 @@ def report(results: list[dict]) -> str:
         "Goals: one cutoff at 1M customers <= 30 s on 2 cores; >= 5x faster than pandas; "
         "linear in data size.",
         "",
-        "| customers | order lines | email events | step | SQL time (s) | wall incl. dbt "
-        "start-up (s) | CPU s (all threads, wall part) | peak memory (MB) |",
-        "|---:|---:|---:|---|---:|---:|---:|---:|",
+        "SQL span: from the start of dbt's first model to the end of its last one (dbt's "
+        "start-up excluded; with 2 threads dbt runs independent models at once, so the span is "
+        "less than the sum of the models' times, also shown). For pandas the same column is the "
+        "compute time (the tables already in memory) and the wall time adds reading them.",
+        "",
+        "| customers | order lines | email events | step | SQL span (s) | sum of model times "
+        "(s) | wall incl. dbt start-up (s) | CPU s (all threads) | peak memory (MB) |",
+        "|---:|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         c = r["counts"]
         steps = [
-            ("intermediate tables (once per build)", r["intermediate"]),
-            ("features, one cutoff (dbt)", r["one_cutoff"]),
+            (
+                "one cutoff from raw tables: one `dbt run` (staging, intermediate tables, the "
+                "cutoff's feature marts)",
+                _from_raw(r),
+            ),
+            ("intermediate tables alone (once per build)", r["intermediate"]),
+            ("features of one cutoff alone, intermediate tables built (dbt)", r["one_cutoff"]),
             (
                 f"features + training examples, {c['cutoffs']} cutoffs x {c['groups']} groups "
                 f"= {c['training_rows']:,} rows (dbt)",
                 r["all_cutoffs"],
             ),
-            ("one cutoff from raw tables (intermediate tables + one cutoff)", _from_raw(r)),
-            (
-                "pandas, one cutoff incl. group features (compute; wall includes reading the "
-                "tables)",
-                r["pandas"],
-            ),
+            ("pandas, one cutoff incl. group features", r["pandas"]),
         ]
-        for name, s in steps:
-            sql_s = s.get("model_seconds", s.get("compute_seconds", s["seconds"]))
+        for name, st in steps:
+            if "compute_seconds" in st:
+                span, total = f"{st['compute_seconds']:.1f}", "-"
+            else:
+                span, total = f"{_span(st):.1f}", f"{st['model_seconds']:.1f}"
             lines.append(
                 f"| {c['customers']:,} | {c['lines']:,} | {c['email_events']:,} | {name} | "
-                f"{sql_s:.1f} | {s['seconds']:.1f} | {s.get('cpu_seconds', float('nan')):.1f} | "
-                f"{s['peak_mb']:,.0f} |"
+                f"{span} | {total} | {st['seconds']:.1f} | "
+                f"{st.get('cpu_seconds', float('nan')):.1f} | {st['peak_mb']:,.0f} |"
             )
     lines += [
         "",
-        "| customers | one cutoff SQL (s) | incl. intermediate tables (s) | pandas compute (s) | "
-        "pandas / one cutoff | pandas / incl. intermediates | from raw <= 30 s and >= 5x pandas |",
-        "|---:|---:|---:|---:|---:|---:|---|",
+        "| customers | one cutoff from raw: SQL span (s) | pandas compute (s) | pandas compute / "
+        "SQL span | dbt wall incl. start-up (s) | pandas wall incl. reading (s) | pandas wall / "
+        "dbt wall | per-cutoff only: pandas / SQL span | <= 30 s and >= 5x (span vs compute) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
-        one = r["one_cutoff"]["model_seconds"]
-        dbt_s = _from_raw(r)["model_seconds"]
-        pandas_s = r["pandas"]["compute_seconds"]
-        ok = dbt_s <= 30 and pandas_s / dbt_s >= 5
+        raw, pd_ = _from_raw(r), r["pandas"]
+        span, pandas_s = _span(raw), pd_["compute_seconds"]
+        ok = span <= 30 and pandas_s / span >= 5
         lines.append(
-            f"| {r['customers']:,} | {one:.1f} | {dbt_s:.1f} | {pandas_s:.1f} | "
-            f"{pandas_s / one:.1f}x | {pandas_s / dbt_s:.1f}x | {'yes' if ok else 'no'} |"
+            f"| {r['customers']:,} | {span:.1f} | {pandas_s:.1f} | {pandas_s / span:.1f}x | "
+            f"{raw['seconds']:.1f} | {pd_['seconds']:.1f} | {pd_['seconds'] / raw['seconds']:.1f}x"
+            f" | {pandas_s / _span(r['one_cutoff']):.1f}x | {'yes' if ok else 'no'} |"
         )
-    slow = results[-1]["intermediate"]["models"]
+    last = results[-1]
+    slow = last["intermediate"]["models"]
     top = sorted(((k, v) for k, v in slow.items() if k.startswith("int_")), key=lambda kv: -kv[1])
     lines += [
         "",
-        f"Intermediate tables at {results[-1]['customers']:,} customers: "
-        + ", ".join(f"{k} {v:.0f} s" for k, v in top)
-        + " (two at a time on 2 threads). They are built once per `dbt build` and shared by "
-        "every cutoff.",
+        f"Intermediate tables at {last['customers']:,} customers: "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in top if v >= 0.05)
+        + ". They are built once per `dbt build` and shared by every cutoff.",
         "",
-        "One cutoff at "
-        f"{results[-1]['customers']:,} customers: "
+        f"One cutoff at {last['customers']:,} customers (the two marts run at once): "
         + ", ".join(
             f"{k} {v:.1f} s"
-            for k, v in sorted(results[-1]["one_cutoff"]["models"].items(), key=lambda kv: -kv[1])
+            for k, v in sorted(last["one_cutoff"]["models"].items(), key=lambda kv: -kv[1])
             if k.startswith("fct_")
         )
         + ".",
@@ -359,19 +404,17 @@ def report(results: list[dict]) -> str:
     if len(results) >= 2:
         a, b = results[0], results[-1]
         size = b["counts"]["lines"] / a["counts"]["lines"]
-        t_a = a["intermediate"]["model_seconds"] + a["one_cutoff"]["model_seconds"]
-        t_b = b["intermediate"]["model_seconds"] + b["one_cutoff"]["model_seconds"]
+        grew = _span(_from_raw(b)) / _span(_from_raw(a))
         lines += [
             "",
-            f"Scaling: {size:.1f}x the order lines took {t_b / t_a:.1f}x the time for one cutoff "
-            "(intermediates + features) and "
-            f"{b['all_cutoffs']['model_seconds'] / a['all_cutoffs']['model_seconds']:.1f}x "
-            "for all cutoffs with training examples.",
+            f"Scaling: {size:.1f}x the order lines took {grew:.1f}x the SQL span for one "
+            "cutoff from raw and "
+            f"{_span(b['all_cutoffs']) / _span(a['all_cutoffs']):.1f}x for all cutoffs with "
+            "training examples.",
         ]
     lines += [
         "",
-        "Machine load (1-minute load average before / after each size; 2 cores shared with "
-        "another test run, so timings are noisy): "
+        "Machine load (1-minute load average before / after each size): "
         + ", ".join(
             f"{r['customers']:,}: {r.get('load_before', float('nan')):.1f} / "
             f"{r.get('load_after', float('nan')):.1f}"
@@ -379,23 +422,20 @@ def report(results: list[dict]) -> str:
         )
         + ".",
         "",
-        "Notes: SQL time is the sum of dbt's model execution times (run_results.json; with 2 "
-        "threads two models can run at once, so it can exceed the wall time); the wall "
-        "time adds dbt's start-up and project parsing (5-20 s per invocation, more on a busy "
-        "machine). The "
-        "intermediate tables collapse order lines to one row per order once and are reused by "
-        "every cutoff; each cutoff is one aggregate over them (no join of events to all cutoffs, "
-        "no window function over the lines, no customer-by-day table); distinct products and "
-        "email features are aggregated per cutoff straight from the staged lines and events. "
-        "The feature marts and fct_training_examples are built one cutoff per statement "
-        "(materialization propensity_by_cutoff: create from the first cutoff, then delete + "
-        "insert per cutoff in one transaction), so a 13-cutoff build holds the hash tables of "
-        "one cutoff at a time. "
-        "The pandas baseline computes the same customer features and the per-group features "
-        "(lines merged with the product-group mapping as built by dbt). CPU s is user + system "
-        "time of the step's processes (dbt included): on a shared machine it is the steadier "
-        "measure. The profile sets DuckDB's preserve_insertion_order=false: "
-        "no built table relies on row order.",
+        "Notes: the intermediate tables collapse order lines to one row per order "
+        "(int_orders_summarised) and to one row per (order, configured product group) "
+        "(int_order_groups_from_lines) once; `any` is the orders table itself, added by a view "
+        "instead of being written again. Each cutoff is one aggregate over them (no join of "
+        "events to all cutoffs, no window function over the lines, no customer-by-day table); "
+        "distinct products and email features are aggregated per cutoff straight from the "
+        "staged lines and events; distinct purchase days (BTYD) are counted with a bitstring "
+        "per customer instead of a second aggregate. The feature marts and "
+        "fct_training_examples are built one cutoff per statement (materialization "
+        "propensity_by_cutoff), so a 13-cutoff build holds the hash tables of one cutoff at a "
+        "time. The pandas baseline computes the same customer features and the per-group "
+        "features (lines merged with the product-group mapping as built by dbt). CPU s is user "
+        "+ system time of the step's processes (dbt included). The profile sets DuckDB's "
+        "preserve_insertion_order=false: no built table relies on row order.",
     ]
     return "\n".join(lines)
 

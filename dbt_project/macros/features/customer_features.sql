@@ -58,7 +58,7 @@ order_aggregates as (
         sum(net_amount) as spend_total,
         max(case when is_purchase then order_date end) as last_order_date,
         min(case when is_purchase then order_date end) as first_order_date,
-        sum(case when is_first_purchase_of_day then 1 else 0 end) as purchase_days,
+        {{ propensity_distinct_purchase_days(cutoff) }} as purchase_days,
         sum(case when is_purchase and not is_on_first_purchase_day then net_amount else 0 end)
             as repeat_day_spend,
         {%- for w in feature_windows() %}
@@ -273,3 +273,22 @@ final as (
 
 select * from final
 {% endmacro %}
+
+
+{#-
+  Number of distinct purchase days before the cutoff (BTYD frequency + 1), for the `orders` CTE of
+  one cutoff. A plain count(distinct order_date) costs DuckDB a second aggregate over every
+  (customer, day): about 2 CPU s per cutoff at 1M customers. Instead the days of the last
+  `recent_days` days before T set bits of a fixed-size bitstring per customer (offset 1 = T - 1
+  day), counted with bit_count; the rare older days go to a distinct count that sees only them.
+  Exact (the two ranges do not overlap); the bitstring costs recent_days / 8 bytes per customer.
+-#}
+{% macro propensity_distinct_purchase_days(cutoff, recent_days=1024) %}
+{%- set t = propensity_date_literal(cutoff) -%}
+{%- set since = propensity_date_literal(cutoff, recent_days) -%}
+bit_count(bitstring_agg(
+            case when is_purchase and order_date >= {{ since }} then date_diff('day', order_date, {{ t }}) end,
+            1, {{ recent_days }}
+        ))
+        + count(distinct case when is_purchase and order_date < {{ since }} then order_date end)
+{%- endmacro %}

@@ -3,8 +3,11 @@
   cutoff reads orders, not lines. Money is net line amount (returns, negative quantity, subtract)
   rounded to cents as decimal(18, 2), so sums are exact and rebuilds identical.
   A purchase order has at least one line with quantity > 0; return-only orders are not purchases.
-  BTYD helpers: is_first_purchase_of_day marks one purchase order per customer and purchase day,
-  is_on_first_purchase_day the purchase orders placed on the customer's first purchase day.
+  BTYD helper: is_on_first_purchase_day marks the purchase orders placed on the customer's first
+  purchase day (it does not depend on the cutoff: a cutoff after that day sees the whole day).
+  The number of purchase days before a cutoff is a distinct count per cutoff: marking one order
+  per (customer, day) here took an aggregate over every order and a join back on order_id, about
+  a third of this model's time at 1M customers (docs/benchmarks.md, features).
 -#}
 with orders as (
     select * from {{ ref('stg_raw__orders') }}
@@ -42,32 +45,21 @@ joined as (
     where orders.customer_id is not null and orders.ordered_at is not null
 ),
 
-first_purchase_of_day as (
-    select
-        customer_id,
-        order_date,
-        min(order_id) as order_id
-    from joined
-    where is_purchase
-    group by customer_id, order_date
-),
-
 first_purchase_day as (
     select
         customer_id,
         min(order_date) as first_purchase_date
-    from first_purchase_of_day
+    from joined
+    where is_purchase
     group by customer_id
 ),
 
 final as (
     select
         joined.*,
-        first_purchase_of_day.order_id is not null as is_first_purchase_of_day,
         joined.is_purchase and joined.order_date = first_purchase_day.first_purchase_date
             as is_on_first_purchase_day
     from joined
-    left join first_purchase_of_day on joined.order_id = first_purchase_of_day.order_id
     left join first_purchase_day on joined.customer_id = first_purchase_day.customer_id
 )
 
