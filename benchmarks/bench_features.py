@@ -240,6 +240,53 @@ def _child_pandas(warehouse: str) -> dict:
     }
 
 
+FLOOR_MODELS = (
+    ("intermediate", "int_orders_summarised", "table"),
+    ("intermediate", "int_order_groups_from_lines", "table"),
+    ("intermediate", "int_order_groups_summarised", "view"),
+    ("marts", "fct_customer_features", "table"),
+    ("marts", "fct_customer_group_features", "table"),
+)
+
+
+def _child_floor(warehouse: str, project_dir: str = "") -> dict:
+    """The SQL of one cutoff from raw without dbt and without storing anything: dbt compiles the
+    models (scoring cutoff only), then one DuckDB connection (2 threads, the profile's settings)
+    runs them in order into TEMP tables. What remains is the engine's work on this SQL."""
+    import duckdb
+
+    from models_py._dbt import run_dbt
+    from models_py._settings import Settings
+
+    settings = Settings(warehouse=Path(warehouse), threads=2)
+    if project_dir:
+        settings = Settings(warehouse=Path(warehouse), threads=2, dbt_project_dir=Path(project_dir))
+    names = [name for _, name, _ in FLOOR_MODELS]
+    run_dbt(
+        settings, ["compile", "--select", *names], dbt_vars={"feature_cutoff_roles": ["scoring"]}
+    )
+    compiled = settings.warehouse.parent / ".dbt" / settings.warehouse.stem / "target" / "compiled"
+    db = settings.warehouse.stem
+    sql = {}
+    for _, name, _ in FLOOR_MODELS:
+        text = next(compiled.rglob(f"{name}.sql")).read_text()
+        for other_schema, other, _ in FLOOR_MODELS:
+            text = text.replace(f'"{db}"."{other_schema}"."{other}"', f"temp.main.{other}")
+        sql[name] = text
+    con = duckdb.connect(warehouse, read_only=True)
+    try:
+        con.execute("set threads = 2; set preserve_insertion_order = false")
+        started, cpu = time.perf_counter(), _cpu_seconds()
+        for _, name, kind in FLOOR_MODELS:
+            con.execute(f"create temp {kind} {name} as {sql[name]}")
+        seconds = time.perf_counter() - started
+        cpu = _cpu_seconds() - cpu
+        rows = con.execute("select count(*) from fct_customer_features").fetchone()[0]
+    finally:
+        con.close()
+    return {"seconds": seconds, "cpu_seconds": cpu, "peak_mb": _peak_mb(), "rows": rows}
+
+
 def _child_generate(warehouse: str, customers: int) -> dict:
     from models_py.synth import generate_warehouse
 
@@ -287,6 +334,7 @@ def bench_size(customers: int, workdir: Path, project_dir: str = "") -> dict:
     one = json.dumps({"feature_cutoff_roles": ["scoring"]})
     wh = str(warehouse)
     result["from_raw"] = _run_child("dbt", wh, FROM_RAW, one, project_dir)
+    result["floor"] = _run_child("floor", wh, project_dir)
     result["intermediate"] = _run_child("dbt", wh, INTERMEDIATE, "{}", project_dir)
     result["one_cutoff"] = _run_child("dbt", wh, ONE_CUTOFF, one, project_dir)
     result["all_cutoffs"] = _run_child("dbt", wh, ALL_CUTOFFS, "{}", project_dir)
@@ -348,6 +396,17 @@ def report(results: list[dict]) -> str:
                 "one cutoff from raw tables: one `dbt run` (staging, intermediate tables, the "
                 "cutoff's feature marts)",
                 _from_raw(r),
+            ),
+            *(
+                [
+                    (
+                        "the same SQL without dbt, nothing stored (compiled models run in one "
+                        "DuckDB connection into temp tables)",
+                        {**r["floor"], "compute_seconds": r["floor"]["seconds"]},
+                    )
+                ]
+                if "floor" in r
+                else []
             ),
             ("intermediate tables alone (once per build)", r["intermediate"]),
             ("features of one cutoff alone, intermediate tables built (dbt)", r["one_cutoff"]),
@@ -458,6 +517,8 @@ def main() -> None:
             out = _child_dbt(rest[0], rest[1], json.loads(rest[2]), *rest[3:])
         elif step == "pandas":
             out = _child_pandas(rest[0])
+        elif step == "floor":
+            out = _child_floor(rest[0], *rest[1:])
         else:
             out = _child_generate(rest[0], int(rest[1]))
         print(json.dumps(out))

@@ -24,9 +24,22 @@ lines as (
     from {{ ref('stg_raw__order_lines') }}
 ),
 
+{# Groups are aggregated under a small integer key and named after the aggregate: hashing
+    (order_id, integer) instead of (order_id, group name) took ~1 of ~9 CPU s at 1M customers. #}
 mapping as (
-    select * from {{ ref('int_products_mapped_to_groups') }}
+    select
+        product_id,
+        product_group,
+        cast(dense_rank() over (order by product_group) as integer) as group_key
+    from {{ ref('int_products_mapped_to_groups') }}
     where product_group != 'any'
+),
+
+group_names as (
+    select distinct
+        group_key,
+        product_group
+    from mapping
 ),
 
 {# Aggregate the lines per (order, group) first, then attach customer and date: the group-by key
@@ -34,12 +47,12 @@ mapping as (
 group_lines as (
     select
         lines.order_id,
-        mapping.product_group,
+        mapping.group_key,
         max(case when lines.quantity > 0 then 1 else 0 end) = 1 as is_purchase,
         cast(coalesce(round(sum(lines.line_amount), 2), 0) as decimal(18, 2)) as net_amount
     from lines
     inner join mapping on lines.product_id = mapping.product_id
-    group by lines.order_id, mapping.product_group
+    group by lines.order_id, mapping.group_key
 ),
 
 configured_groups as (
@@ -47,11 +60,12 @@ configured_groups as (
         orders.order_id,
         orders.customer_id,
         orders.order_date,
-        group_lines.product_group,
+        group_names.product_group,
         group_lines.is_purchase,
         group_lines.net_amount
     from group_lines
     inner join orders on group_lines.order_id = orders.order_id
+    inner join group_names on group_lines.group_key = group_names.group_key
 )
 
 select * from configured_groups
