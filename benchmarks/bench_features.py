@@ -444,6 +444,17 @@ def report(results: list[dict]) -> str:
             f" | {pandas_s / _span(r['one_cutoff']):.1f}x | {'yes' if ok else 'no'} |"
         )
     last = results[-1]
+    if "floor" in last:
+        floor, span = last["floor"]["seconds"], _span(_from_raw(last))
+        pandas_s = last["pandas"]["compute_seconds"]
+        lines += [
+            "",
+            f"Floor at {last['customers']:,} customers: the same SQL without dbt and without "
+            f"storing anything took {floor:.1f} s ({last['floor']['cpu_seconds']:.1f} CPU s): "
+            f"pandas compute / floor = {pandas_s / floor:.1f}x. dbt, the stored tables and the "
+            f"models sharing 2 cores add {span - floor:.1f} s; the rest is the engine's work on "
+            "this SQL (docs/features.md, section Speed, lists what was tried).",
+        ]
     slow = last["intermediate"]["models"]
     top = sorted(((k, v) for k, v in slow.items() if k.startswith("int_")), key=lambda kv: -kv[1])
     lines += [
