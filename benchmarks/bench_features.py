@@ -56,13 +56,18 @@ def _peak_mb() -> float:
     return max(own, children) / 1024
 
 
-def _child_dbt(warehouse: str, select: str, dbt_vars: dict, project_dir: str = "") -> dict:
-    from models_py._dbt import run_dbt
+def _settings(warehouse: str, project_dir: str = ""):
+    """dbt settings of a benchmark step: 2 threads, the repo's dbt project or a copy of it."""
     from models_py._settings import Settings
 
-    settings = Settings(warehouse=Path(warehouse), threads=2)
-    if project_dir:
-        settings = Settings(warehouse=Path(warehouse), threads=2, dbt_project_dir=Path(project_dir))
+    extra = {"dbt_project_dir": Path(project_dir)} if project_dir else {}
+    return Settings(warehouse=Path(warehouse), threads=2, **extra)
+
+
+def _child_dbt(warehouse: str, select: str, dbt_vars: dict, project_dir: str = "") -> dict:
+    from models_py._dbt import run_dbt
+
+    settings = _settings(warehouse, project_dir)
     started, cpu = time.perf_counter(), _cpu_seconds()
     run_dbt(settings, ["run", "--full-refresh", "--select", *select.split()], dbt_vars=dbt_vars)
     seconds = time.perf_counter() - started
@@ -256,11 +261,8 @@ def _child_floor(warehouse: str, project_dir: str = "") -> dict:
     import duckdb
 
     from models_py._dbt import run_dbt
-    from models_py._settings import Settings
 
-    settings = Settings(warehouse=Path(warehouse), threads=2)
-    if project_dir:
-        settings = Settings(warehouse=Path(warehouse), threads=2, dbt_project_dir=Path(project_dir))
+    settings = _settings(warehouse, project_dir)
     names = [name for _, name, _ in FLOOR_MODELS]
     run_dbt(
         settings, ["compile", "--select", *names], dbt_vars={"feature_cutoff_roles": ["scoring"]}
