@@ -6,9 +6,12 @@ One command::
     .venv/bin/python benchmarks/bench_features.py --sizes 100000 --workdir /tmp/bench
 
 For each size: generate a synthetic warehouse (models_py.synth), then through dbt (2 threads)
-1. build the shared intermediate tables (lines collapsed to orders, etc.: once per build),
-2. build the features of ONE cutoff (the scoring cutoff; var feature_cutoff_roles=[scoring]),
-3. build fct_customer_features for every cutoff (12 training + scoring) and fct_training_examples,
+1. build one cutoff from the raw tables in one `dbt run` (staging, intermediate tables, the
+   scoring cutoff's feature marts; var feature_cutoff_roles=[scoring]),
+2. run the same compiled SQL without dbt, into temp tables (the engine's floor for this SQL),
+3. build the shared intermediate tables alone (lines collapsed to orders, etc.: once per build),
+4. build the features of ONE cutoff alone, the intermediate tables being built,
+5. build fct_customer_features for every cutoff (12 training + scoring) and fct_training_examples,
 and compute the same one-cutoff features in pandas the way notebooks do (groupby on the line
 table). Every step runs in a fresh child process; its peak memory is the child's (and dbt's)
 maximum resident set size. Results go to the `features` section of docs/benchmarks.md.
@@ -39,6 +42,7 @@ ONE_CUTOFF = "fct_customer_features fct_customer_group_features"
 # One cutoff from the raw tables in ONE `dbt run`, as a daily scoring build runs it: staging,
 # intermediate tables and the scoring cutoff's feature marts (dbt overlaps independent models).
 FROM_RAW = "+fct_customer_features +fct_customer_group_features"
+SCORING_ONLY = {"feature_cutoff_roles": ["scoring"]}
 ALL_CUTOFFS = "fct_customer_features fct_customer_group_features fct_training_examples"
 
 
@@ -65,14 +69,14 @@ def _settings(warehouse: str, project_dir: str = ""):
 
 
 def _child_dbt(warehouse: str, select: str, dbt_vars: dict, project_dir: str = "") -> dict:
-    from models_py._dbt import run_dbt
+    from models_py._dbt import dbt_target_path, run_dbt
 
     settings = _settings(warehouse, project_dir)
     started, cpu = time.perf_counter(), _cpu_seconds()
     run_dbt(settings, ["run", "--full-refresh", "--select", *select.split()], dbt_vars=dbt_vars)
     seconds = time.perf_counter() - started
     # run_dbt's per-warehouse target path: model execution times without dbt's start-up.
-    results = settings.warehouse.parent / ".dbt" / settings.warehouse.stem / "target"
+    results = dbt_target_path(settings)
     nodes = json.loads((results / "run_results.json").read_text())["results"]
     models = {r["unique_id"].split(".")[-1]: r["execution_time"] for r in nodes}
     return {
@@ -260,14 +264,12 @@ def _child_floor(warehouse: str, project_dir: str = "") -> dict:
     runs them in order into TEMP tables. What remains is the engine's work on this SQL."""
     import duckdb
 
-    from models_py._dbt import run_dbt
+    from models_py._dbt import dbt_target_path, run_dbt
 
     settings = _settings(warehouse, project_dir)
     names = [name for _, name, _ in FLOOR_MODELS]
-    run_dbt(
-        settings, ["compile", "--select", *names], dbt_vars={"feature_cutoff_roles": ["scoring"]}
-    )
-    compiled = settings.warehouse.parent / ".dbt" / settings.warehouse.stem / "target" / "compiled"
+    run_dbt(settings, ["compile", "--select", *names], dbt_vars=SCORING_ONLY)
+    compiled = dbt_target_path(settings) / "compiled"
     db = settings.warehouse.stem
     sql = {}
     for _, name, _ in FLOOR_MODELS:
@@ -333,7 +335,7 @@ def bench_size(customers: int, workdir: Path, project_dir: str = "") -> dict:
     result: dict = {"customers": customers, "load_before": os.getloadavg()[0]}
     if not warehouse.exists():
         result["generate"] = _run_child("generate", str(warehouse), str(customers))
-    one = json.dumps({"feature_cutoff_roles": ["scoring"]})
+    one = json.dumps(SCORING_ONLY)
     wh = str(warehouse)
     result["from_raw"] = _run_child("dbt", wh, FROM_RAW, one, project_dir)
     result["floor"] = _run_child("floor", wh, project_dir)

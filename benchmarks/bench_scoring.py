@@ -304,7 +304,7 @@ def run_case(case: str, customers: int, *, intra_op_threads: int | None) -> dict
     settings = _settings(customers)
     out: dict = {}
     if case.startswith("dbt"):
-        from models_py._dbt import run_dbt
+        from models_py._dbt import dbt_target_path, run_dbt
         from models_py._settings import Settings
 
         if intra_op_threads is not None or case == "dbt_capped":  # a variant of the profile
@@ -326,7 +326,7 @@ def run_case(case: str, customers: int, *, intra_op_threads: int | None) -> dict
         run_dbt(settings, ["run", "--select", "fct_propensity_scores"])
         out["seconds"] = time.perf_counter() - start
         out["cpu_seconds"] = _children_cpu() - cpu
-        target = settings.warehouse.parent / ".dbt" / settings.warehouse.stem / "target"
+        target = dbt_target_path(settings)
         results = json.loads((target / "run_results.json").read_text())["results"]
         node = next(r for r in results if r["unique_id"].endswith(".fct_propensity_scores"))
         out["node_seconds"] = node["execution_time"]

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from models_py._errors import DbtRunError, WarehouseError
@@ -85,6 +86,12 @@ def _preflight(settings: Settings, command: Sequence[str]) -> None:
         con.close()
 
 
+def dbt_target_path(settings: Settings) -> Path:
+    """dbt's target directory for this warehouse (run_results.json, compiled SQL); its logs are
+    beside it. Per warehouse: runs against different warehouses never share state."""
+    return settings.warehouse.parent / ".dbt" / settings.warehouse.stem / "target"
+
+
 def run_dbt(
     settings: Settings,
     command: Sequence[str],
@@ -109,8 +116,7 @@ def run_dbt(
     """
     _preflight(settings, command)
     merged_vars = {**settings.dbt_vars, **(dbt_vars or {})}
-    # Per-warehouse target and log paths: runs against different warehouses never share state.
-    target_path = settings.warehouse.parent / ".dbt" / settings.warehouse.stem / "target"
+    target_path = dbt_target_path(settings)
     args = [
         sys.executable,
         "-c",

@@ -11,7 +11,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from models_py._dbt import run_dbt
+from models_py._dbt import dbt_target_path, run_dbt
 from models_py._settings import Settings
 from tests.scoring.scoring_fixtures import (
     FEATURES,
@@ -34,13 +34,13 @@ def _settings(tmp_path: Path) -> Settings:
 
 def _failure_message(settings: Settings) -> str:
     """The full message dbt recorded for the failing node (run_results.json)."""
-    results = settings.warehouse.parent / ".dbt" / settings.warehouse.stem / "target"
+    results = dbt_target_path(settings)
     data = json.loads((results / "run_results.json").read_text())
     return "\n".join(r.get("message") or "" for r in data["results"] if r["status"] == "error")
 
 
 def _log(settings: Settings) -> str:
-    path = settings.warehouse.parent / ".dbt" / settings.warehouse.stem / "logs" / "dbt.log"
+    path = dbt_target_path(settings).parent / "logs" / "dbt.log"
     return path.read_text() if path.exists() else ""
 
 

@@ -278,7 +278,8 @@ select * from final
 {#-
   Number of distinct purchase days before the cutoff (BTYD frequency + 1), for the `orders` CTE of
   one cutoff. A plain count(distinct order_date) costs DuckDB a second aggregate over every
-  (customer, day): about 2 CPU s per cutoff at 1M customers. Instead the days of the last
+  (customer, day): at 1M customers the orders aggregate of one cutoff took 1.9 CPU s with it and
+  0.9 CPU s with this (0.3 without either). Instead the days of the last
   `recent_days` days before T set bits of a fixed-size bitstring per customer (offset 1 = T - 1
   day), counted with bit_count; the rare older days go to a distinct count that sees only them.
   Exact (the two ranges do not overlap); the bitstring costs recent_days / 8 bytes per customer.
