@@ -1,10 +1,11 @@
 {#-
   Materialization `propensity_by_cutoff`: a table built ONE CUTOFF PER STATEMENT, so the hash
-  tables of one cutoff are freed before the next one runs (one `union all` of 13 cutoffs keeps them
-  all in memory at once).
+  tables of one cutoff are freed before the next one runs. The model is a select for one cutoff
+  that writes the cutoff as as_of() (and window bounds as as_of(days)); for each cutoff of
+  dim_cutoffs this materialization sets the cutoff and renders the model's own SQL again with
+  dbt's render(), so every statement the engine runs has plain date literals.
 
   Config:
-  - cutoff_sql: name of the macro rendering one cutoff's select (it takes the cutoff date);
   - unique_key: 'as_of_date' (the column holding the cutoff; the unit of replacement);
   - cutoff_roles: roles of dim_cutoffs to build (default: dbt var feature_cutoff_roles, i.e. all);
   - rebuild: true = rebuilt whole each run (a plain table); false = incremental by cutoff;
@@ -15,17 +16,8 @@
   stay. Otherwise the table is created from the first cutoff (contract enforced as for a table),
   the other cutoffs are inserted one by one, and it replaces the old table. Everything runs in the
   model's transaction: a failure leaves the previous table as it was.
-  The model's own SQL (the union over every cutoff) stays the compiled code: lineage, docs and
-  unit tests use it; this materialization runs the same select one cutoff at a time.
 -#}
 {% materialization propensity_by_cutoff, adapter='duckdb' %}
-  {%- set render_name = config.require('cutoff_sql') -%}
-  {%- set render = context.get(render_name) -%}
-  {%- if render is none -%}
-    {{ exceptions.raise_compiler_error(
-        "model " ~ model.name ~ ": config cutoff_sql='" ~ render_name ~ "' names no macro. "
-        ~ "Give the macro that renders one cutoff's select (it takes the cutoff date).") }}
-  {%- endif -%}
   {%- set unique_key = config.get('unique_key') or 'as_of_date' -%}
   {%- if unique_key != 'as_of_date' -%}
     {{ exceptions.raise_compiler_error(
@@ -59,10 +51,10 @@
 
   {%- if cutoffs | length == 0 -%}
     {#- No cutoff of these roles (e.g. no training cutoff yet): the columns, no rows. -#}
-    {%- set first_sql = 'select * from (' ~ render(modules.datetime.date(2000, 1, 1))
+    {%- set first_sql = 'select * from (' ~ propensity_render_for_cutoff(modules.datetime.date(2000, 1, 1))
         ~ ') as model_subq where false' -%}
   {%- else -%}
-    {%- set first_sql = render(cutoffs[0].as_of_date) -%}
+    {%- set first_sql = propensity_render_for_cutoff(cutoffs[0].as_of_date) -%}
   {%- endif -%}
 
   {%- if full_refresh_mode -%}
@@ -94,7 +86,7 @@
       {%- endif %}
       insert into {{ build_relation }} ({{ column_list }})
       select {{ column_list }} from (
-        {{ render(cutoff.as_of_date) }}
+        {{ propensity_render_for_cutoff(cutoff.as_of_date) }}
       ) as cutoff_subq;
     {%- endcall %}
   {%- endfor -%}
@@ -142,4 +134,11 @@
         removed and not added else "") ~ ". Rebuild it with `dbt run --full-refresh --select "
         ~ model.name ~ "` (older cutoffs are then recomputed only for the cutoffs in dim_cutoffs).") }}
   {%- endif -%}
+{% endmacro %}
+
+
+{#- The model's own SQL rendered for one cutoff: as_of() reads the cutoff set here. -#}
+{% macro propensity_render_for_cutoff(cutoff) %}
+    {%- do model.update({'propensity_as_of_date': cutoff}) -%}
+    {{- return(render(model.raw_code)) -}}
 {% endmacro %}

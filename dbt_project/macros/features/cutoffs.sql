@@ -2,8 +2,9 @@
   Cutoff configuration and the list of cutoffs the feature marts are built for.
 
   A cutoff T (as_of_date) is a date: features use events strictly before T at 00:00, labels use
-  [T, T + horizon_days). The cutoffs themselves live in the mart dim_cutoffs; the feature marts
-  read it at run time (run_query) and compute one block of SQL per cutoff.
+  [T, T + horizon_days). The cutoffs themselves live in the mart dim_cutoffs; the materialization
+  propensity_by_cutoff reads it at run time (run_query) and renders its model once per cutoff,
+  the model writing the cutoff as as_of().
 -#}
 
 {% macro propensity_int_var(name, minimum) %}
@@ -75,9 +76,10 @@
   the stored training cutoffs as they are).
   While parsing, or when dim_cutoffs does not exist yet (compile or lint of a fresh warehouse), it
   returns one placeholder cutoff so that the SQL compiles; `dbt run`/`build` always build
-  dim_cutoffs first (it is a ref of every feature mart).
+  dim_cutoffs first (the ref below makes it a parent of every model calling this macro).
 -#}
 {% macro propensity_cutoffs(roles=none) %}
+    {%- set cutoffs_relation = ref('dim_cutoffs') -%}
     {%- set placeholder = [{
         'as_of_date': modules.datetime.date(2000, 1, 1),
         'cutoff_role': 'placeholder',
@@ -98,9 +100,9 @@
         {{- return(placeholder) -}}
     {%- endif -%}
     {%- set relation = adapter.get_relation(
-        database=ref('dim_cutoffs').database,
-        schema=ref('dim_cutoffs').schema,
-        identifier=ref('dim_cutoffs').identifier) -%}
+        database=cutoffs_relation.database,
+        schema=cutoffs_relation.schema,
+        identifier=cutoffs_relation.identifier) -%}
     {%- if relation is none -%}
         {%- if flags.WHICH in ('run', 'build') -%}
             {{ exceptions.raise_compiler_error(
@@ -137,25 +139,17 @@
 {% endmacro %}
 
 
-{#- One aggregate per cutoff, stacked with union all: the feature marts call this with the macro
-    that renders one cutoff's select (never one join of events to all cutoffs). -#}
-{% macro propensity_union_over_cutoffs(cutoffs, render_cutoff) %}
-with
-{%- for cutoff in cutoffs %}
-
-    cutoff_{{ loop.index }} as (
-        {{ render_cutoff(cutoff.as_of_date) | indent(8) }}
-    ),
-{%- endfor %}
-
-final as (
-    {%- for cutoff in cutoffs %}
-        select * from cutoff_{{ loop.index }}
-        {%- if not loop.last %}
-    union all
-    {%- endif %}
-    {%- endfor %}
-)
-
-select * from final
+{#-
+  The cutoff of the statement being built, `days_before` days earlier, as a date literal: the
+  cutoff T of a propensity_by_cutoff model. The materialization sets it before it renders the
+  model for each cutoff; anywhere else (dbt compile, docs, unit tests, lint) it is the first
+  cutoff of the model's cutoff_roles in dim_cutoffs, so the compiled model is one cutoff's select.
+-#}
+{% macro as_of(days_before=0) %}
+    {%- if model.get('propensity_as_of_date') is none -%}
+        {%- set cutoffs = propensity_cutoffs(config.get('cutoff_roles', none)) -%}
+        {%- set first = cutoffs[0].as_of_date if cutoffs else modules.datetime.date(2000, 1, 1) -%}
+        {%- do model.update({'propensity_as_of_date': first}) -%}
+    {%- endif -%}
+    {{- return(propensity_date_literal(model['propensity_as_of_date'], days_before)) -}}
 {% endmacro %}

@@ -1,6 +1,7 @@
 {#-
   The raw input contract, checked where the staging models read it. `raw_contract_columns`
-  compares a raw table with its contract (models_py._warehouse.RAW_CONTRACT) when the model runs
+  compares a raw table with its contract (the columns and `data_type`s of the source table in
+  models/staging/_staging__sources.yml, which mirror models_py's RAW_CONTRACT) when the model runs
   and stops the model with a compilation error that names the table, the column and the remedy:
 
   - a missing table or a missing (e.g. renamed) column;
@@ -11,10 +12,18 @@
   (`raw_timestamp` converts TIMESTAMP WITH TIME ZONE to UTC). It checks only when models run
   (dbt run / build); while parsing, compiling or linting it returns {}.
 -#}
-{% macro raw_contract_columns(relation, contract) %}
+{% macro raw_contract_columns(source_name, table_name) %}
+    {%- set relation = source(source_name, table_name) -%}
     {%- if not execute or flags.WHICH not in ('run', 'build') -%}
         {{ return({}) }}
     {%- endif -%}
+    {%- set contract = {} -%}
+    {%- for node in graph.sources.values()
+        if node.source_name == source_name and node.name == table_name -%}
+        {%- for column in node.columns.values() -%}
+            {%- do contract.update({column.name: column.data_type}) -%}
+        {%- endfor -%}
+    {%- endfor -%}
     {%- set found = {} -%}
     {%- set columns_sql -%}
         select lower(column_name), upper(data_type)
@@ -53,7 +62,7 @@
         {%- set same = actual == type | upper
             or (type | upper == 'TIMESTAMP' and actual.startswith('TIMESTAMP')) -%}
         {%- if not same -%}
-                        {%- set sql -%}
+            {%- set sql -%}
                 select count(*) as n_bad, min(cast({{ name }} as varchar)) as example
                 from {{ relation }}
                 where {{ name }} is not null and try_cast({{ name }} as {{ type }}) is null

@@ -1,6 +1,4 @@
-{%- set columns = raw_contract_columns(source('raw', 'customers'), {
-    'customer_id': 'bigint', 'created_at': 'timestamp', 'country': 'varchar',
-    'email_opt_in': 'boolean', 'is_vip': 'boolean'}) %}
+{%- set columns = raw_contract_columns('raw', 'customers') %}
 
 with source as (
     select * from {{ source('raw', 'customers') }}

@@ -1,6 +1,4 @@
-{%- set columns = raw_contract_columns(source('raw', 'email_events'), {
-    'customer_id': 'bigint', 'campaign_id': 'varchar', 'event_type': 'varchar',
-    'occurred_at': 'timestamp'}) %}
+{%- set columns = raw_contract_columns('raw', 'email_events') %}
 
 with source as (
     select * from {{ source('raw', 'email_events') }}

@@ -1,6 +1,4 @@
-{%- set columns = raw_contract_columns(source('raw', 'order_lines'), {
-    'order_id': 'bigint', 'product_id': 'varchar', 'quantity': 'integer',
-    'unit_price': 'double'}) %}
+{%- set columns = raw_contract_columns('raw', 'order_lines') %}
 
 with source as (
     select * from {{ source('raw', 'order_lines') }}

@@ -1,5 +1,4 @@
-{%- set columns = raw_contract_columns(source('raw', 'orders'), {
-    'order_id': 'bigint', 'customer_id': 'bigint', 'ordered_at': 'timestamp'}) %}
+{%- set columns = raw_contract_columns('raw', 'orders') %}
 
 with source as (
     select * from {{ source('raw', 'orders') }}

@@ -1,5 +1,4 @@
-{%- set columns = raw_contract_columns(source('raw', 'product_group_rules'), {
-    'product_group': 'varchar', 'match_on': 'varchar', 'pattern': 'varchar'}) %}
+{%- set columns = raw_contract_columns('raw', 'product_group_rules') %}
 
 with source as (
     select * from {{ source('raw', 'product_group_rules') }}

@@ -1,5 +1,4 @@
-{%- set columns = raw_contract_columns(source('raw', 'products'), {
-    'product_id': 'varchar', 'product_name': 'varchar', 'category': 'varchar'}) %}
+{%- set columns = raw_contract_columns('raw', 'products') %}
 
 with source as (
     select * from {{ source('raw', 'products') }}

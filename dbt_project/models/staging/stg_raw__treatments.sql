@@ -1,6 +1,4 @@
-{%- set columns = raw_contract_columns(source('raw', 'treatments'), {
-    'customer_id': 'bigint', 'experiment_id': 'varchar', 'arm': 'varchar',
-    'assigned_at': 'timestamp'}) %}
+{%- set columns = raw_contract_columns('raw', 'treatments') %}
 
 with source as (
     select * from {{ source('raw', 'treatments') }}

@@ -1,9 +1,9 @@
 with registry as (
-    select * from {{ source('ml', 'model_registry') }}
+    select * from {{ ref('stg_ml__model_registry') }}
 ),
 
 aliases as (
-    select * from {{ source('ml', 'model_aliases') }}
+    select * from {{ ref('stg_ml__model_aliases') }}
 ),
 
 final as (

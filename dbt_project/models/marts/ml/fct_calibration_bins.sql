@@ -1,5 +1,5 @@
 with bins as (
-    select * from {{ source('ml', 'calibration_bins') }}
+    select * from {{ ref('stg_ml__calibration_bins') }}
 ),
 
 models as (

@@ -1,5 +1,5 @@
 with importance as (
-    select * from {{ source('ml', 'feature_importance') }}
+    select * from {{ ref('stg_ml__feature_importance') }}
 ),
 
 models as (

@@ -1,5 +1,5 @@
 with lift as (
-    select * from {{ source('ml', 'lift_by_decile') }}
+    select * from {{ ref('stg_ml__lift_by_decile') }}
 ),
 
 models as (

@@ -1,5 +1,5 @@
 with metrics as (
-    select * from {{ source('ml', 'model_metrics') }}
+    select * from {{ ref('stg_ml__model_metrics') }}
 ),
 
 models as (

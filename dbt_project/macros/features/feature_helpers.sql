@@ -1,0 +1,81 @@
+{#-
+  Small helpers of the feature models (models/features/). Every feature column, its window and its
+  fill value are in the feature catalogue, models/features/_features__models.yml; the contracts
+  there fail the build when the SQL and the catalogue disagree.
+-#}
+
+{#- Windows (days) of the windowed order features: one list, the SQL loops over it. -#}
+{% macro feature_windows() %}
+    {{- return([7, 30, 90, 180, 365]) -}}
+{% endmacro %}
+
+
+{#- Windows (days) of the email features. -#}
+{% macro email_feature_windows() %}
+    {{- return([30, 90]) -}}
+{% endmacro %}
+
+
+{#- Windows (days) of the per-product-group features. -#}
+{% macro group_feature_windows() %}
+    {{- return([90, 365]) -}}
+{% endmacro %}
+
+
+{#- Days from `date_column` to the cutoff, capped at feature_days_cap; "never" (null) is the cap. -#}
+{% macro days_since_capped(date_column) -%}
+    {%- set cap = propensity_days_cap() -%}
+    coalesce(least(date_diff('day', {{ date_column }}, {{ as_of() }}), {{ cap }}), {{ cap }})
+{%- endmacro %}
+
+
+{#-
+  Aggregate: the number of distinct purchase days before the cutoff (BTYD frequency + 1) of the
+  rows grouped. The days of the last `recent_days` days before T set bits of a fixed-size
+  bitstring per group (offset 1 = T - 1 day), counted with bit_count; older days go to a distinct
+  count that sees only them. Exact, as the two ranges do not overlap; it relies on every row
+  having `date_column` < T. Cheaper than count(distinct) over every day (a second aggregate).
+-#}
+{% macro distinct_purchase_days(date_column, is_purchase_column, recent_days=1024) -%}
+    bit_count(bitstring_agg(
+            case
+                when {{ is_purchase_column }} and {{ date_column }} >= {{ as_of(recent_days) }}
+                    then date_diff('day', {{ date_column }}, {{ as_of() }})
+            end,
+            1, {{ recent_days }}
+        ))
+        + count(distinct case when {{ is_purchase_column }} and {{ date_column }} < {{ as_of(recent_days) }} then {{ date_column }} end)
+{%- endmacro %}
+
+
+{#-
+  RFM segment from the recency and frequency scores (1-5; 0 = no purchase before the cutoff),
+  after the usual R x F grid. Returns (code, name, condition) triples; the code is stable so a model
+  can one-hot it.
+-#}
+{% macro rfm_segments(r, f) %}
+    {{- return([
+        (0, 'no_purchase', r ~ ' = 0'),
+        (1, 'champions', r ~ ' = 5 and ' ~ f ~ ' >= 4'),
+        (2, 'loyal', r ~ ' between 3 and 4 and ' ~ f ~ ' >= 4'),
+        (3, 'potential_loyalist', r ~ ' >= 4 and ' ~ f ~ ' between 2 and 3'),
+        (4, 'new', r ~ ' = 5 and ' ~ f ~ ' = 1'),
+        (5, 'promising', r ~ ' = 4 and ' ~ f ~ ' = 1'),
+        (6, 'need_attention', r ~ ' = 3 and ' ~ f ~ ' = 3'),
+        (7, 'about_to_sleep', r ~ ' = 3 and ' ~ f ~ ' <= 2'),
+        (8, 'cant_lose', r ~ ' <= 2 and ' ~ f ~ ' = 5'),
+        (9, 'at_risk', r ~ ' <= 2 and ' ~ f ~ ' between 3 and 4'),
+        (10, 'hibernating', r ~ ' = 2 and ' ~ f ~ ' <= 2'),
+        (11, 'lost', r ~ ' = 1 and ' ~ f ~ ' <= 2'),
+    ]) -}}
+{% endmacro %}
+
+
+{#-
+  Quintile score 1-5 among the rows of the select (the caller selects the buyers of one cutoff).
+  Ties share a score: score = 1 + floor(5 * (rank - 1) / n), rank the SQL rank() ordered from
+  worst to best (ties take the lowest rank), n the number of rows.
+-#}
+{% macro rfm_quintile(order_by) -%}
+    cast(1 + floor(5.0 * (rank() over (order by {{ order_by }}) - 1) / count(*) over ()) as integer)
+{%- endmacro %}

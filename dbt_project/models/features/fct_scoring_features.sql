@@ -1,0 +1,51 @@
+{#-
+  Scoring features: the feature columns of fct_training_examples (no label, no split) for the
+  scoring cutoff of dim_cutoffs, one row per (customer_id, product_group, as_of_date) for every
+  active product group. A view over the feature marts: no copy of the customers x groups rows is
+  stored, and a reader selecting one product group reads only that group's rows.
+-#}
+{{ config(materialized='view') }}
+
+with cutoffs as (
+    select * from {{ ref('dim_cutoffs') }}
+    where cutoff_role = 'scoring'
+),
+
+customer_features as (
+    select * from {{ ref('fct_customer_features') }}
+    where as_of_date in (select cutoffs.as_of_date from cutoffs)
+),
+
+group_features as (
+    select * from {{ ref('fct_customer_group_features') }}
+    where as_of_date in (select cutoffs.as_of_date from cutoffs)
+),
+
+-- The active groups (dim_product_groups.is_active): those matching a product, plus `any`.
+product_groups as (
+    select distinct product_group from {{ ref('int_products_mapped_to_groups') }}
+),
+
+final as (
+    select
+        customer_features.customer_id,
+        cast(product_groups.product_group as varchar) as product_group,
+        customer_features.as_of_date,
+        -- every numeric customer feature, in the order of fct_customer_features
+        customer_features.* exclude (customer_id, as_of_date, rfm_segment),  -- noqa: RF02
+        {%- for w in group_feature_windows() %}
+            cast(coalesce(group_features.group_spend_{{ w }}d, 0) as double) as group_spend_{{ w }}d,
+            cast(coalesce(group_features.group_order_count_{{ w }}d, 0) as integer) as group_order_count_{{ w }}d,
+        {%- endfor %}
+        cast(coalesce(group_features.group_days_since_last_order, {{ propensity_days_cap() }}) as integer)
+            as group_days_since_last_order
+    from customer_features
+    cross join product_groups
+    left join group_features
+        on
+            customer_features.customer_id = group_features.customer_id
+            and product_groups.product_group = group_features.product_group
+            and customer_features.as_of_date = group_features.as_of_date
+)
+
+select * from final
