@@ -33,7 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-WINDOWS = (7, 30, 90, 180, 365)
+#: Catalogue features the pandas baseline leaves out (copies of a customer column or a lookup of
+#: the RFM scores): every other feature of the catalogue is computed, or pandas_features raises.
+NOT_IN_PANDAS = frozenset({"rfm_segment_code", "is_email_opt_in", "is_vip"})
 INTERMEDIATE = (
     "+int_orders_summarised +int_order_groups_summarised +dim_cutoffs +dim_product_groups "
     "stg_raw__customers stg_raw__email_events"
@@ -112,10 +114,19 @@ def _span_seconds(nodes: list[dict]) -> float:
 
 
 def pandas_features(con, cutoff) -> object:
-    """One cutoff's features the notebook way: pandas groupbys over the order-line table."""
+    """One cutoff's features the notebook way: pandas groupbys over the order-line table.
+
+    The feature names and windows come from the feature catalogue (models_py.catalogue).
+    """
     import numpy as np
     import pandas as pd
 
+    from models_py.catalogue import load_catalogue, windows
+
+    catalogue = load_catalogue()
+    order_windows = windows(catalogue, "orders")
+    email_windows = windows(catalogue, "email")
+    group_windows = windows(catalogue, "group")
     t = pd.Timestamp(cutoff)
     customers = con.execute("select * from raw.customers").df()
     orders = con.execute("select * from raw.orders").df()
@@ -170,7 +181,7 @@ def pandas_features(con, cutoff) -> object:
     feats["btyd_recency_days"] = (dg["date"].max() - dg["date"].min()).dt.days
     feats["btyd_age_days"] = ((t - pd.Timedelta(days=1)) - dg["date"].min()).dt.days
     feats["btyd_monetary_value"] = days[days["date"] > first].groupby("customer_id")["net"].mean()
-    for w in WINDOWS:
+    for w in order_windows:
         since = t - pd.Timedelta(days=w)
         o = per_order[per_order["date"] >= since]
         og = o.groupby("customer_id")
@@ -182,7 +193,7 @@ def pandas_features(con, cutoff) -> object:
         feats[f"return_count_{w}d"] = og["has_return"].sum()
         feats[f"return_amount_{w}d"] = og["returned"].sum()
     ev = events[events["occurred_at"] < t]
-    for w in (30, 90):
+    for w in email_windows:
         e = ev[ev["occurred_at"] >= t - pd.Timedelta(days=w)]
         counts = e.groupby(["customer_id", "event_type"]).size().unstack(fill_value=0)
         counts = counts.reindex(columns=["sent", "open", "click"], fill_value=0)
@@ -197,7 +208,7 @@ def pandas_features(con, cutoff) -> object:
         ev[ev["event_type"] == "unsubscribe"].groupby("customer_id").size() > 0
     ).astype(int)
     feats = feats.fillna(0)
-    for w in (30, 90):
+    for w in email_windows:
         sends = feats[f"email_sends_{w}d"]
         for kind in ("opens", "clicks"):
             feats[f"email_{kind[:-1]}_rate_{w}d"] = np.where(
@@ -216,7 +227,7 @@ def pandas_features(con, cutoff) -> object:
     og = pd.concat([per_group_order, any_group], ignore_index=True)
     keys = ["customer_id", "product_group"]
     group_feats = pd.DataFrame(index=pd.MultiIndex.from_frame(og[keys].drop_duplicates()))
-    for w in (90, 365):
+    for w in group_windows:
         o = og[og["date"] >= t - pd.Timedelta(days=w)]
         group_feats[f"group_spend_{w}d"] = o.groupby(keys)["net"].sum()
         group_feats[f"group_order_count_{w}d"] = o[o["is_purchase"]].groupby(keys).size()
@@ -224,7 +235,20 @@ def pandas_features(con, cutoff) -> object:
     group_feats["group_days_since_last_order"] = (t - last_group).dt.days.clip(upper=3650)
     group_feats = group_feats.fillna({"group_days_since_last_order": 3650}).fillna(0)
     feats.attrs["group_rows"] = len(group_feats)
-    return feats, time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    for grain, frame, skip in (
+        ("customer", feats, NOT_IN_PANDAS),
+        ("customer_group", group_feats, frozenset()),
+    ):
+        expected = {f.name for f in catalogue if f.grain == grain} - skip
+        got = set(frame.columns)
+        missing, extra = sorted(expected - got), sorted(got - expected)
+        if missing or extra:
+            raise RuntimeError(
+                f"the pandas baseline's {grain} features differ from the feature catalogue "
+                f"(models_py.catalogue): missing {missing}, extra {extra}"
+            )
+    return feats, seconds
 
 
 def _child_pandas(warehouse: str) -> dict:

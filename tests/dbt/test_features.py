@@ -357,3 +357,28 @@ def test_invalid_cutoff_configuration_fails_with_a_message(tmp_path, dbt_vars, m
             dbt_vars={**DBT_VARS, **dbt_vars},
         )
     assert message in str(err.value)
+
+
+def test_benchmark_pandas_baseline_computes_the_catalogue_features(built):
+    """benchmarks/bench_features.py takes its windows from the feature catalogue and raises when
+    its pandas features differ from it; run on this warehouse, it computes the same values."""
+    import importlib.util
+
+    import duckdb
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_features.py"
+    spec = importlib.util.spec_from_file_location("bench_features", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    con = duckdb.connect(str(built.warehouse), read_only=True)
+    try:
+        feats, _ = bench.pandas_features(con, pd.Timestamp(SCORING_CUTOFF))
+    finally:
+        con.close()
+    sql = read(
+        built, "select * from marts.fct_customer_features where as_of_date = ?", [SCORING_CUTOFF]
+    ).set_index("customer_id")
+    columns = ["order_count", "spend_total", "spend_90d", "items_30d", "btyd_frequency"]
+    pd.testing.assert_frame_equal(
+        feats.loc[sql.index, columns], sql[columns], check_dtype=False, atol=1e-6
+    )

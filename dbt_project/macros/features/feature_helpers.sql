@@ -34,16 +34,17 @@
   rows grouped. The days of the last `recent_days` days before T set bits of a fixed-size
   bitstring per group (offset 1 = T - 1 day), counted with bit_count; older days go to a distinct
   count that sees only them. Exact, as the two ranges do not overlap; it relies on every row
-  having `date_column` < T. Cheaper than count(distinct) over every day (a second aggregate).
+  having `date_column` < T. bitstring_agg of no recent day is null, hence the coalesce. Cheaper
+  than count(distinct) over every day (a second aggregate).
 -#}
 {% macro distinct_purchase_days(date_column, is_purchase_column, recent_days=1024) -%}
-    bit_count(bitstring_agg(
+    coalesce(bit_count(bitstring_agg(
             case
                 when {{ is_purchase_column }} and {{ date_column }} >= {{ as_of(recent_days) }}
                     then date_diff('day', {{ date_column }}, {{ as_of() }})
             end,
             1, {{ recent_days }}
-        ))
+        )), 0)
         + count(distinct case when {{ is_purchase_column }} and {{ date_column }} < {{ as_of(recent_days) }} then {{ date_column }} end)
 {%- endmacro %}
 

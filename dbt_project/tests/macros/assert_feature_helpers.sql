@@ -1,0 +1,121 @@
+{#-
+  The feature helpers on fixed inputs, for the cutoff T = 2024-03-01 (set as the materialization
+  propensity_by_cutoff sets it): as_of(), days_since_capped(), distinct_purchase_days() across
+  the bitstring range (T - 1024 days = 2021-05-12) and rfm_quintile() with ties. One row per
+  result that differs from the expected value.
+-#}
+{%- do model.update({'propensity_as_of_date': modules.datetime.date(2024, 3, 1)}) -%}
+with dates as (
+    select
+        'as_of()' as helper,
+        cast({{ as_of() }} as varchar) as result,
+        '2024-03-01' as expected
+    union all
+    select
+        'as_of(7)' as helper,
+        cast({{ as_of(7) }} as varchar) as result,
+        '2024-02-23' as expected
+),
+
+last_dates as (
+    select
+        last_dates.case_name,
+        last_dates.last_date,
+        last_dates.expected
+    from (
+        values
+        ('yesterday', date '2024-02-29', 1),
+        ('never', null, {{ propensity_days_cap() }}),
+        ('long ago', date '2000-01-01', {{ propensity_days_cap() }})
+    ) as last_dates (case_name, last_date, expected)
+),
+
+days_since as (
+    select
+        'days_since_capped, ' || case_name as helper,
+        cast({{ days_since_capped('last_date') }} as varchar) as result,
+        cast(expected as varchar) as expected
+    from last_dates
+),
+
+orders as (
+    select
+        orders.case_name,
+        orders.order_date,
+        orders.is_purchase
+    from (
+        values
+        -- 4 purchase days: two orders on an old day, T - 1025 days, two on T - 1024 days (the
+        -- oldest bit), one recent day; a return-only order is no purchase day
+        ('both ranges', date '2020-01-01', true),
+        ('both ranges', date '2020-01-01', true),
+        ('both ranges', date '2021-05-11', true),
+        ('both ranges', date '2021-05-12', true),
+        ('both ranges', date '2021-05-12', true),
+        ('both ranges', date '2023-06-01', false),
+        ('both ranges', date '2024-02-29', true),
+        ('old days only', date '2019-03-01', true),
+        ('old days only', date '2019-03-02', true),
+        ('no purchase', date '2024-02-01', false)
+    ) as orders (case_name, order_date, is_purchase)
+),
+
+purchase_days as (
+    select
+        'distinct_purchase_days, ' || case_name as helper,
+        cast({{ distinct_purchase_days('order_date', 'is_purchase') }} as varchar) as result,
+        case case_name when 'both ranges' then '4' when 'old days only' then '2' else '0' end as expected
+    from orders
+    group by case_name
+),
+
+-- quintiles among the rows of one select (ties share the lowest rank's score)
+tied_values as (
+    select
+        tied_values.ranked_value,
+        tied_values.expected
+    from (values (5, 1), (5, 1), (7, 4)) as tied_values (ranked_value, expected)
+),
+
+spread_values as (
+    select
+        spread_values.ranked_value,
+        spread_values.expected
+    from (
+        values (10, 1), (20, 1), (30, 2), (40, 2), (50, 3), (60, 3), (70, 4), (80, 4), (90, 5), (100, 5)
+    ) as spread_values (ranked_value, expected)
+),
+
+quintiles as (
+    select
+        'rfm_quintile, tied ' || cast(ranked_value as varchar) as helper,
+        cast({{ rfm_quintile('ranked_value') }} as varchar) as result,
+        cast(expected as varchar) as expected
+    from tied_values
+    union all
+    select
+        'rfm_quintile, spread ' || cast(ranked_value as varchar) as helper,
+        cast({{ rfm_quintile('ranked_value') }} as varchar) as result,
+        cast(expected as varchar) as expected
+    from spread_values
+),
+
+final as (
+    select
+        helper,
+        result,
+        expected,
+        helper || ' = ' || coalesce(result, 'null') || ', expected ' || expected as problem
+    from (
+        select * from dates
+        union all
+        select * from days_since
+        union all
+        select * from purchase_days
+        union all
+        select * from quintiles
+    ) as results
+    where result is distinct from expected
+)
+
+select * from final
