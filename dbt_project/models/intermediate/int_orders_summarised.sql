@@ -5,9 +5,9 @@
   A purchase order has at least one line with quantity > 0; return-only orders are not purchases.
   BTYD helper: is_on_first_purchase_day marks the purchase orders placed on the customer's first
   purchase day (it does not depend on the cutoff: a cutoff after that day sees the whole day).
-  The number of purchase days before a cutoff is a distinct count per cutoff: marking one order
-  per (customer, day) here took an aggregate over every order and a join back on order_id, about
-  a third of this model's time at 1M customers (docs/benchmarks.md, features).
+  The number of purchase days before a cutoff is counted per cutoff by the feature model
+  (distinct_purchase_days), not flagged here: a per-(customer, day) flag would need an aggregate
+  over every order and a join back on order_id.
 -#}
 with orders as (
     select * from {{ ref('stg_raw__orders') }}

@@ -1,4 +1,12 @@
 {#- A product belongs to every group one of whose patterns matches, plus the built-in group `any`. -#}
+{%- set matched_field -%}
+    case rules.match_on
+        when 'category' then products.category
+        when 'product_name' then products.product_name
+        when 'product_id' then products.product_id
+    end
+{%- endset %}
+
 with products as (
     select * from {{ ref('stg_raw__products') }}
 ),
@@ -19,27 +27,13 @@ combined_rules as (
     group by product_group, match_on
 ),
 
--- Every product against every combined rule: the field the rule matches on, then the match.
-product_rule_pairs as (
-    select
-        products.product_id,
-        rules.product_group,
-        rules.pattern,
-        case rules.match_on
-            when 'category' then products.category
-            when 'product_name' then products.product_name
-            when 'product_id' then products.product_id
-        end as matched_value
-    from products
-    cross join combined_rules as rules
-),
-
 matched as (
     select distinct
-        product_id,
-        product_group
-    from product_rule_pairs
-    where {{ product_group_match('matched_value', 'pattern') }}
+        products.product_id,
+        rules.product_group
+    from products
+    inner join combined_rules as rules
+        on {{ product_group_match(matched_field, 'rules.pattern') }}
 ),
 
 any_group as (

@@ -100,7 +100,7 @@ bin_counts as (
 ),
 
 {# sum() of a bigint is a hugeint (int128): cast back, or every rank computation below runs in
-   128-bit division (0.9 of 1.8 CPU s of the decile part at 1M rows, uniform scores). #}
+   128-bit division. #}
 bin_ranks as (
     select
         product_group,
