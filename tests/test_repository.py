@@ -11,10 +11,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 MACHINE_PATH = re.compile(r"(?<![\w.])/(?:work|root|home|Users|mnt|scratch)/[\w.-]+")
 
 
+SUFFIXES = {".md", ".py", ".sql", ".yml", ".yaml"}
+
+
 def _text_files():
     for folder in ("docs", "benchmarks", "models_py", "scoring", "dbt_project"):
         for path in sorted((REPO_ROOT / folder).rglob("*")):
-            if path.suffix in {".md", ".py", ".sql", ".yml", ".yaml"} and "target" not in path.parts:
+            if path.suffix in SUFFIXES and "target" not in path.parts:
                 yield path
     for name in ("README.md", "Makefile", "pyproject.toml", "profiles.yml"):
         yield REPO_ROOT / name
