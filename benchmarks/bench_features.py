@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _report import add_lock_argument, bench_lock  # noqa: E402
+
 #: Catalogue features the pandas baseline leaves out (copies of a customer column or a lookup of
 #: the RFM scores): every other feature of the catalogue is computed, or pandas_features raises.
 NOT_IN_PANDAS = frozenset({"rfm_segment_code", "is_email_opt_in", "is_vip"})
@@ -549,7 +551,18 @@ def main() -> None:
         "--dbt-project-dir", default="", help="a copy of dbt_project to run (default: the repo's)"
     )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--no-write", action="store_true", help="do not update docs/")
+    add_lock_argument(parser)
     args = parser.parse_args()
+    if args.child is not None:
+        run(args)
+        return
+    with bench_lock(args.lock):
+        run(args)
+
+
+def run(args) -> None:
+    """The benchmark itself, under the lock."""
     if args.child:
         step, *rest = json.loads(args.child)
         if step == "dbt":
@@ -576,7 +589,8 @@ def main() -> None:
         results.append(bench_size(size, workdir, args.dbt_project_dir))
         print(json.dumps(results[-1], indent=1), flush=True)
         (workdir / "results.json").write_text(json.dumps(results, indent=1))
-    write_section("features", report(results))
+    if not args.no_write:
+        write_section("features", report(results))
     print(report(results))
 
 

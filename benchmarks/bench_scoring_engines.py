@@ -37,6 +37,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._report import add_lock_argument, bench_lock  # noqa: E402
+
 CASES = [
     "read_list",
     "read_numpy",
@@ -156,7 +158,8 @@ def prepare(warehouse: Path, rows: int, n_features: int) -> dict[str, float]:
         con.execute(
             "create or replace table ml.model_registry (model_id varchar, spec_name varchar, "
             "product_group varchar, algorithm varchar, feature_names varchar, "
-            "feature_hash varchar, onnx_model blob, onnx_sha256 varchar, trained_at timestamp)"
+            "feature_hash varchar, onnx_model blob, onnx_sha256 varchar, trained_at timestamp, "
+            "training_relation varchar)"
         )
         con.execute(
             "create or replace table ml.model_aliases (product_group varchar, alias varchar, "
@@ -164,7 +167,9 @@ def prepare(warehouse: Path, rows: int, n_features: int) -> dict[str, float]:
         )
         now = dt.datetime.now()
         con.execute(
-            "insert into ml.model_registry values (?, 'hgb', 'any', 'hgb', ?, ?, ?, ?, ?)",
+            # The scoring model scores champions trained on marts.fct_training_examples only.
+            "insert into ml.model_registry values (?, 'hgb', 'any', 'hgb', ?, ?, ?, ?, ?, "
+            "'marts.fct_training_examples')",
             [
                 MODEL_ID,
                 json.dumps(names),
@@ -346,7 +351,17 @@ def main() -> None:
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--warehouse", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--no-write", action="store_true", help="do not update docs/")
+    add_lock_argument(parser)
     args = parser.parse_args()
+    if args.case is not None:
+        run(args)
+        return
+    with bench_lock(args.lock):
+        run(args)
+
+
+def run(args) -> None:
+    """The benchmark itself, under the lock."""
 
     if args.case:  # child process: one case, result as JSON on the last stdout line
         result = run_case(args.case, args.warehouse, args.features)
