@@ -96,3 +96,18 @@ def test_column_change_fails_with_the_columns_then_full_refresh_rebuilds(built):
     dates = set(read(built, f"select distinct as_of_date from marts.{MODEL}")["as_of_date"])
     assert pd.Timestamp(SCORING_CUTOFF) in dates
     assert pd.Timestamp(LATER_SCORING_CUTOFF) not in dates
+
+
+def test_compiled_model_is_the_select_of_one_cutoff(built):
+    """The model's own SQL is one cutoff's select (as_of() is the first cutoff of dim_cutoffs when
+    dbt compiles it); the materialization renders it again for every cutoff."""
+    from models_py._dbt import dbt_target_path
+
+    run_dbt(built, ["compile", "--select", MODEL], dbt_vars=DBT_VARS)
+    compiled = next((dbt_target_path(built) / "compiled").rglob(f"{MODEL}.sql")).read_text()
+    first = DBT_VARS["training_cutoffs"][0]
+    assert f"cast('{first}' as date) as as_of_date" in compiled
+    assert SCORING_CUTOFF not in compiled
+    assert "union all" not in compiled.lower()
+    # Window bounds are plain date literals: 90 days before the first cutoff.
+    assert "cast('2023-07-03' as date)" in compiled

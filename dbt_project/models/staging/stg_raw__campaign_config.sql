@@ -1,8 +1,11 @@
 {#-
   The campaign configuration, one row per campaign. The source table is optional: without it (a
-  warehouse without campaigns) this view has the same columns and no rows, so dim_campaigns and
-  fct_campaign_audiences build empty. The existence check runs when the view is built.
+  warehouse without campaigns) this model has the same columns and no rows, so dim_campaigns and
+  fct_campaign_audiences build empty. Ephemeral, so the existence check runs whenever
+  dim_campaigns is built: a view built before `propensity campaigns set` would keep reading "no
+  table" until it was rebuilt itself.
 -#}
+{{ config(materialized='ephemeral') }}
 {%- set config_source = source('raw_campaigns', 'campaign_config') -%}
 {%- set config_exists = false -%}
 {%- if execute -%}
