@@ -1,6 +1,7 @@
 {#-
   Long scores table: every customer x product group of fct_scoring_features scored by the group's
-  champion model (ml.model_aliases alias = 'champion'), with deciles within group and cutoff.
+  champion model (model_aliases alias = 'champion' in the registry schema, dbt var
+  registry_schema), with deciles within group and cutoff.
 
   Incremental, delete+insert on as_of_date: re-running a cutoff replaces that cutoff's scores,
   earlier cutoffs stay as history. All checks (champions exist, ONNX sha256, feature columns and
@@ -24,7 +25,8 @@
 {%- if execute -%}
     {%- set champions = propensity_load_champions() -%}
     {%- if champions | length == 0 -%}
-        {%- set no_champion = "fct_propensity_scores: no champion model in ml.model_aliases: run "
+        {%- set no_champion = "fct_propensity_scores: no champion model in "
+            ~ var('registry_schema') ~ ".model_aliases: run "
             ~ "`propensity train` first, then `dbt run --select fct_propensity_scores`" -%}
         {%- if var('scoring_require_champion', false) and flags.WHICH in ['run', 'build', 'retry'] -%}
             {{ exceptions.raise_compiler_error(no_champion) }}
