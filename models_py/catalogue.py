@@ -51,8 +51,11 @@ class Feature:
 
 
 def catalogue_path(dbt_project_dir: Path | None = None) -> Path:
-    """The properties file holding the catalogue (by default in this checkout's dbt project)."""
-    project = dbt_project_dir or Path(__file__).resolve().parent.parent / "dbt_project"
+    """The properties file holding the catalogue (by default in the dbt project `propensity` runs:
+    the checkout's, or the copy an installed wheel ships)."""
+    from models_py._settings import DBT_PROJECT_DIR
+
+    project = dbt_project_dir or DBT_PROJECT_DIR
     return project / "models" / "features" / "_features__models.yml"
 
 
