@@ -374,7 +374,7 @@ def test_dbt_marts_expose_the_evaluation_tables(trained, tmp_path):
 
     settings, _ = trained
     settings = copy_warehouse(settings, tmp_path / "evaluation.duckdb")
-    outcome = run_dbt(settings, ["build", "--select", "path:models/marts/ml"])
+    outcome = run_dbt(settings, ["build", "--select", "+path:models/marts/ml"])
     assert outcome.count("fail") == 0 and outcome.statuses["fct_model_metrics"] == "success"
     con = connect(settings.warehouse, read_only=True)
     models = con.execute("select count(*) from ml.model_registry").fetchone()[0]
