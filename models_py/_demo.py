@@ -30,9 +30,9 @@ def run_demo(
     report_dir: Path | str = "report",
 ) -> None:
     """Generate a warehouse and run every step of the pipeline on it, printing what was built."""
-    from models_py._report import write_report
     from models_py._training_cli import run_train
-    from models_py.synth import generate_warehouse
+    from models_py.ingest.synth import generate_warehouse
+    from models_py.reporting._report import write_report
 
     started = time.perf_counter()
     _header(console, 1, "generate a synthetic warehouse")
@@ -77,7 +77,7 @@ def run_demo(
 
 def _set_default_campaigns(settings: Settings) -> None:
     """Write the packaged demo campaigns (one per synthetic product group)."""
-    from models_py._campaigns import DEFAULT_CAMPAIGNS, set_campaigns
+    from models_py.ingest._campaigns import DEFAULT_CAMPAIGNS, set_campaigns
 
     set_campaigns(settings.warehouse, DEFAULT_CAMPAIGNS)
 

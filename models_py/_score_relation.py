@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 from models_py._dbt import run_dbt
 from models_py._errors import ConfigError
-from models_py._registry import require_ml_tables
 from models_py._settings import Settings
-from models_py._specs import is_numeric_type, relation_columns, relation_exists
 from models_py._warehouse import connect, qualified, quote_ident, transaction
+from models_py.registry._registry import require_ml_tables
+from models_py.training._specs import is_numeric_type, relation_columns, relation_exists
 
 logger = logging.getLogger(__name__)
 

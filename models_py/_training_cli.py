@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
 
-from models_py._registry import list_models, promote_model, rollback_champion
 from models_py._settings import Settings
-from models_py._train import TrainProgress, TrainReport, train
 from models_py._warehouse import connect
+from models_py.registry._registry import list_models, promote_model, rollback_champion
+from models_py.training._train import TrainProgress, TrainReport, train
 
 logger = logging.getLogger(__name__)
 

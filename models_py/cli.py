@@ -51,7 +51,7 @@ def _dbt_vars(text: str | None) -> dict[str, object]:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from models_py.synth import generate_warehouse
+    from models_py.ingest.synth import generate_warehouse
 
     settings = _settings(args)
     report = generate_warehouse(
@@ -66,7 +66,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_load_online_retail(args: argparse.Namespace) -> int:
-    from models_py.loaders import load_online_retail
+    from models_py.ingest.loaders import load_online_retail
 
     settings = _settings(args)
     report = load_online_retail(args.path, settings.warehouse)
@@ -76,7 +76,7 @@ def cmd_load_online_retail(args: argparse.Namespace) -> int:
 
 def cmd_load_marketing_campaign(args: argparse.Namespace) -> int:
     from models_py._score_relation import ensure_registry
-    from models_py.loaders import load_marketing_campaign
+    from models_py.ingest.loaders import load_marketing_campaign
 
     settings = _settings(args)
     report = load_marketing_campaign(
@@ -89,7 +89,7 @@ def cmd_load_marketing_campaign(args: argparse.Namespace) -> int:
 
 def cmd_load_hillstrom(args: argparse.Namespace) -> int:
     from models_py._score_relation import ensure_registry
-    from models_py.loaders import load_hillstrom
+    from models_py.ingest.loaders import load_hillstrom
 
     settings = _settings(args)
     options = {"assigned_at": args.assigned_at} if args.assigned_at else {}
@@ -114,7 +114,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    from models_py._results import run_results
+    from models_py.reporting._results import run_results
 
     data_dir = args.data or os.environ.get("PROPENSITY_SHARED_DATA") or _default_data_dir()
     report = run_results(
@@ -136,8 +136,8 @@ def _default_data_dir() -> Path:
 
 
 def cmd_groups_set(args: argparse.Namespace) -> int:
-    from models_py._groups import read_group_rules, write_group_rules
     from models_py._warehouse import connect
+    from models_py.ingest._groups import read_group_rules, write_group_rules
 
     settings = _settings(args)
     rules = read_group_rules(args.path)
@@ -152,7 +152,7 @@ def cmd_groups_set(args: argparse.Namespace) -> int:
 
 
 def cmd_campaigns_set(args: argparse.Namespace) -> int:
-    from models_py._campaigns import set_campaigns
+    from models_py.ingest._campaigns import set_campaigns
 
     campaigns = set_campaigns(_settings(args).warehouse, args.path)
     ids = ", ".join(c.campaign_id for c in campaigns)
@@ -177,7 +177,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from models_py._report import write_report
+    from models_py.reporting._report import write_report
 
     result = write_report(_settings(args).warehouse, args.out)
     _console().print(result.summary())

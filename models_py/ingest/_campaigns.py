@@ -37,8 +37,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from models_py._errors import ConfigError
-from models_py._groups import validate_group_name
 from models_py._yaml import read_yaml_file
+from models_py.ingest._groups import validate_group_name
 
 logger = logging.getLogger(__name__)
 

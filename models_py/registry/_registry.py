@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models_py._errors import PropensityError, WarehouseError
-from models_py._specs import relation_columns
 from models_py._warehouse import transaction
+from models_py.training._specs import relation_columns
 
 logger = logging.getLogger(__name__)
 

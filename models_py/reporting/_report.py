@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models_py._errors import WarehouseError
-from models_py._specs import relation_columns
 from models_py._warehouse import connect, table_exists
+from models_py.training._specs import relation_columns
 
 logger = logging.getLogger(__name__)
 

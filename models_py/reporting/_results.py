@@ -31,10 +31,10 @@ from typing import Any
 from models_py._errors import ConfigError, InputDataError, PropensityError
 from models_py._settings import Settings
 from models_py._warehouse import connect
+from models_py.training._specs import SPECS_DIR
 
 logger = logging.getLogger(__name__)
 
-SPECS_DIR = Path(__file__).resolve().parent / "specs"
 DATASETS = ("online_retail", "marketing_campaign", "hillstrom")
 FILES = {
     "online_retail": "online_retail.parquet",
@@ -215,7 +215,7 @@ def _query(settings: Settings, sql: str, params: Sequence[Any] = ()) -> list[tup
 
 
 def _train(settings: Settings, spec: Path) -> None:
-    from models_py._train import train
+    from models_py.training._train import train
 
     report = train(settings, spec_path=spec, actor="propensity results")
     if report.failed:
@@ -231,9 +231,9 @@ def _train(settings: Settings, spec: Path) -> None:
 def run_online_retail(path: Path, workdir: Path, *, threads: int = 2, console=None) -> DatasetRun:
     """Online Retail through load, dbt build, train, in-warehouse scoring and the report."""
     from models_py._dbt import run_dbt
-    from models_py._groups import read_group_rules, write_group_rules
-    from models_py._report import write_report
-    from models_py.loaders import DEFAULT_GROUPS_PATH, load_online_retail
+    from models_py.ingest._groups import read_group_rules, write_group_rules
+    from models_py.ingest.loaders import DEFAULT_GROUPS_PATH, load_online_retail
+    from models_py.reporting._report import write_report
 
     settings = _fresh(workdir, "online_retail", threads)
     settings = Settings(
@@ -284,7 +284,7 @@ def run_marketing_campaign(
 ) -> DatasetRun:
     """Customer Personality through load, stratified k-fold training and in-warehouse scoring."""
     from models_py._score_relation import ensure_registry, score_relation
-    from models_py.loaders import load_marketing_campaign
+    from models_py.ingest.loaders import load_marketing_campaign
 
     settings = _fresh(workdir, "marketing_campaign", threads)
     run = DatasetRun(name="marketing_campaign", warehouse=settings.warehouse)
@@ -306,8 +306,8 @@ def run_marketing_campaign(
 def run_hillstrom(path: Path, workdir: Path, *, threads: int = 2, console=None) -> DatasetRun:
     """Hillstrom through load, per-arm and pooled training, and in-warehouse scoring."""
     from models_py._score_relation import ensure_registry, score_relation
-    from models_py.loaders import load_hillstrom
-    from models_py.loaders._hillstrom import training_targets
+    from models_py.ingest.loaders import load_hillstrom
+    from models_py.ingest.loaders._hillstrom import training_targets
 
     settings = _fresh(workdir, "hillstrom", threads)
     run = DatasetRun(name="hillstrom", warehouse=settings.warehouse)
@@ -555,7 +555,7 @@ def _online_retail_section(run: DatasetRun) -> list[str]:
         f"Loaded {load.rows_read:,} invoice lines, kept {load.rows_kept:,} "
         f"([cleaning rules](data/online_retail.md)): {load.customers:,} customers, "
         f"{load.orders:,} orders. Product groups: the keyword rules shipped in "
-        "`models_py/loaders/online_retail_groups.yml`.",
+        "`models_py/ingest/loaders/online_retail_groups.yml`.",
         "",
         "**Protocol (temporal, stricter than a random split).** Features at cutoff T use only "
         "invoices strictly before T; the label is 1 when the customer buys (in the group) in "
@@ -571,8 +571,8 @@ def _online_retail_section(run: DatasetRun) -> list[str]:
         f"- test cutoff (the figures below): {', '.join(roles.get('test', []))}",
         f"- scoring cutoff: {', '.join(roles.get('scoring', []))}",
         "",
-        "Spec: `models_py/specs/online_retail.yml` (one configuration per candidate to keep the "
-        "run in CI time).",
+        "Spec: `models_py/training/specs/online_retail.yml` (one configuration per candidate to "
+        "keep the run in CI time).",
         "",
         *_metrics_table(run.models, cv=False),
         "",
@@ -617,7 +617,7 @@ def _marketing_section(run: DatasetRun) -> list[str]:
         "the other 80% choose each candidate's hyperparameters (CV ROC AUC below is their "
         "mean, the protocol the community figure uses) and give the out-of-fold predictions "
         "the winner is calibrated on; the test share is scored once. Spec: "
-        "`models_py/specs/marketing_campaign.yml`.",
+        "`models_py/training/specs/marketing_campaign.yml`.",
         "",
         *_metrics_table(run.models, cv=True),
         "",
@@ -678,7 +678,7 @@ def _hillstrom_section(run: DatasetRun) -> list[str]:
         "customers) and one pooled over the arms with the arm as a feature. A stratified 20% "
         "test share is held out; 3 shuffled stratified folds on the rest choose "
         "hyperparameters and give out-of-fold predictions for calibration. Spec: "
-        "`models_py/specs/hillstrom.yml` (logistic regression and histogram gradient "
+        "`models_py/training/specs/hillstrom.yml` (logistic regression and histogram gradient "
         "boosting; at most 40,000 training rows per target).",
         "",
         *_metrics_table(run.models, cv=True),

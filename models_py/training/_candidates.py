@@ -408,7 +408,7 @@ class SigmoidCalibratedClassifier(ClassifierMixin, BaseEstimator):
     The positive-class probability p of `estimator` is mapped to
     ``sigmoid(coef_ * logit(clip(p, eps, 1 - eps)) + intercept_)``. Unlike
     ``CalibratedClassifierCV(FrozenEstimator(...))`` this exports to ONNX as the base model's graph
-    plus five elementwise nodes (see `models_py._export`), so parity is exact to float32.
+    plus five elementwise nodes (see `models_py.training._export`), so parity is exact to float32.
 
     Parameters
     ----------

@@ -20,7 +20,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from models_py._specs import ThresholdRule
+from models_py.training._specs import ThresholdRule
 
 logger = logging.getLogger(__name__)
 

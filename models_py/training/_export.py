@@ -22,8 +22,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from models_py._candidates import SigmoidCalibratedClassifier, final_classifier
 from models_py._errors import PropensityError
+from models_py.training._candidates import SigmoidCalibratedClassifier, final_classifier
 
 logger = logging.getLogger(__name__)
 

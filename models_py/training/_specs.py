@@ -21,7 +21,8 @@ from models_py._yaml import read_yaml_file
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_SPEC_PATH = Path(__file__).resolve().parent / "specs" / "default.yml"
+SPECS_DIR = Path(__file__).resolve().parent / "specs"
+DEFAULT_SPEC_PATH = SPECS_DIR / "default.yml"
 
 ALGORITHMS = (
     "logistic_regression",
@@ -197,7 +198,7 @@ def _positive_int(value: Any, *, what: str, spec_name: str, minimum: int = 1) ->
 
 
 def _parse_candidates(raw: Any, spec_name: str) -> dict[str, dict[str, tuple[Any, ...]]]:
-    from models_py._candidates import validate_candidate
+    from models_py.training._candidates import validate_candidate
 
     if not isinstance(raw, Mapping) or not raw:
         raise _fail(

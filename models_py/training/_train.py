@@ -39,7 +39,18 @@ import pyarrow.compute as pc
 from sklearn.metrics import average_precision_score, roc_auc_score
 from threadpoolctl import threadpool_limits
 
-from models_py._candidates import (
+from models_py._errors import ConfigError, InputDataError, PropensityError
+from models_py._settings import Settings
+from models_py._warehouse import connect, qualified, quote_ident, transaction
+from models_py.registry._registry import (
+    Evaluation,
+    ModelRecord,
+    get_alias,
+    model_row,
+    register_model,
+    require_ml_tables,
+)
+from models_py.training._candidates import (
     TREE_ALGORITHMS,
     SearchResult,
     SigmoidCalibratedClassifier,
@@ -50,8 +61,7 @@ from models_py._candidates import (
     lightgbm_available,
     search_algorithm,
 )
-from models_py._errors import ConfigError, InputDataError, PropensityError
-from models_py._evaluate import (
+from models_py.training._evaluate import (
     binary_metrics,
     calibration_bins,
     choose_threshold,
@@ -59,24 +69,14 @@ from models_py._evaluate import (
     lift_by_decile,
     permutation_importance_rows,
 )
-from models_py._export import (
+from models_py.training._export import (
     check_parity,
     export_onnx,
     feature_hash,
     library_versions,
     onnx_predict_proba,
 )
-from models_py._registry import (
-    Evaluation,
-    ModelRecord,
-    get_alias,
-    model_row,
-    register_model,
-    require_ml_tables,
-)
-from models_py._settings import Settings
-from models_py._specs import ModelSpec, TrainingTarget, load_specs, resolve_spec
-from models_py._warehouse import connect, qualified, quote_ident, transaction
+from models_py.training._specs import ModelSpec, TrainingTarget, load_specs, resolve_spec
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from models_py._campaigns import (
+from models_py._errors import ConfigError
+from models_py._warehouse import connect
+from models_py.ingest._campaigns import (
     DEFAULT_CAMPAIGNS,
     Campaign,
     TierRule,
@@ -17,9 +19,7 @@ from models_py._campaigns import (
     set_campaigns,
     write_campaigns,
 )
-from models_py._errors import ConfigError
-from models_py._groups import parse_group_rules
-from models_py._warehouse import connect
+from models_py.ingest._groups import parse_group_rules
 
 
 def _one(**spec: object) -> dict:

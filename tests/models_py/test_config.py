@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from models_py._errors import ConfigError, WarehouseError
-from models_py._groups import parse_group_rules, read_group_rules
 from models_py._settings import Settings
 from models_py._warehouse import connect
+from models_py.ingest._groups import parse_group_rules, read_group_rules
 
 
 def test_rules_parse_overlapping_groups():

@@ -12,8 +12,8 @@ import pytest
 from onnx import numpy_helper
 from threadpoolctl import threadpool_limits
 
-from models_py._candidates import SigmoidCalibratedClassifier, build_estimator
-from models_py._export import (
+from models_py.training._candidates import SigmoidCalibratedClassifier, build_estimator
+from models_py.training._export import (
     TARGET_OPSET,
     ParityError,
     check_parity,
@@ -42,7 +42,7 @@ def data():
 def fitted(algorithm, data, params=None):
     X, y = data
     est = build_estimator(algorithm, params or {}, n_features=8, categorical_idx=[3])
-    with threadpool_limits(limits=1, user_api="openmp"):  # see models_py._train
+    with threadpool_limits(limits=1, user_api="openmp"):  # see models_py.training._train
         est.fit(X[:2000], y[:2000])
     return SigmoidCalibratedClassifier(est).fit(X[2000:3000], y[2000:3000])
 

@@ -13,10 +13,10 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from models_py import ConfigError, parse_specs, train
-from models_py._candidates import kfold_search, stratified_folds
 from models_py._errors import InputDataError
-from models_py._export import read_metadata
 from models_py._warehouse import connect
+from models_py.training._candidates import kfold_search, stratified_folds
+from models_py.training._export import read_metadata
 from tests.models_py.training_fixtures import copy_warehouse, template_warehouse
 
 pytestmark = pytest.mark.filterwarnings("ignore:Field onnx.AttributeProto:DeprecationWarning")

@@ -13,8 +13,8 @@ import yaml
 from sklearn.metrics import roc_auc_score
 
 from models_py import parse_specs, train
-from models_py._export import onnx_predict_proba, read_metadata
 from models_py._warehouse import connect
+from models_py.training._export import onnx_predict_proba, read_metadata
 from tests.models_py.training_fixtures import FAST_SPEC, copy_warehouse, template_warehouse
 
 pytest.importorskip("lightgbm", reason="optional extra: pip install .[lightgbm]")
@@ -72,7 +72,7 @@ def test_lightgbm_candidate_exports_passes_parity_and_registers(tmp_path_factory
 def test_lightgbm_thresholds_are_made_float32_exact_without_changing_predictions():
     """LightGBM's double thresholds sit between float32 values; the ONNX tree compares in float32.
     `fit_estimator` snaps them to float32 so the export routes every float32 input the same way."""
-    from models_py._candidates import build_estimator, fit_estimator
+    from models_py.training._candidates import build_estimator, fit_estimator
 
     rng = np.random.default_rng(0)
     X = (1e4 + rng.normal(size=(4000, 3)) * 50).astype(np.float32)  # midpoints not float32

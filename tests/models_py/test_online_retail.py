@@ -17,7 +17,7 @@ import pytest
 from models_py._errors import InputDataError
 from models_py._settings import Settings
 from models_py._warehouse import connect
-from models_py.loaders import (
+from models_py.ingest.loaders import (
     DEFAULT_GROUPS_PATH,
     NON_PRODUCT_CODES,
     load_online_retail,
@@ -330,7 +330,7 @@ def test_cli_missing_file_is_one_line(tmp_path, capsys):
 
 
 def test_default_groups_file_and_codes():
-    from models_py._groups import read_group_rules
+    from models_py.ingest._groups import read_group_rules
 
     groups = {r.product_group for r in read_group_rules(DEFAULT_GROUPS_PATH)}
     assert groups == {

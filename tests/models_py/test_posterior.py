@@ -14,8 +14,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from models_py._errors import InputDataError
-from models_py.synth import generate_warehouse
-from models_py.synth._posterior import (
+from models_py.ingest.synth import generate_warehouse
+from models_py.ingest.synth._posterior import (
     Quadrature,
     generator_parts,
     load_observed,

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import yaml
 
-from models_py._candidates import SigmoidCalibratedClassifier, build_estimator
 from models_py._errors import WarehouseError
-from models_py._export import export_onnx, feature_hash
-from models_py._registry import (
+from models_py._warehouse import connect
+from models_py.cli import main
+from models_py.registry._registry import (
     Evaluation,
     ModelRecord,
     RegistryError,
@@ -25,10 +25,10 @@ from models_py._registry import (
     require_ml_tables,
     rollback_champion,
 )
-from models_py._specs import DEFAULT_SPEC_PATH, TrainingTarget, parse_spec
-from models_py._train import Examples, _promotion_decision
-from models_py._warehouse import connect
-from models_py.cli import main
+from models_py.training._candidates import SigmoidCalibratedClassifier, build_estimator
+from models_py.training._export import export_onnx, feature_hash
+from models_py.training._specs import DEFAULT_SPEC_PATH, TrainingTarget, parse_spec
+from models_py.training._train import Examples, _promotion_decision
 from tests.models_py.training_fixtures import copy_warehouse, template_warehouse
 
 pytestmark = pytest.mark.filterwarnings("ignore:Field onnx.AttributeProto:DeprecationWarning")

@@ -9,8 +9,14 @@ import pytest
 import yaml
 
 from models_py._errors import ConfigError
-from models_py._specs import DEFAULT_SPEC_PATH, load_specs, parse_spec, parse_specs, resolve_spec
 from models_py._warehouse import connect
+from models_py.training._specs import (
+    DEFAULT_SPEC_PATH,
+    load_specs,
+    parse_spec,
+    parse_specs,
+    resolve_spec,
+)
 
 BASE = yaml.safe_load(DEFAULT_SPEC_PATH.read_text())["specs"][0]
 

@@ -13,10 +13,10 @@ from models_py._dbt import run_dbt
 from models_py._errors import ConfigError
 from models_py._settings import Settings
 from models_py._warehouse import connect
-from models_py.synth import generate_warehouse
-from models_py.synth._catalog import group_membership
-from models_py.synth._generate import GROUND_TRUTH_DDL
-from models_py.synth._simulate import BEHAVIOUR
+from models_py.ingest.synth import generate_warehouse
+from models_py.ingest.synth._catalog import group_membership
+from models_py.ingest.synth._generate import GROUND_TRUTH_DDL
+from models_py.ingest.synth._simulate import BEHAVIOUR
 
 CUSTOMERS = 8_000
 SEED = 11
@@ -263,7 +263,7 @@ def test_group_membership_matches_dbt(con):
     products = con.execute(
         "select product_id, product_name, category from raw.products order by product_id"
     ).fetchall()
-    from models_py._groups import GroupRule
+    from models_py.ingest._groups import GroupRule
 
     rules = [GroupRule(*r) for r in con.execute("select * from raw.product_group_rules").fetchall()]
     groups, member = group_membership(
@@ -475,7 +475,7 @@ def test_bad_arguments_raise_config_error(tmp_path, kwargs, message):
 
 
 def test_failed_generation_leaves_previous_tables(tmp_path, monkeypatch):
-    import models_py.synth._generate as gen
+    import models_py.ingest.synth._generate as gen
 
     path = tmp_path / "wh.duckdb"
     before = generate_warehouse(path, customers=300, seed=1, days=150).rows
@@ -502,8 +502,8 @@ def test_failed_generation_leaves_previous_tables(tmp_path, monkeypatch):
 
 def test_observable_oracle_column_for_the_newest_labelled_cutoffs(tmp_path):
     """observable_cutoffs=1 fills raw.oracle_propensity.observable_probability at the test cutoff
-    (end_date - 30 days) only, with what models_py.synth._posterior computes; other rows NULL."""
-    from models_py.synth._posterior import observable_oracle
+    (end_date - 30 days) only, with what ingest.synth._posterior computes; other rows NULL."""
+    from models_py.ingest.synth._posterior import observable_oracle
 
     path = tmp_path / "wh.duckdb"
     report = generate_warehouse(path, customers=300, seed=1, days=150, observable_cutoffs=1)

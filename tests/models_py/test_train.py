@@ -20,14 +20,19 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from models_py._candidates import search_algorithm, temporal_folds
 from models_py._errors import ConfigError
-from models_py._evaluate import binary_metrics, calibration_bins, choose_threshold, lift_by_decile
-from models_py._export import ParityError, feature_hash, onnx_predict_proba, read_metadata
-from models_py._specs import ThresholdRule, parse_specs
-from models_py._train import TrainProgress, plan_training, train, train_target
 from models_py._warehouse import connect
 from models_py.cli import main
+from models_py.training._candidates import search_algorithm, temporal_folds
+from models_py.training._evaluate import (
+    binary_metrics,
+    calibration_bins,
+    choose_threshold,
+    lift_by_decile,
+)
+from models_py.training._export import ParityError, feature_hash, onnx_predict_proba, read_metadata
+from models_py.training._specs import ThresholdRule, parse_specs
+from models_py.training._train import TrainProgress, plan_training, train, train_target
 from tests.models_py.training_fixtures import (
     CUTOFFS,
     FAST_SPEC,
@@ -310,7 +315,7 @@ def test_retraining_keeps_the_champion_within_the_margin(trained, tmp_path):
     assert "does not beat champion" in result.promotion_reason
     assert [e.completed for e in events] == list(range(1, events[-1].total + 1))
     # The installed candidates (LightGBM only with the extra), export, register.
-    from models_py._candidates import lightgbm_available
+    from models_py.training._candidates import lightgbm_available
 
     assert events[-1].total == (4 if lightgbm_available() else 3) + 2
     con = connect(settings.warehouse, read_only=True)

@@ -3,13 +3,13 @@ customer-level tables without a transaction log)."""
 
 from __future__ import annotations
 
-from models_py.loaders._hillstrom import HillstromReport, load_hillstrom
-from models_py.loaders._marketing_campaign import (
+from models_py.ingest.loaders._hillstrom import HillstromReport, load_hillstrom
+from models_py.ingest.loaders._marketing_campaign import (
     MarketingCampaignReport,
     clean_marketing_campaign,
     load_marketing_campaign,
 )
-from models_py.loaders._online_retail import (
+from models_py.ingest.loaders._online_retail import (
     DEFAULT_GROUPS_PATH,
     NON_PRODUCT_CODES,
     LoadReport,

@@ -24,7 +24,6 @@ import duckdb
 import pyarrow as pa
 
 from models_py._errors import InputDataError
-from models_py._groups import read_group_rules, rules_to_arrow
 from models_py._warehouse import (
     RAW_CONTRACT,
     RAW_SCHEMA,
@@ -32,6 +31,7 @@ from models_py._warehouse import (
     empty_raw_table,
     write_raw_tables,
 )
+from models_py.ingest._groups import read_group_rules, rules_to_arrow
 
 logger = logging.getLogger(__name__)
 

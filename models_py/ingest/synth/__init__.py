@@ -1,7 +1,7 @@
 """Synthetic warehouse generator with known ground truth (`propensity generate`).
 
 `generate_warehouse` writes every table of the raw input contract for a simulated retailer
-(about 2,000 products in 15 categories; groups from ``models_py/synth/groups.yml``), plus:
+(about 2,000 products in 15 categories; groups from ``models_py/ingest/synth/groups.yml``), plus:
 
 - ``raw.oracle_propensity(customer_id, product_group, as_of_date, probability)``: for every
   customer created before the cutoff T, every product group and `any`, and T = end_date - 30 k
@@ -31,6 +31,6 @@ Semantics shared with the dbt features:
 
 from __future__ import annotations
 
-from models_py.synth._generate import GenerationReport, generate_warehouse
+from models_py.ingest.synth._generate import GenerationReport, generate_warehouse
 
 __all__ = ["GenerationReport", "generate_warehouse"]

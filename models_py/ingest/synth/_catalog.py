@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from models_py._groups import ANY_GROUP, GroupRule, read_group_rules
+from models_py.ingest._groups import ANY_GROUP, GroupRule, read_group_rules
 
 GROUPS_FILE = Path(__file__).resolve().parent / "groups.yml"
 

@@ -15,7 +15,6 @@ import numpy as np
 import pyarrow as pa
 
 from models_py._errors import ConfigError
-from models_py._groups import rules_to_arrow
 from models_py._warehouse import (
     RAW_CONTRACT,
     RAW_SCHEMA,
@@ -24,7 +23,8 @@ from models_py._warehouse import (
     quote_ident,
     transaction,
 )
-from models_py.synth._calendar import (
+from models_py.ingest._groups import rules_to_arrow
+from models_py.ingest.synth._calendar import (
     CUTOFF_STEP_DAYS,
     HORIZON_DAYS,
     MAX_CUTOFFS,
@@ -32,8 +32,8 @@ from models_py.synth._calendar import (
     Calendar,
     build_calendar,
 )
-from models_py.synth._catalog import Catalog, build_catalog
-from models_py.synth._simulate import (
+from models_py.ingest.synth._catalog import Catalog, build_catalog
+from models_py.ingest.synth._simulate import (
     ARMS,
     EVENT_TYPES,
     EXPERIMENT_ID,
@@ -61,7 +61,7 @@ GROUND_TRUTH_DDL: dict[str, dict[str, str]] = {
         "product_group": "VARCHAR",
         "as_of_date": "DATE",
         "probability": "DOUBLE",
-        # The observable oracle (models_py.synth._posterior): NULL unless computed for the cutoff.
+        # The observable oracle (ingest.synth._posterior): NULL unless computed for the cutoff.
         "observable_probability": "DOUBLE",
     },
     "oracle_treatment_effect": {
@@ -351,7 +351,7 @@ def _write_observable_oracle(
     path: Path, *, cutoffs: list[dt.date], seed: int, end_date: dt.date, days: int
 ) -> None:
     """Fill raw.oracle_propensity.observable_probability for `cutoffs` (one transaction)."""
-    from models_py.synth._posterior import observable_oracle  # scipy: imported when needed
+    from models_py.ingest.synth._posterior import observable_oracle  # scipy: imported when needed
 
     # Computed from a read-only connection first: DuckDB refuses a read-only and a read-write
     # connection to one file in the same process.

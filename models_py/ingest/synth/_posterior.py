@@ -45,9 +45,9 @@ from scipy import special
 
 from models_py._errors import InputDataError
 from models_py._warehouse import connect
-from models_py.synth._calendar import HORIZON_DAYS, SECONDS_PER_DAY, Calendar, build_calendar
-from models_py.synth._catalog import Catalog, build_catalog
-from models_py.synth._simulate import ARMS, BEHAVIOUR, EXPERIMENT_ID, Behaviour
+from models_py.ingest.synth._calendar import HORIZON_DAYS, SECONDS_PER_DAY, Calendar, build_calendar
+from models_py.ingest.synth._catalog import Catalog, build_catalog
+from models_py.ingest.synth._simulate import ARMS, BEHAVIOUR, EXPERIMENT_ID, Behaviour
 
 logger = logging.getLogger(__name__)
 

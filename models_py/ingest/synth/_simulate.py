@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from models_py.synth._calendar import HORIZON_DAYS, SECONDS_PER_DAY, Calendar, time_of_day
-from models_py.synth._catalog import Catalog
+from models_py.ingest.synth._calendar import HORIZON_DAYS, SECONDS_PER_DAY, Calendar, time_of_day
+from models_py.ingest.synth._catalog import Catalog
 
 EXPERIMENT_ID = "discount_2026q3"
 ARMS = ("0", "20", "25")

@@ -1,1 +1,1 @@
-"""Packaged model specs (YAML). `models_py._specs.DEFAULT_SPEC_PATH` points at default.yml."""
+"""Packaged model specs (YAML); `models_py.training._specs.DEFAULT_SPEC_PATH` is default.yml."""
