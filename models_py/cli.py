@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from models_py._errors import ConfigError, PropensityError
+from models_py._errors import ConfigError, is_known_error
 from models_py._settings import Settings
 
 logger = logging.getLogger("models_py")
@@ -382,8 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         code = args.func(args)
-    except PropensityError as exc:
-        if args.debug:
+    except Exception as exc:
+        if args.debug or not is_known_error(exc):
             raise
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

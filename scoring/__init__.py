@@ -15,12 +15,14 @@ from scoring._core import (
     score_batch,
     score_record_batches,
 )
-from scoring._errors import FeatureError, ModelIntegrityError
+from scoring._errors import FeatureError, ModelIntegrityError, PluginConfigError, ScoringError
 from scoring._udf import register_udfs
 
 __all__ = [
     "FeatureError",
     "ModelIntegrityError",
+    "PluginConfigError",
+    "ScoringError",
     "ScoringModel",
     "features_to_matrix",
     "get_model",
