@@ -24,7 +24,8 @@ from models_py._errors import ConfigError
 from models_py._settings import Settings
 from models_py._warehouse import connect, qualified, quote_ident, transaction
 from models_py.registry._registry import require_ml_tables
-from models_py.training._specs import is_numeric_type, relation_columns, relation_exists
+from models_py.training._specs import relation_columns, relation_exists
+from scoring._types import is_feature_type
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +154,7 @@ def score_relation(
             bad = [
                 f"{f} ({columns[f]})"
                 for f in features
-                if f in columns and not is_numeric_type(columns[f])
+                if f in columns and not is_feature_type(columns[f])
             ]
             if missing or bad:
                 raise ConfigError(

@@ -12,6 +12,7 @@ from pathlib import Path
 from models_py._settings import Settings
 from models_py._warehouse import connect
 from models_py.registry._registry import list_models, promote_model, rollback_champion
+from models_py.training._algorithms import short_name
 from models_py.training._train import TrainProgress, TrainReport, train
 
 logger = logging.getLogger(__name__)
@@ -30,13 +31,6 @@ def _fmt(value: object, digits: int = 3) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
-
-
-_SHORT = {
-    "logistic_regression": "logistic",
-    "random_forest": "forest",
-    "hist_gradient_boosting": "hist_gb",
-}
 
 
 def render_train_summary(report: TrainReport, console) -> None:
@@ -62,7 +56,7 @@ def render_train_summary(report: TrainReport, console) -> None:
         promoted = "yes" if r.promoted else ("no" if r.status == "registered" else r.status)
         cells = [
             r.product_group,
-            _SHORT.get(r.algorithm or "-", r.algorithm or "-"),
+            short_name(r.algorithm) if r.algorithm else "-",
             _fmt(m.get("roc_auc")),
             _fmt(m.get("oracle_roc_auc")),
             _fmt(m.get("pr_auc")),

@@ -16,9 +16,11 @@ from scoring._core import (
     score_record_batches,
 )
 from scoring._errors import FeatureError, ModelIntegrityError, PluginConfigError, ScoringError
+from scoring._types import FEATURE_TYPES, is_feature_type
 from scoring._udf import register_udfs
 
 __all__ = [
+    "FEATURE_TYPES",
     "FeatureError",
     "ModelIntegrityError",
     "PluginConfigError",
@@ -26,6 +28,7 @@ __all__ = [
     "ScoringModel",
     "features_to_matrix",
     "get_model",
+    "is_feature_type",
     "load_model",
     "register_udfs",
     "score_arrow",

@@ -30,8 +30,6 @@ from models_py._errors import ConfigError, InputDataError
 
 logger = logging.getLogger(__name__)
 
-TREE_ALGORITHMS = ("random_forest", "hist_gradient_boosting", "lightgbm")
-
 #: Defaults applied before the spec's search space (the spec wins).
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "logistic_regression": {"C": 1.0, "max_iter": 2000, "class_weight": "balanced"},

@@ -18,18 +18,14 @@ from typing import Any
 
 from models_py._errors import ConfigError
 from models_py._yaml import read_yaml_file
+from models_py.training._algorithms import ALGORITHM_NAMES as ALGORITHMS
+from scoring._types import is_feature_type
 
 logger = logging.getLogger(__name__)
 
 SPECS_DIR = Path(__file__).resolve().parent / "specs"
 DEFAULT_SPEC_PATH = SPECS_DIR / "default.yml"
 
-ALGORITHMS = (
-    "logistic_regression",
-    "random_forest",
-    "hist_gradient_boosting",
-    "lightgbm",
-)
 VALIDATIONS = ("temporal", "stratified_kfold")
 PROMOTION_METRICS = ("roc_auc", "pr_auc")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,59}$")
@@ -61,22 +57,6 @@ _SPEC_KEYS = {
     "random_state",
     "description",
 }
-
-_NUMERIC_TYPES = (
-    "TINYINT",
-    "SMALLINT",
-    "INTEGER",
-    "BIGINT",
-    "HUGEINT",
-    "UTINYINT",
-    "USMALLINT",
-    "UINTEGER",
-    "UBIGINT",
-    "FLOAT",
-    "DOUBLE",
-    "REAL",
-    "BOOLEAN",
-)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -513,11 +493,6 @@ def relation_columns(con, relation: str) -> dict[str, str]:
     return {name: str(dtype).upper() for name, dtype in rows}
 
 
-def is_numeric_type(dtype: str) -> bool:
-    """True for a DuckDB column type a model can take as a float feature."""
-    return dtype in _NUMERIC_TYPES or dtype.startswith("DECIMAL")
-
-
 def resolve_spec(
     con, spec: ModelSpec, *, only_groups: Sequence[str] | None = None
 ) -> list[TrainingTarget]:
@@ -551,7 +526,7 @@ def resolve_spec(
             raise _fail(spec.name, f"{what} {col!r} is not a column of {spec.relation}")
     if spec.features is not None:
         features = list(spec.features)
-        bad = [f"{c} ({columns[c]})" for c in features if not is_numeric_type(columns[c])]
+        bad = [f"{c} ({columns[c]})" for c in features if not is_feature_type(columns[c])]
         if bad:
             raise _fail(
                 spec.name,
@@ -559,8 +534,8 @@ def resolve_spec(
             )
     else:
         excluded = set(spec.key_columns) | set(spec.numeric_except)
-        features = [c for c, t in columns.items() if c not in excluded and is_numeric_type(t)]
-        skipped = [c for c, t in columns.items() if c not in excluded and not is_numeric_type(t)]
+        features = [c for c, t in columns.items() if c not in excluded and is_feature_type(t)]
+        skipped = [c for c, t in columns.items() if c not in excluded and not is_feature_type(t)]
         if skipped:
             logger.info("spec %s: non-numeric columns not used: %s", spec.name, ", ".join(skipped))
     for c in spec.categorical:

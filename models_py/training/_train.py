@@ -50,8 +50,8 @@ from models_py.registry._registry import (
     register_model,
     require_ml_tables,
 )
+from models_py.training._algorithms import TREE_ALGORITHMS, short_name
 from models_py.training._candidates import (
-    TREE_ALGORITHMS,
     SearchResult,
     SigmoidCalibratedClassifier,
     available_algorithms,
@@ -81,12 +81,6 @@ from models_py.training._specs import ModelSpec, TrainingTarget, load_specs, res
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
-_ALGO_SHORT = {
-    "logistic_regression": "lr",
-    "random_forest": "rf",
-    "hist_gradient_boosting": "hgb",
-    "lightgbm": "lgbm",
-}
 
 
 # ------------------------------------------------------------------------------------ results
@@ -754,7 +748,7 @@ def _train_target(
 
     trained_at = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     model_id = (
-        f"{target.product_group}-{_ALGO_SHORT.get(best.algorithm, best.algorithm)}-"
+        f"{target.product_group}-{short_name(best.algorithm)}-"
         f"{trained_at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     )
     cutoffs = ex.cutoffs_by_split
