@@ -13,6 +13,7 @@ from models_py._dbt import run_dbt
 from models_py._errors import PropensityError
 from models_py._settings import Settings
 from models_py._warehouse import connect
+from models_py.registry._tables import SCHEMA as REGISTRY_SCHEMA
 
 STEPS = 5
 
@@ -87,7 +88,8 @@ def _print_summary(settings: Settings, console) -> None:
     try:
         tables = con.execute(
             "select schema_name, table_name, estimated_size from duckdb_tables() "
-            "where schema_name in ('raw', 'marts', 'ml') order by schema_name, table_name"
+            "where schema_name in ('raw', 'marts', ?) order by schema_name, table_name",
+            [REGISTRY_SCHEMA],
         ).fetchall()
         scores = con.execute(
             "select product_group, count(*), round(avg(score), 4) from marts.fct_propensity_scores "

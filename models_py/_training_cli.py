@@ -11,7 +11,7 @@ from pathlib import Path
 
 from models_py._settings import Settings
 from models_py._warehouse import connect
-from models_py.registry._registry import list_models, promote_model, rollback_champion
+from models_py.registry import list_models, promote_model, rollback_champion
 from models_py.training._algorithms import short_name
 from models_py.training._train import TrainProgress, TrainReport, train
 

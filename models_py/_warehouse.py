@@ -232,6 +232,26 @@ def table_exists(con, schema: str, table: str) -> bool:
     return bool(row and row[0])
 
 
+def relation_exists(con, relation: str) -> bool:
+    schema, table = relation.split(".")
+    row = con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, table],
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def relation_columns(con, relation: str) -> dict[str, str]:
+    """Column name -> upper-case DuckDB type, in table order."""
+    schema, table = relation.split(".")
+    rows = con.execute(
+        "select column_name, data_type from information_schema.columns "
+        "where table_schema = ? and table_name = ? order by ordinal_position",
+        [schema, table],
+    ).fetchall()
+    return {name: str(dtype).upper() for name, dtype in rows}
+
+
 def _converts(actual: str, expected: str) -> bool:
     """Whether a column of type `actual` satisfies the contract type `expected` without a look."""
     return actual == expected or (expected == "TIMESTAMP" and actual.startswith("TIMESTAMP"))

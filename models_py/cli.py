@@ -75,26 +75,26 @@ def cmd_load_online_retail(args: argparse.Namespace) -> int:
 
 
 def cmd_load_marketing_campaign(args: argparse.Namespace) -> int:
-    from models_py._score_relation import ensure_registry
     from models_py.ingest.loaders import load_marketing_campaign
+    from models_py.registry._tables import ensure_ml_tables
 
     settings = _settings(args)
     report = load_marketing_campaign(
         args.path, settings.warehouse, keep_duplicates=args.keep_duplicates
     )
-    ensure_registry(settings)
+    ensure_ml_tables(settings)
     _console().print(report.summary())
     return 0
 
 
 def cmd_load_hillstrom(args: argparse.Namespace) -> int:
-    from models_py._score_relation import ensure_registry
     from models_py.ingest.loaders import load_hillstrom
+    from models_py.registry._tables import ensure_ml_tables
 
     settings = _settings(args)
     options = {"assigned_at": args.assigned_at} if args.assigned_at else {}
     report = load_hillstrom(args.path, settings.warehouse, **options)
-    ensure_registry(settings)
+    ensure_ml_tables(settings)
     _console().print(report.summary())
     return 0
 

@@ -1,8 +1,8 @@
-"""The model registry in schema `ml`: models (ONNX bytes only, never pickles), aliases per product
-group (`champion`, `challenger`), the alias history, and evaluation tables.
+"""The model registry (schema `_tables.SCHEMA`, ``ml``): models (ONNX bytes only, never pickles),
+aliases per product group (`champion`, `challenger`), the alias history, and evaluation tables.
 
-The DDL lives in ONE place, the dbt macro ``ensure_ml_tables()`` (dbt_project/macros/ml_tables.sql),
-run by ``on-run-start``. This module only reads and writes rows, each change in one transaction.
+The DDL is dbt's (see `_tables`). This module writes rows, each change in one transaction, and
+reads models and aliases; `_evaluation` reads the evaluation tables for reports.
 """
 
 from __future__ import annotations
@@ -16,23 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models_py._errors import PropensityError, WarehouseError
-from models_py._warehouse import transaction
-from models_py.training._specs import relation_columns
+from models_py._warehouse import relation_columns, transaction
+from models_py.registry._tables import SCHEMA, ml_table, require_ml_tables
 
 logger = logging.getLogger(__name__)
-
-ML_SCHEMA = "ml"
-ML_TABLES = (
-    "model_registry",
-    "model_aliases",
-    "alias_history",
-    "model_metrics",
-    "lift_by_decile",
-    "calibration_bins",
-    "feature_importance",
-    "curve_points",
-)
-ALIASES = ("champion", "challenger")
 
 
 class RegistryError(PropensityError):
@@ -81,43 +68,30 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
 
 
-def require_ml_tables(con) -> None:
-    """Raise a `WarehouseError` naming the fix when schema `ml` lacks a registry table."""
-    rows = con.execute(
-        "select table_name from information_schema.tables where table_schema = ?", [ML_SCHEMA]
-    ).fetchall()
-    missing = [t for t in ML_TABLES if t not in {r[0] for r in rows}]
-    if missing:
-        raise WarehouseError(
-            f"the model registry tables are missing ({', '.join('ml.' + t for t in missing)}): "
-            "run dbt build first (`propensity build`), or create them alone with "
-            "`dbt run-operation ensure_ml_tables --project-dir dbt_project --profiles-dir .`"
-        )
-
-
 def _insert(con, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
     if not rows:
         return
     columns = list(rows[0])
-    present = relation_columns(con, f"{ML_SCHEMA}.{table}")
+    present = relation_columns(con, f"{SCHEMA}.{table}")
     missing = [c for c in columns if c not in present]
     if missing:
         raise WarehouseError(
-            f"ml.{table} has no column {', '.join(missing)}: the registry tables were created by "
-            "an older version. Run `propensity build` (or `dbt run-operation ensure_ml_tables "
-            "--project-dir dbt_project --profiles-dir .`) to add the new columns, then retry."
+            f"{SCHEMA}.{table} has no column {', '.join(missing)}: the registry tables were "
+            "created by an older version. Run `propensity build` (or `dbt run-operation "
+            "ensure_ml_tables --project-dir dbt_project --profiles-dir .`) to add the new "
+            "columns, then retry."
         )
     cols = ", ".join(f'"{c}"' for c in columns)
     marks = ", ".join("?" for _ in columns)
     con.executemany(
-        f'insert into {ML_SCHEMA}."{table}" ({cols}) values ({marks})',
+        f"insert into {ml_table(table)} ({cols}) values ({marks})",
         [[r[c] for c in columns] for r in rows],
     )
 
 
 def get_alias(con, product_group: str, alias: str) -> str | None:
     row = con.execute(
-        "select model_id from ml.model_aliases where product_group = ? and alias = ?",
+        f"select model_id from {ml_table('model_aliases')} where product_group = ? and alias = ?",
         [product_group, alias],
     ).fetchone()
     return row[0] if row else None
@@ -136,17 +110,18 @@ def _set_alias(
 ) -> str | None:
     previous = get_alias(con, product_group, alias)
     con.execute(
-        "delete from ml.model_aliases where product_group = ? and alias = ?",
+        f"delete from {ml_table('model_aliases')} where product_group = ? and alias = ?",
         [product_group, alias],
     )
     con.execute(
-        "insert into ml.model_aliases (product_group, alias, model_id, updated_at) "
+        f"insert into {ml_table('model_aliases')} (product_group, alias, model_id, updated_at) "
         "values (?, ?, ?, ?)",
         [product_group, alias, model_id, at],
     )
     con.execute(
-        "insert into ml.alias_history (product_group, alias, model_id, previous_model_id, action, "
-        "reason, changed_by, changed_at) values (?, ?, ?, ?, ?, ?, ?, ?)",
+        f"insert into {ml_table('alias_history')} (product_group, alias, model_id, "
+        "previous_model_id, action, reason, changed_by, changed_at) "
+        "values (?, ?, ?, ?, ?, ?, ?, ?)",
         [product_group, alias, model_id, previous, action, reason, actor, at],
     )
     return previous
@@ -188,7 +163,8 @@ def register_model(
     common = {"model_id": record.model_id, "product_group": record.product_group}
     with transaction(con):
         exists = con.execute(
-            "select count(*) from ml.model_registry where model_id = ?", [record.model_id]
+            f"select count(*) from {ml_table('model_registry')} where model_id = ?",
+            [record.model_id],
         ).fetchone()[0]
         if exists:
             raise RegistryError(f"model_id {record.model_id} is already registered")
@@ -254,12 +230,12 @@ def model_row(con, model_id: str, *, with_onnx: bool = False) -> dict[str, Any]:
         "library_versions",
     ] + (["onnx_model"] if with_onnx else [])
     row = con.execute(
-        f"select {', '.join(cols)} from ml.model_registry where model_id = ?", [model_id]
+        f"select {', '.join(cols)} from {ml_table('model_registry')} where model_id = ?", [model_id]
     ).fetchone()
     if row is None:
         raise RegistryError(
-            f"model {model_id!r} is not in ml.model_registry; `propensity models list` shows the "
-            "registered models"
+            f"model {model_id!r} is not in {SCHEMA}.model_registry; `propensity models list` "
+            "shows the registered models"
         )
     out = dict(zip(cols, row, strict=True))
     for c in (
@@ -311,7 +287,7 @@ def rollback_champion(
     if current is None:
         raise RegistryError(f"product group {product_group!r} has no champion to roll back")
     row = con.execute(
-        "select previous_model_id from ml.alias_history where product_group = ? and "
+        f"select previous_model_id from {ml_table('alias_history')} where product_group = ? and "
         "alias = 'champion' and model_id = ? and action in ('promote', 'auto_promote') "
         "order by changed_at desc, rowid desc limit 1",
         [product_group, current],
@@ -340,17 +316,17 @@ def rollback_champion(
 def list_models(con, *, product_group: str | None = None) -> list[dict[str, Any]]:
     """Registered models, newest first, with their aliases and test metrics (no ONNX bytes)."""
     require_ml_tables(con)
-    sql = """
+    sql = f"""
         with aliases as (
             select model_id, string_agg(alias, ',' order by alias) as aliases
-            from ml.model_aliases group by model_id
+            from {ml_table("model_aliases")} group by model_id
         )
         select r.model_id, r.spec_name, r.product_group, r.algorithm, r.trained_at,
                coalesce(a.aliases, '') as aliases, m.roc_auc, m.pr_auc, m.oracle_roc_auc,
                r.threshold, octet_length(r.onnx_model) as onnx_bytes
-        from ml.model_registry as r
+        from {ml_table("model_registry")} as r
         left join aliases as a on r.model_id = a.model_id
-        left join ml.model_metrics as m on r.model_id = m.model_id and m.split = 'test'
+        left join {ml_table("model_metrics")} as m on r.model_id = m.model_id and m.split = 'test'
         where ? is null or r.product_group = ?
         order by r.product_group, r.trained_at desc, r.model_id desc
     """
@@ -363,7 +339,7 @@ def alias_history(con, product_group: str | None = None) -> list[dict[str, Any]]
     """The alias history, oldest first."""
     require_ml_tables(con)
     cur = con.execute(
-        "select * from ml.alias_history where ? is null or product_group = ? "
+        f"select * from {ml_table('alias_history')} where ? is null or product_group = ? "
         "order by changed_at, rowid",
         [product_group, product_group],
     )

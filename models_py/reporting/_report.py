@@ -16,7 +16,7 @@ from pathlib import Path
 
 from models_py._errors import WarehouseError
 from models_py._warehouse import connect, table_exists
-from models_py.training._specs import relation_columns
+from models_py.registry import _evaluation as evaluation
 
 logger = logging.getLogger(__name__)
 
@@ -82,30 +82,19 @@ def _group_plots(con, group: str, model_id: str, has: dict[str, bool]) -> str:
     import matplotlib.pyplot as plt
 
     images: list[str] = []
-    if has["curve_points"]:
-        for curve, xlabel, ylabel in (
-            ("roc", "false positive rate", "true positive rate"),
-            ("pr", "recall", "precision"),
-        ):
-            pts = _rows(
-                con,
-                "select x, y from ml.curve_points where model_id = ? and curve = ? "
-                "and split = 'test' order by point",
-                [model_id, curve],
-            )
-            if pts:
-                fig, ax = plt.subplots(figsize=(4, 3.2))
-                ax.plot([p["x"] for p in pts], [p["y"] for p in pts])
-                if curve == "roc":
-                    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=0.8)
-                ax.set(xlabel=xlabel, ylabel=ylabel, title=f"{group}: {curve.upper()} (test)")
-                images.append(_png(fig))
-    lift = _rows(
-        con,
-        "select decile, lift, cumulative_gains from ml.lift_by_decile "
-        "where model_id = ? and split = 'test' order by decile",
-        [model_id],
-    )
+    for curve, xlabel, ylabel in (
+        ("roc", "false positive rate", "true positive rate"),
+        ("pr", "recall", "precision"),
+    ):
+        pts = evaluation.curve(con, model_id, curve)
+        if pts:
+            fig, ax = plt.subplots(figsize=(4, 3.2))
+            ax.plot([p["x"] for p in pts], [p["y"] for p in pts])
+            if curve == "roc":
+                ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=0.8)
+            ax.set(xlabel=xlabel, ylabel=ylabel, title=f"{group}: {curve.upper()} (test)")
+            images.append(_png(fig))
+    lift = evaluation.lift(con, model_id)
     if lift:
         fig, ax = plt.subplots(figsize=(4, 3.2))
         ax.bar([r["decile"] for r in lift], [r["lift"] for r in lift], color="#4c72b0")
@@ -118,12 +107,7 @@ def _group_plots(con, group: str, model_id: str, has: dict[str, bool]) -> str:
         ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=0.8)
         ax.set(xlabel="share of customers", ylabel="share of positives", title="cumulative gains")
         images.append(_png(fig))
-    cal = _rows(
-        con,
-        "select mean_predicted, observed_rate from ml.calibration_bins "
-        "where model_id = ? and split = 'test' and examples > 0 order by bin",
-        [model_id],
-    )
+    cal = evaluation.calibration(con, model_id)
     if cal:
         fig, ax = plt.subplots(figsize=(4, 3.2))
         ax.plot([r["mean_predicted"] for r in cal], [r["observed_rate"] for r in cal], marker="o")
@@ -147,12 +131,7 @@ def _group_plots(con, group: str, model_id: str, has: dict[str, bool]) -> str:
             ax.hist(scores, bins=40, color="#55a868")
             ax.set(xlabel="score", ylabel="customers", title=f"{group}: score distribution")
             images.append(_png(fig))
-    imp = _rows(
-        con,
-        "select feature_name, importance_mean from ml.feature_importance "
-        "where model_id = ? order by importance_rank limit 12",
-        [model_id],
-    )
+    imp = evaluation.top_features(con, model_id, limit=12)
     if imp:
         fig, ax = plt.subplots(figsize=(4, 3.2))
         ax.barh([r["feature_name"] for r in imp][::-1], [r["importance_mean"] for r in imp][::-1])
@@ -172,8 +151,7 @@ def write_report(warehouse: Path | str, out_dir: Path | str) -> ReportResult:
     con = connect(warehouse, read_only=True)
     try:
         has = {
-            "aliases": table_exists(con, "ml", "model_aliases"),
-            "curve_points": table_exists(con, "ml", "curve_points"),
+            "aliases": evaluation.has_registry(con),
             "scores": table_exists(con, "marts", "fct_propensity_scores"),
             "audiences": table_exists(con, "marts", "fct_campaign_audiences"),
         }
@@ -181,26 +159,7 @@ def write_report(warehouse: Path | str, out_dir: Path | str) -> ReportResult:
             raise WarehouseError(
                 f"{warehouse} has no model registry: run `dbt build` and `propensity train` first"
             )
-        # Registries created before the observable oracle existed lack its column.
-        observable = (
-            "mm.observable_oracle_roc_auc"
-            if "observable_oracle_roc_auc" in relation_columns(con, "ml.model_metrics")
-            else "null"
-        )
-        champions = _rows(
-            con,
-            f"""
-            select a.product_group, a.model_id, m.algorithm, m.trained_at, m.test_cutoffs,
-                mm.examples, mm.positives, mm.base_rate, mm.roc_auc,
-                {observable} as observable_oracle_roc_auc, mm.oracle_roc_auc, mm.pr_auc,
-                mm.brier, mm.log_loss, mm.precision, mm.recall, mm.f1, mm.threshold
-            from ml.model_aliases as a
-            join ml.model_registry as m using (model_id)
-            left join ml.model_metrics as mm on mm.model_id = a.model_id and mm.split = 'test'
-            where a.alias = 'champion'
-            order by a.product_group
-            """,
-        )
+        champions = evaluation.champions_with_test_metrics(con)
         if not champions:
             raise WarehouseError("no champion model in the registry: run `propensity train` first")
         parts = [

@@ -31,6 +31,7 @@ from typing import Any
 from models_py._errors import ConfigError, InputDataError, PropensityError
 from models_py._settings import Settings
 from models_py._warehouse import connect
+from models_py.registry import _evaluation as evaluation
 from models_py.training._specs import SPECS_DIR
 
 logger = logging.getLogger(__name__)
@@ -170,39 +171,26 @@ def _json(value: Any) -> Any:
 def champion_rows(settings: Settings, dataset: str, spec_name: str) -> list[ModelRow]:
     """The champions a spec registered, with their test metrics and top-decile lift."""
     with closing(connect(settings.warehouse, read_only=True)) as con:
-        rows = con.execute(
-            """
-            select r.model_id, r.product_group, r.algorithm, r.metrics,
-                r.train_cutoffs, r.validation_cutoffs, r.test_cutoffs, l.lift
-            from ml.model_registry as r
-            inner join ml.model_aliases as a
-                on a.model_id = r.model_id and a.alias = 'champion'
-            left join ml.lift_by_decile as l
-                on l.model_id = r.model_id and l.split = 'test' and l.decile = 1
-            where r.spec_name = ?
-            order by r.product_group
-            """,
-            [spec_name],
-        ).fetchall()
+        rows = evaluation.champions_of_spec(con, spec_name)
     out = []
-    for model_id, group, algorithm, metrics, train_c, val_c, test_c, lift in rows:
-        metrics = _json(metrics)
+    for row in rows:
+        algorithm, metrics = row["algorithm"], row["metrics"] or {}
         candidates = metrics.get("candidates", [])
         winner = next((c for c in candidates if c.get("algorithm") == algorithm), {})
         out.append(
             ModelRow(
                 dataset=dataset,
-                target=group,
-                model_id=model_id,
+                target=row["product_group"],
+                model_id=row["model_id"],
                 algorithm=algorithm,
                 test=metrics.get("test", {}),
-                lift_top_decile=lift,
+                lift_top_decile=row["lift"],
                 cv_roc_auc=winner.get("search_auc"),
                 candidates=candidates,
                 cutoffs={
-                    "train": _json(train_c),
-                    "validation": _json(val_c),
-                    "test": _json(test_c),
+                    "train": row["train_cutoffs"],
+                    "validation": row["validation_cutoffs"],
+                    "test": row["test_cutoffs"],
                 },
             )
         )
@@ -283,14 +271,15 @@ def run_marketing_campaign(
     path: Path, workdir: Path, *, threads: int = 2, console=None
 ) -> DatasetRun:
     """Customer Personality through load, stratified k-fold training and in-warehouse scoring."""
-    from models_py._score_relation import ensure_registry, score_relation
+    from models_py._score_relation import score_relation
     from models_py.ingest.loaders import load_marketing_campaign
+    from models_py.registry._tables import ensure_ml_tables
 
     settings = _fresh(workdir, "marketing_campaign", threads)
     run = DatasetRun(name="marketing_campaign", warehouse=settings.warehouse)
     step = _Steps(run, console)
     load = step("load", lambda: load_marketing_campaign(path, settings.warehouse))
-    step("registry tables (dbt run-operation)", lambda: ensure_registry(settings))
+    step("registry tables (dbt run-operation)", lambda: ensure_ml_tables(settings))
     step("train", lambda: _train(settings, SPECS_DIR / "marketing_campaign.yml"))
     scored = step(
         "score in the warehouse",
@@ -305,15 +294,16 @@ def run_marketing_campaign(
 
 def run_hillstrom(path: Path, workdir: Path, *, threads: int = 2, console=None) -> DatasetRun:
     """Hillstrom through load, per-arm and pooled training, and in-warehouse scoring."""
-    from models_py._score_relation import ensure_registry, score_relation
+    from models_py._score_relation import score_relation
     from models_py.ingest.loaders import load_hillstrom
     from models_py.ingest.loaders._hillstrom import training_targets
+    from models_py.registry._tables import ensure_ml_tables
 
     settings = _fresh(workdir, "hillstrom", threads)
     run = DatasetRun(name="hillstrom", warehouse=settings.warehouse)
     step = _Steps(run, console)
     load = step("load", lambda: load_hillstrom(path, settings.warehouse))
-    step("registry tables (dbt run-operation)", lambda: ensure_registry(settings))
+    step("registry tables (dbt run-operation)", lambda: ensure_ml_tables(settings))
     step("train", lambda: _train(settings, SPECS_DIR / "hillstrom.yml"))
     scored = step(
         "score in the warehouse",

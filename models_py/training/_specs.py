@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from models_py._errors import ConfigError
+from models_py._warehouse import qualified, quote_ident, relation_columns, relation_exists
 from models_py._yaml import read_yaml_file
 from models_py.training._algorithms import ALGORITHM_NAMES as ALGORITHMS
 from scoring._types import is_feature_type
@@ -473,26 +474,6 @@ def load_specs(path: Path | str | None = None) -> list[ModelSpec]:
 # ---------------------------------------------------------------------------- against the warehouse
 
 
-def relation_exists(con, relation: str) -> bool:
-    schema, table = relation.split(".")
-    row = con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [schema, table],
-    ).fetchone()
-    return bool(row and row[0])
-
-
-def relation_columns(con, relation: str) -> dict[str, str]:
-    """Column name -> upper-case DuckDB type, in table order."""
-    schema, table = relation.split(".")
-    rows = con.execute(
-        "select column_name, data_type from information_schema.columns "
-        "where table_schema = ? and table_name = ? order by ordinal_position",
-        [schema, table],
-    ).fetchall()
-    return {name: str(dtype).upper() for name, dtype in rows}
-
-
 def resolve_spec(
     con, spec: ModelSpec, *, only_groups: Sequence[str] | None = None
 ) -> list[TrainingTarget]:
@@ -503,8 +484,6 @@ def resolve_spec(
     ConfigError
         When the relation, a named column or a group is missing, or a feature is not numeric.
     """
-    from models_py._warehouse import qualified, quote_ident
-
     if not relation_exists(con, spec.relation):
         raise _fail(
             spec.name,

@@ -42,7 +42,7 @@ from threadpoolctl import threadpool_limits
 from models_py._errors import ConfigError, InputDataError, PropensityError
 from models_py._settings import Settings
 from models_py._warehouse import connect, qualified, quote_ident, transaction
-from models_py.registry._registry import (
+from models_py.registry import (
     Evaluation,
     ModelRecord,
     get_alias,

@@ -13,7 +13,7 @@ import yaml
 from models_py._errors import WarehouseError
 from models_py._warehouse import connect
 from models_py.cli import main
-from models_py.registry._registry import (
+from models_py.registry import (
     Evaluation,
     ModelRecord,
     RegistryError,
