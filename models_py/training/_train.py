@@ -34,23 +34,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 from sklearn.metrics import average_precision_score, roc_auc_score
 from threadpoolctl import threadpool_limits
 
-from models_py._errors import ConfigError, InputDataError, PropensityError
+from models_py._errors import ConfigError, PropensityError
 from models_py._settings import Settings
-from models_py._warehouse import connect, qualified, quote_ident, transaction
+from models_py._warehouse import connect, transaction
+from models_py.registry import Evaluation as EvaluationRows
 from models_py.registry import (
-    Evaluation,
     ModelRecord,
     get_alias,
     model_row,
     register_model,
     require_ml_tables,
 )
-from models_py.training._algorithms import TREE_ALGORITHMS, short_name
+from models_py.training._algorithms import short_name
 from models_py.training._candidates import (
     SearchResult,
     SigmoidCalibratedClassifier,
@@ -69,6 +67,12 @@ from models_py.training._evaluate import (
     lift_by_decile,
     permutation_importance_rows,
 )
+from models_py.training._examples import (
+    SPLITS,
+    Examples,
+    load_examples,
+    refuse_bad_inputs,
+)
 from models_py.training._export import (
     check_parity,
     export_onnx,
@@ -79,9 +83,6 @@ from models_py.training._export import (
 from models_py.training._specs import ModelSpec, TrainingTarget, load_specs, resolve_spec
 
 logger = logging.getLogger(__name__)
-
-SPLITS = ("train", "validation", "test")
-
 
 # ------------------------------------------------------------------------------------ results
 
@@ -97,8 +98,10 @@ class TrainProgress:
     total: int
 
 
-@dataclass(kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class CandidateResult:
+    """One candidate algorithm: its best search parameters and how it scored."""
+
     algorithm: str
     params: dict[str, Any]
     search_auc: float | None
@@ -107,7 +110,7 @@ class CandidateResult:
     fold_auc: list[float] = field(default_factory=list)
 
 
-@dataclass(kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class ModelResult:
     """What training one target did. `status` is registered, skipped or failed."""
 
@@ -121,7 +124,7 @@ class ModelResult:
     lift_top_decile: float | None = None
     promoted: bool = False
     promotion_reason: str = ""
-    candidates: list[CandidateResult] = field(default_factory=list)
+    candidates: tuple[CandidateResult, ...] = ()
     parity_max_abs_diff: float | None = None
     rows: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
@@ -129,7 +132,7 @@ class ModelResult:
     cv: dict[str, Any] | None = None
 
 
-@dataclass(kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainReport:
     results: list[ModelResult]
     seconds: float
@@ -161,310 +164,6 @@ class TrainReport:
         ]
 
 
-# -------------------------------------------------------------------------------------- data
-
-
-@dataclass(kw_only=True)
-class Examples:
-    """The rows of one target, sorted by (cutoff, ids).
-
-    Without a time axis (stratified k-fold) `cutoff` is all zeros, `split` is ``train`` or
-    ``test`` (a stratified held-out share) and `cutoffs_by_split` describes the protocol.
-    """
-
-    X: np.ndarray  # float32 [n, n_features]
-    y: np.ndarray  # int8
-    cutoff: np.ndarray  # datetime64[D] (or zeros without a cutoff column)
-    split: np.ndarray  # str
-    oracle: np.ndarray | None  # float64, NaN where missing
-    feature_names: tuple[str, ...]
-    cutoffs_by_split: dict[str, list[str]]
-    observable_oracle: np.ndarray | None = None  # float64, NaN where missing (docs/oracle.md)
-
-    def part(self, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        mask = self.split == split
-        return self.X[mask], self.y[mask], self.cutoff[mask]
-
-
-def _split_quotas(con, target: TrainingTarget) -> tuple[pa.Table, dict[str, list[str]]]:
-    """Per (cutoff, split): how many rows to read. Splits come from the split column or, without
-    one, from the cutoffs (newest `test_cutoffs` = test, the `validation_cutoffs` before them =
-    validation, the rest = train)."""
-    spec = target.spec
-    rel = qualified(spec.schema_name, spec.table_name)
-    where, params = _group_filter(target)
-    split_expr = f"cast({quote_ident(spec.split)} as varchar)" if spec.split else "null"
-    rows = con.execute(
-        f"select {quote_ident(spec.cutoff)} as cutoff, {split_expr} as split, count(*) as n "
-        f"from {rel} {where} group by all order by 1, 2",
-        params,
-    ).fetchall()
-    if not rows:
-        raise InputDataError(f"{spec.relation} has no rows for {target.product_group}")
-    if any(r[0] is None for r in rows):
-        raise InputDataError(f"{spec.relation}: {spec.cutoff} is null in some rows")
-    if spec.split:
-        bad = sorted({str(r[1]) for r in rows if r[1] not in SPLITS})
-        if bad:
-            raise InputDataError(
-                f"{spec.relation}.{spec.split} holds {', '.join(bad)}; allowed: train, "
-                "validation, test"
-            )
-        assigned = [(r[0], r[1], r[2]) for r in rows]
-    else:
-        cutoffs = sorted({r[0] for r in rows})
-        n_test, n_val = spec.test_cutoffs, spec.validation_cutoffs
-        if len(cutoffs) < n_test + n_val + 1:
-            raise InputDataError(
-                f"{spec.relation} has {len(cutoffs)} cutoffs for {target.product_group}; "
-                f"need at least {n_test + n_val + 1} (test {n_test}, validation {n_val}, train 1)"
-            )
-        label = {c: "train" for c in cutoffs}
-        for c in cutoffs[len(cutoffs) - n_test :]:
-            label[c] = "test"
-        for c in cutoffs[len(cutoffs) - n_test - n_val : len(cutoffs) - n_test]:
-            label[c] = "validation"
-        assigned = [(r[0], label[r[0]], r[2]) for r in rows]
-    by_split: dict[str, list[Any]] = {s: [] for s in SPLITS}
-    for cutoff, split, _ in assigned:
-        by_split[split].append(cutoff)
-    missing = [s for s in SPLITS if not by_split[s]]
-    if missing:
-        raise InputDataError(
-            f"{spec.relation} has no {', '.join(missing)} rows for {target.product_group}"
-        )
-    caps = {
-        "train": spec.max_training_rows,
-        "validation": spec.max_evaluation_rows,
-        "test": spec.max_evaluation_rows,
-    }
-    quota = [max(1, caps[s] // len(set(by_split[s]))) for _, s, _ in assigned]
-    table = pa.table(
-        {
-            "cutoff": pa.array([a[0] for a in assigned]),
-            "split": pa.array([a[1] for a in assigned], pa.string()),
-            "quota": pa.array(quota, pa.int64()),
-        }
-    )
-    cutoffs_by_split = {s: sorted({str(c) for c in by_split[s]}) for s in SPLITS}
-    return table, cutoffs_by_split
-
-
-def _group_filter(target: TrainingTarget, alias: str = "") -> tuple[str, list[Any]]:
-    spec = target.spec
-    if spec.group_column is None:
-        return "", []
-    prefix = f"{alias}." if alias else ""
-    return f"where {prefix}{quote_ident(spec.group_column)} = ?", [target.group_value]
-
-
-def load_examples(con, target: TrainingTarget) -> Examples:
-    """Read one target's examples (stratified-by-cutoff subsample) as a float32 matrix."""
-    spec = target.spec
-    if not spec.is_temporal:
-        return _load_kfold_examples(con, target)
-    quotas, cutoffs_by_split = _split_quotas(con, target)
-    view = f"__propensity_quotas_{uuid.uuid4().hex[:8]}"
-    con.register(view, quotas)
-    try:
-        q = quote_ident
-        feats = ", ".join(f"e.{q(c)}" for c in target.feature_names)
-        split_expr = f"cast(e.{q(spec.split)} as varchar)" if spec.split else "null"
-        oracle_join, oracle_cols = _oracle_join(target, [*spec.id_columns, spec.cutoff])
-        where, params = _group_filter(target, "e")
-        ids = ", ".join(f"e.{q(c)}" for c in spec.id_columns)
-        src_ids = ", ".join(f"src.{q(c)}" for c in spec.id_columns)
-        bare_ids = ", ".join(q(c) for c in spec.id_columns)
-        join_split = "and s.split = src.__split" if spec.split else ""
-        sql = f"""
-            with src as (
-                select {ids}, e.{q(spec.cutoff)} as __cutoff, {split_expr} as __split,
-                    cast(e.{q(spec.label)} as integer) as __label, {oracle_cols},
-                    {feats}
-                from {qualified(spec.schema_name, spec.table_name)} as e
-                {oracle_join}
-                {where}
-            ),
-            final as (
-                select src.*, s.split as __assigned
-                from src
-                inner join {q(view)} as s on src.__cutoff = s.cutoff {join_split}
-                qualify row_number() over (
-                    partition by src.__cutoff, s.split
-                    order by hash({src_ids}, src.__cutoff, ?), {src_ids}
-                ) <= s.quota
-            )
-            select * from final order by __cutoff, {bare_ids}
-        """
-        table = con.sql(sql, params=[*params, spec.random_state]).to_arrow_table()
-    finally:
-        con.unregister(view)
-    y = _labels(target, table)
-    cutoff = table.column("__cutoff").to_numpy(zero_copy_only=False).astype("datetime64[D]")
-    split = np.asarray(table.column("__assigned").to_pylist(), dtype=object)
-    return _examples(target, table, y=y, cutoff=cutoff, split=split, cutoffs=cutoffs_by_split)
-
-
-def _labels(target: TrainingTarget, table: pa.Table) -> np.ndarray:
-    spec = target.spec
-    labels = table.column("__label")
-    if labels.null_count:
-        raise InputDataError(f"{spec.relation}.{spec.label} is null in {labels.null_count} rows")
-    y = labels.to_numpy(zero_copy_only=False).astype(np.int8)
-    bad = np.setdiff1d(np.unique(y), [0, 1])
-    if bad.size:
-        raise InputDataError(
-            f"{spec.relation}.{spec.label} must be 0/1, found {', '.join(map(str, bad[:5]))}"
-        )
-    return y
-
-
-def _oracle_join(target: TrainingTarget, keys: list[str | None]) -> tuple[str, str]:
-    """(left join of the spec's oracle table on `keys` + the group column, the select list of
-    ``__oracle`` and ``__observable_oracle``); NULL columns and no join without an oracle."""
-    spec, q = target.spec, quote_ident
-    cols = {"__oracle": None, "__observable_oracle": None}
-    join = ""
-    if target.oracle_available and spec.oracle is not None:
-        o_schema, o_table = spec.oracle.relation.split(".")
-        on = " and ".join(f"e.{q(k)} = o.{q(k)}" for k in [*keys, spec.group_column] if k)
-        join = f"left join {qualified(o_schema, o_table)} as o on {on}"
-        cols["__oracle"] = spec.oracle.probability
-        if target.observable_oracle_available:
-            cols["__observable_oracle"] = spec.oracle.observable_probability
-    select = ", ".join(
-        f"cast({'o.' + q(c) if c else 'null'} as double) as {alias}" for alias, c in cols.items()
-    )
-    return join, select
-
-
-def _examples(
-    target: TrainingTarget,
-    table: pa.Table,
-    *,
-    y: np.ndarray,
-    cutoff: np.ndarray,
-    split: np.ndarray,
-    cutoffs: dict[str, list[str]],
-) -> Examples:
-    n = table.num_rows
-    X = np.empty((n, len(target.feature_names)), dtype=np.float32)
-    for j, name in enumerate(target.feature_names):
-        col = pc.cast(table.column(name), pa.float64())
-        X[:, j] = col.to_numpy(zero_copy_only=False)
-    oracle = observable = None
-    if target.oracle_available:
-        oracle = pc.cast(table.column("__oracle"), pa.float64()).to_numpy(zero_copy_only=False)
-    if target.observable_oracle_available:
-        observable = pc.cast(table.column("__observable_oracle"), pa.float64()).to_numpy(
-            zero_copy_only=False
-        )
-    return Examples(
-        X=X,
-        y=y,
-        cutoff=cutoff,
-        split=split,
-        oracle=oracle,
-        observable_oracle=observable,
-        feature_names=target.feature_names,
-        cutoffs_by_split=cutoffs,
-    )
-
-
-def kfold_protocol(spec: ModelSpec) -> dict[str, list[str]]:
-    """What the registry's cutoff columns hold for a table without a time axis."""
-    k, share = spec.search_folds, spec.test_share
-    return {
-        "train": [f"stratified_kfold k={k}: training share {1 - share:g}"],
-        "validation": [f"stratified_kfold k={k}: out-of-fold predictions on the training share"],
-        "test": [
-            f"stratified_kfold: held-out test share {share:g} (random_state {spec.random_state})"
-        ],
-    }
-
-
-def _load_kfold_examples(con, target: TrainingTarget) -> Examples:
-    """Rows of a table without a time axis, split into a stratified held-out test share.
-
-    At most ``max_training_rows`` training and ``max_evaluation_rows`` test rows are read (a
-    hashed random sample of the whole table); the split is stratified on the label and
-    reproducible for a given `random_state` and table content.
-    """
-    from sklearn.model_selection import train_test_split
-
-    spec = target.spec
-    q = quote_ident
-    feats = ", ".join(f"e.{q(c)}" for c in target.feature_names)
-    oracle_join, oracle_cols = _oracle_join(target, list(spec.id_columns))
-    where, params = _group_filter(target, "e")
-    ids = ", ".join(f"e.{q(c)}" for c in spec.id_columns)
-    bare_ids = ", ".join(q(c) for c in spec.id_columns)
-    cap = int(
-        min(
-            spec.max_training_rows / (1 - spec.test_share),
-            spec.max_evaluation_rows / spec.test_share,
-        )
-    )
-    sql = f"""
-        with src as (
-            select {ids}, cast(e.{q(spec.label)} as integer) as __label,
-                {oracle_cols}, {feats}
-            from {qualified(spec.schema_name, spec.table_name)} as e
-            {oracle_join}
-            {where}
-        ),
-        final as (
-            select * from src
-            qualify row_number() over (order by hash({bare_ids}, ?), {bare_ids}) <= ?
-        )
-        select * from final order by {bare_ids}
-    """
-    table = con.sql(sql, params=[*params, spec.random_state, cap]).to_arrow_table()
-    if table.num_rows == 0:
-        raise InputDataError(f"{spec.relation} has no rows for {target.product_group}")
-    y = _labels(target, table)
-    counts = np.bincount(y, minlength=2)
-    if counts.min() < 2:
-        raise InputDataError(
-            f"{spec.relation} ({target.product_group}): {counts[1]} positive and {counts[0]} "
-            "negative rows; a stratified split needs at least 2 of each"
-        )
-    _, test_idx = train_test_split(
-        np.arange(len(y)), test_size=spec.test_share, stratify=y, random_state=spec.random_state
-    )
-    split = np.full(len(y), "train", dtype=object)
-    split[test_idx] = "test"
-    return _examples(
-        target,
-        table,
-        y=y,
-        cutoff=np.zeros(len(y), dtype="datetime64[D]"),
-        split=split,
-        cutoffs=kfold_protocol(spec),
-    )
-
-
-def refuse_bad_inputs(target: TrainingTarget, examples: Examples) -> None:
-    """Known-bad inputs are refused before training: NaN/inf features (tree exports treat missing
-    values differently from scikit-learn, and the scorer's input contract has no NULLs)."""
-    finite = np.isfinite(examples.X)
-    if not finite.all():
-        bad = [
-            f"{name} ({int((~finite[:, j]).sum())} rows)"
-            for j, name in enumerate(target.feature_names)
-            if not finite[:, j].all()
-        ]
-        trees = [a for a in target.spec.candidates if a in TREE_ALGORITHMS]
-        raise ConfigError(
-            f"model spec {target.spec.name!r}, group {target.product_group}: NULL/NaN/inf in "
-            f"feature(s) {', '.join(bad[:10])}. NaN in tree inputs ({', '.join(trees) or 'any'})"
-            " is refused: fill them in SQL (coalesce) or exclude the columns"
-        )
-
-
-# ------------------------------------------------------------------------------------ training
-
-
 def _refit(
     target: TrainingTarget, algorithm: str, params: dict[str, Any], X: np.ndarray, y: np.ndarray
 ) -> Any:
@@ -480,7 +179,9 @@ def _refit(
     return est
 
 
-def _fit_candidate(target: TrainingTarget, algorithm: str, ex: Examples) -> tuple[Any, Any]:
+def _fit_candidate(
+    target: TrainingTarget, algorithm: str, ex: Examples
+) -> tuple[Any, CandidateResult]:
     spec = target.spec
     X_tr, y_tr, c_tr = ex.part("train")
     X_va, y_va, _ = ex.part("validation")
@@ -607,109 +308,152 @@ def _promotion_decision(
     )
 
 
-def train_target(
-    settings: Settings,
-    target: TrainingTarget,
-    *,
-    actor: str = "propensity",
-    on_step: Callable[[str], None] | None = None,
-    export_hook: Callable[[bytes], bytes] | None = None,
-) -> ModelResult:
-    """Train, evaluate, export and register one target. Nothing is written unless every step,
-    including the parity gate, succeeds.
-
-    `export_hook` (tests) may replace the ONNX bytes between export and the parity gate.
-    """
-    # OpenMP (HistGradientBoosting) and BLAS (logistic regression) spin-wait on a busy machine:
-    # on a loaded 2-core box one thread fitted HGB in 0.4 s against 11 s with two, and LR in 3 s
-    # against 11 s. Random forests still use n_jobs (joblib threads, not limited here).
-    result, finish = _train_one(
-        settings, target, actor=actor, on_step=on_step, export_hook=export_hook
-    )
-    if finish is not None:
-        with (
-            closing(connect(settings.warehouse, threads=settings.threads)) as con,
-            transaction(con),
-        ):
-            finish(con)
-    return result
+# ------------------------------------------------------------------------------------- steps
 
 
-def _train_one(
-    settings: Settings,
-    target: TrainingTarget,
-    *,
-    actor: str,
-    on_step: Callable[[str], None] | None,
-    export_hook: Callable[[bytes], bytes] | None = None,
-) -> tuple[ModelResult, Callable[[Any], None] | None]:
-    """Train one target; return its result and the function that registers it (None when
-    skipped). Nothing is written here."""
-    with threadpool_limits(limits=1):
-        return _train_target(
-            settings, target, actor=actor, on_step=on_step, export_hook=export_hook
-        )
+@dataclass(frozen=True, kw_only=True)
+class Choice:
+    """Step 2: every candidate searched and refitted on the training rows; the best one by
+    validation ROC AUC (mean CV ROC AUC without a time axis). The test period is never used."""
+
+    candidates: tuple[CandidateResult, ...]
+    best: CandidateResult
+    estimator: Any  # the best candidate, fitted, uncalibrated
+    search: SearchResult | None  # stratified k-fold: the best candidate's search (OOF scores)
 
 
-def _train_target(
-    settings: Settings,
-    target: TrainingTarget,
-    *,
-    actor: str,
-    on_step: Callable[[str], None] | None,
-    export_hook: Callable[[bytes], bytes] | None,
-) -> tuple[ModelResult, Callable[[Any], None] | None]:
-    spec = target.spec
-    started = time.perf_counter()
-    step = on_step or (lambda _name: None)
+@dataclass(frozen=True, kw_only=True)
+class Calibration:
+    """Step 3: the Platt-calibrated model and the threshold chosen on the validation scores."""
+
+    model: SigmoidCalibratedClassifier
+    y_validation: np.ndarray
+    p_validation: np.ndarray
+    threshold: float
+    threshold_note: str
+    #: Stratified k-fold only: folds, mean and std of the chosen candidate's fold ROC AUCs.
+    cv: dict[str, Any] | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Evaluated:
+    """Step 4: test-period scores and every evaluation row the registry stores."""
+
+    p_test: np.ndarray
+    test_metrics: dict[str, Any]
+    validation_metrics: dict[str, Any]
+    lift: list[dict[str, Any]]
+    calibration_bins: list[dict[str, Any]]
+    importance: list[dict[str, Any]]
+    curves: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Export:
+    """Step 5: the ONNX bytes that passed the parity gate."""
+
+    model_id: str
+    trained_at: dt.datetime
+    onnx_model: bytes
+    parity_max_abs_diff: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainedModel:
+    """Everything one target's training produced; `register_trained` saves it."""
+
+    target: TrainingTarget
+    examples: Examples
+    choice: Choice
+    calibration: Calibration
+    evaluation: Evaluated
+    export: Export
+    rows: dict[str, int]
+    seconds: float
+
+    def result(self, **changes: Any) -> ModelResult:
+        """The `ModelResult` of this model (status ``trained`` unless `changes` say otherwise)."""
+        ev = self.evaluation
+        lift = ev.lift
+        values: dict[str, Any] = {
+            "spec_name": self.target.spec.name,
+            "product_group": self.target.product_group,
+            "status": "trained",
+            "model_id": self.export.model_id,
+            "algorithm": self.choice.best.algorithm,
+            "test_metrics": ev.test_metrics,
+            "lift_top_decile": float(lift[0]["lift"]) if lift and lift[0]["lift"] else None,
+            "candidates": self.choice.candidates,
+            "parity_max_abs_diff": self.export.parity_max_abs_diff,
+            "rows": self.rows,
+            "seconds": self.seconds,
+            "cv": self.calibration.cv,
+        }
+        return ModelResult(**{**values, **changes})
+
+
+def load(settings: Settings, target: TrainingTarget) -> Examples:
+    """Step 1: read the target's examples (read-only connection) and refuse known-bad inputs."""
     with closing(connect(settings.warehouse, read_only=True, threads=settings.threads)) as con:
         ex = load_examples(con, target)
     refuse_bad_inputs(target, ex)
-    rows = {s: int((ex.split == s).sum()) for s in SPLITS}
-    result = ModelResult(
-        spec_name=spec.name, product_group=target.product_group, status="failed", rows=rows
-    )
-    for s in SPLITS if spec.is_temporal else ("train", "test"):
+    return ex
+
+
+def _skip_reason(target: TrainingTarget, ex: Examples) -> str | None:
+    """Why the target cannot be trained or evaluated (a split with one label class), or None."""
+    for s in SPLITS if target.spec.is_temporal else ("train", "test"):
         y_s = ex.y[ex.split == s]
         if len(np.unique(y_s)) < 2:
-            result.status = "skipped"
-            result.message = (
+            return (
                 f"{s} period has only {'positive' if y_s.mean() > 0.5 else 'negative'} labels "
                 f"({len(y_s)} rows): cannot train or evaluate"
             )
-            logger.warning("%s/%s skipped: %s", spec.name, target.product_group, result.message)
-            return result, None
+    return None
 
+
+def choose_candidate(
+    target: TrainingTarget, ex: Examples, *, on_step: Callable[[str], None]
+) -> Choice:
+    """Step 2: search and refit every available candidate; keep the best on validation."""
     fitted: dict[str, Any] = {}
     searches: dict[str, SearchResult] = {}
-    for algorithm in available_algorithms(list(spec.candidates)):
-        if spec.is_temporal:
+    candidates: list[CandidateResult] = []
+    for algorithm in available_algorithms(list(target.spec.candidates)):
+        if target.spec.is_temporal:
             est, cand = _fit_candidate(target, algorithm, ex)
         else:
             est, cand, searches[algorithm] = _fit_candidate_kfold(target, algorithm, ex)
         fitted[algorithm] = est
-        result.candidates.append(cand)
-        step(algorithm)
-    best = max(result.candidates, key=lambda c: c.validation_auc)
+        candidates.append(cand)
+        on_step(algorithm)
+    best = max(candidates, key=lambda c: c.validation_auc)
+    return Choice(
+        candidates=tuple(candidates),
+        best=best,
+        estimator=fitted[best.algorithm],
+        search=searches.get(best.algorithm),
+    )
 
-    X_te, y_te, _ = ex.part("test")
+
+def calibrate(target: TrainingTarget, ex: Examples, choice: Choice) -> Calibration:
+    """Step 3: Platt scaling and the threshold, on data the candidate was not fitted on."""
+    spec = target.spec
     cv: dict[str, Any] | None = None
     if spec.is_temporal:
         # Platt scaling and the threshold on the validation period (after the train cutoffs).
         X_va, y_va, _ = ex.part("validation")
-        model = SigmoidCalibratedClassifier(fitted[best.algorithm]).fit(X_va, y_va)
+        model = SigmoidCalibratedClassifier(choice.estimator).fit(X_va, y_va)
         p_va = model.predict_proba(X_va)[:, 1]
     else:
         # Platt scaling fitted on the chosen configuration's out-of-fold predictions (as
         # CalibratedClassifierCV(ensemble=False)); the threshold on the same, calibrated.
-        search = searches[best.algorithm]
-        assert search.oof_proba is not None and search.oof_index is not None
+        search = choice.search
+        assert search is not None and search.oof_proba is not None
+        assert search.oof_index is not None
         y_va = ex.part("train")[1][search.oof_index]
-        model = SigmoidCalibratedClassifier(fitted[best.algorithm]).fit_scores(
-            search.oof_proba, y_va
-        )
+        model = SigmoidCalibratedClassifier(choice.estimator).fit_scores(search.oof_proba, y_va)
         p_va = model.calibrate(search.oof_proba)
-        rows["validation"] = len(y_va)
         cv = {
             "protocol": "stratified_kfold",
             "folds": spec.search_folds,
@@ -720,9 +464,24 @@ def _train_target(
             "roc_auc_std": float(np.std(search.fold_auc)),
             "fold_roc_auc": list(search.fold_auc),
         }
-    threshold, threshold_note = choose_threshold(y_va, p_va, spec.threshold)
+    threshold, note = choose_threshold(y_va, p_va, spec.threshold)
     if not spec.is_temporal:
-        threshold_note = threshold_note.replace("on validation", "on out-of-fold predictions")
+        note = note.replace("on validation", "on out-of-fold predictions")
+    return Calibration(
+        model=model,
+        y_validation=y_va,
+        p_validation=p_va,
+        threshold=threshold,
+        threshold_note=note,
+        cv=cv,
+    )
+
+
+def evaluate(target: TrainingTarget, ex: Examples, calibration: Calibration) -> Evaluated:
+    """Step 4: score the test period once; metrics, lift, calibration, importance, curves."""
+    spec = target.spec
+    model, threshold = calibration.model, calibration.threshold
+    X_te, y_te, _ = ex.part("test")
     p_te = model.predict_proba(X_te)[:, 1]
     is_test = ex.split == "test"
     test_metrics = binary_metrics(
@@ -734,33 +493,54 @@ def _train_target(
             ex.observable_oracle[is_test] if ex.observable_oracle is not None else None
         ),
     )
-    val_metrics = binary_metrics(y_va, p_va, threshold)
-    lift = lift_by_decile(y_te, p_te)
-    bins = calibration_bins(y_te, p_te)
-    importance = permutation_importance_rows(
-        model.estimator,
-        X_te,
-        y_te.astype(int),
-        target.feature_names,
-        max_rows=spec.importance_rows,
-        random_state=spec.random_state,
+    return Evaluated(
+        p_test=p_te,
+        test_metrics=test_metrics,
+        validation_metrics=binary_metrics(
+            calibration.y_validation, calibration.p_validation, threshold
+        ),
+        lift=lift_by_decile(y_te, p_te),
+        calibration_bins=calibration_bins(y_te, p_te),
+        importance=permutation_importance_rows(
+            model.estimator,
+            X_te,
+            y_te.astype(int),
+            target.feature_names,
+            max_rows=spec.importance_rows,
+            random_state=spec.random_state,
+        ),
+        curves=curve_points(y_te, p_te),
     )
 
+
+def export(
+    target: TrainingTarget,
+    ex: Examples,
+    choice: Choice,
+    calibration: Calibration,
+    *,
+    export_hook: Callable[[bytes], bytes] | None = None,
+) -> Export:
+    """Step 5: ONNX bytes with their metadata, behind the parity gate on every test row.
+
+    `export_hook` (tests) may replace the ONNX bytes between export and the parity gate.
+    """
+    spec = target.spec
     trained_at = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     model_id = (
-        f"{target.product_group}-{short_name(best.algorithm)}-"
+        f"{target.product_group}-{short_name(choice.best.algorithm)}-"
         f"{trained_at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     )
     cutoffs = ex.cutoffs_by_split
     onnx_bytes = export_onnx(
-        model,
+        calibration.model,
         feature_names=target.feature_names,
-        threshold=threshold,
+        threshold=calibration.threshold,
         metadata={
             "model_id": model_id,
             "spec_name": spec.name,
             "product_group": target.product_group,
-            "algorithm": best.algorithm,
+            "algorithm": choice.best.algorithm,
             "validation_protocol": spec.protocol(),
             "train_cutoffs": cutoffs["train"],
             "validation_cutoffs": cutoffs["validation"],
@@ -770,88 +550,154 @@ def _train_target(
     )
     if export_hook is not None:
         onnx_bytes = export_hook(onnx_bytes)
-    parity = check_parity(onnx_bytes, model, X_te, model_id=model_id)
-    result.parity_max_abs_diff = parity
+    X_te = ex.part("test")[0]
+    parity = check_parity(onnx_bytes, calibration.model, X_te, model_id=model_id)
+    return Export(
+        model_id=model_id, trained_at=trained_at, onnx_model=onnx_bytes, parity_max_abs_diff=parity
+    )
+
+
+def fit_target(
+    settings: Settings,
+    target: TrainingTarget,
+    *,
+    on_step: Callable[[str], None] | None = None,
+    export_hook: Callable[[bytes], bytes] | None = None,
+) -> TrainedModel | ModelResult:
+    """Load -> choose candidate -> calibrate -> evaluate -> export for one target. Writes
+    nothing: returns the `TrainedModel` for `register_trained`, or a ``skipped`` `ModelResult`."""
+    started = time.perf_counter()
+    step = on_step or (lambda _name: None)
+    spec = target.spec
+    # OpenMP (HistGradientBoosting) and BLAS (logistic regression) spin-wait on a busy machine,
+    # so fits run single-threaded; random forests still use n_jobs (joblib threads).
+    with threadpool_limits(limits=1):
+        ex = load(settings, target)
+        rows = {s: int((ex.split == s).sum()) for s in SPLITS}
+        reason = _skip_reason(target, ex)
+        if reason is not None:
+            logger.warning("%s/%s skipped: %s", spec.name, target.product_group, reason)
+            return ModelResult(
+                spec_name=spec.name,
+                product_group=target.product_group,
+                status="skipped",
+                message=reason,
+                rows=rows,
+            )
+        choice = choose_candidate(target, ex, on_step=step)
+        calibration = calibrate(target, ex, choice)
+        if calibration.cv is not None:  # the out-of-fold predictions are the validation rows
+            rows = {**rows, "validation": calibration.cv["rows"]}
+        evaluation = evaluate(target, ex, calibration)
+        exported = export(target, ex, choice, calibration, export_hook=export_hook)
     step("export")
-    result.model_id = model_id
-    result.algorithm = best.algorithm
-    result.test_metrics = test_metrics
-    result.lift_top_decile = float(lift[0]["lift"]) if lift and lift[0]["lift"] else None
-    result.cv = cv
-    result.seconds = time.perf_counter() - started
-    result.status = "trained"
+    trained = TrainedModel(
+        target=target,
+        examples=ex,
+        choice=choice,
+        calibration=calibration,
+        evaluation=evaluation,
+        export=exported,
+        rows=rows,
+        seconds=time.perf_counter() - started,
+    )
+    oracle = evaluation.test_metrics["oracle_roc_auc"]
     logger.info(
         "%s/%s: %s test AUC %.4f%s; registered when every target of the run is trained",
         spec.name,
         target.product_group,
-        best.algorithm,
-        test_metrics["roc_auc"],
-        ""
-        if test_metrics["oracle_roc_auc"] is None
-        else f" (oracle {test_metrics['oracle_roc_auc']:.4f})",
+        choice.best.algorithm,
+        evaluation.test_metrics["roc_auc"],
+        "" if oracle is None else f" (oracle {oracle:.4f})",
     )
+    return trained
 
-    def finish(con) -> None:
-        """Decide promotion against the champion of now and register (in the caller's
-        transaction)."""
-        require_ml_tables(con)
-        promote, reason, comparison = _promotion_decision(con, target, ex, p_te)
-        metrics_json = {
-            "protocol": spec.protocol(),
-            "selection": (
-                "best validation roc_auc among candidates (uncalibrated model)"
-                if spec.is_temporal
-                else f"best mean {spec.search_folds}-fold CV roc_auc among candidates"
-            ),
-            "test": test_metrics,
-            "validation": val_metrics,
-            **({"cv": cv} if cv is not None else {}),
-            "candidates": [c.__dict__ for c in result.candidates],
-            "calibration": {
-                "method": "sigmoid",
-                "fitted_on": "validation period" if spec.is_temporal else "out-of-fold predictions",
-                "coef": model.coef_,
-                "intercept": model.intercept_,
-            },
-            "threshold_note": threshold_note,
-            "parity_max_abs_diff": parity,
-            "rows": rows,
-            "promotion": {"promoted": promote, "reason": reason, **comparison},
-        }
-        record = ModelRecord(
-            model_id=model_id,
-            spec_name=spec.name,
-            product_group=target.product_group,
-            algorithm=best.algorithm,
-            hyperparameters=best.params,
-            trained_at=trained_at,
-            training_relation=spec.relation,
-            train_cutoffs=cutoffs["train"],
-            validation_cutoffs=cutoffs["validation"],
-            test_cutoffs=cutoffs["test"],
-            feature_names=target.feature_names,
-            feature_hash=feature_hash(target.feature_names),
-            threshold=threshold,
-            threshold_rule=spec.threshold.describe(),
-            metrics=metrics_json,
-            onnx_model=onnx_bytes,
-            library_versions=library_versions(),
-        )
-        evaluation = Evaluation(
-            metrics=[{"split": "validation", **val_metrics}, {"split": "test", **test_metrics}],
-            lift=[{"split": "test", **r} for r in lift],
-            calibration=[{"split": "test", **r} for r in bins],
-            importance=importance,
-            curves=[{"split": "test", **r} for r in curve_points(y_te, p_te)],
-        )
-        register_model(con, record, evaluation, promote=promote, reason=reason, actor=actor)
-        step("register")
-        result.status = "registered"
-        result.promoted = promote
-        result.promotion_reason = reason
-        logger.info("%s/%s: registered %s; %s", spec.name, target.product_group, model_id, reason)
 
-    return result, finish
+def register_trained(con, trained: TrainedModel, *, actor: str = "propensity") -> ModelResult:
+    """Step 6 (in the caller's transaction): decide promotion against the champion of now and
+    save the model and its evaluation rows in the registry."""
+    require_ml_tables(con)
+    target, ev, cal, exp = trained.target, trained.evaluation, trained.calibration, trained.export
+    spec, best = target.spec, trained.choice.best
+    promote, reason, comparison = _promotion_decision(con, target, trained.examples, ev.p_test)
+    cutoffs = trained.examples.cutoffs_by_split
+    metrics_json = {
+        "protocol": spec.protocol(),
+        "selection": (
+            "best validation roc_auc among candidates (uncalibrated model)"
+            if spec.is_temporal
+            else f"best mean {spec.search_folds}-fold CV roc_auc among candidates"
+        ),
+        "test": ev.test_metrics,
+        "validation": ev.validation_metrics,
+        **({"cv": cal.cv} if cal.cv is not None else {}),
+        "candidates": [dict(c.__dict__) for c in trained.choice.candidates],
+        "calibration": {
+            "method": "sigmoid",
+            "fitted_on": "validation period" if spec.is_temporal else "out-of-fold predictions",
+            "coef": cal.model.coef_,
+            "intercept": cal.model.intercept_,
+        },
+        "threshold_note": cal.threshold_note,
+        "parity_max_abs_diff": exp.parity_max_abs_diff,
+        "rows": trained.rows,
+        "promotion": {"promoted": promote, "reason": reason, **comparison},
+    }
+    record = ModelRecord(
+        model_id=exp.model_id,
+        spec_name=spec.name,
+        product_group=target.product_group,
+        algorithm=best.algorithm,
+        hyperparameters=best.params,
+        trained_at=exp.trained_at,
+        training_relation=spec.relation,
+        train_cutoffs=cutoffs["train"],
+        validation_cutoffs=cutoffs["validation"],
+        test_cutoffs=cutoffs["test"],
+        feature_names=target.feature_names,
+        feature_hash=feature_hash(target.feature_names),
+        threshold=cal.threshold,
+        threshold_rule=spec.threshold.describe(),
+        metrics=metrics_json,
+        onnx_model=exp.onnx_model,
+        library_versions=library_versions(),
+    )
+    rows = EvaluationRows(
+        metrics=[
+            {"split": "validation", **ev.validation_metrics},
+            {"split": "test", **ev.test_metrics},
+        ],
+        lift=[{"split": "test", **r} for r in ev.lift],
+        calibration=[{"split": "test", **r} for r in ev.calibration_bins],
+        importance=ev.importance,
+        curves=[{"split": "test", **r} for r in ev.curves],
+    )
+    register_model(con, record, rows, promote=promote, reason=reason, actor=actor)
+    logger.info("%s/%s: registered %s; %s", spec.name, target.product_group, exp.model_id, reason)
+    return trained.result(status="registered", promoted=promote, promotion_reason=reason)
+
+
+def train_target(
+    settings: Settings,
+    target: TrainingTarget,
+    *,
+    actor: str = "propensity",
+    on_step: Callable[[str], None] | None = None,
+    export_hook: Callable[[bytes], bytes] | None = None,
+) -> ModelResult:
+    """Train, evaluate, export and register one target. Nothing is written unless every step,
+    including the parity gate, succeeds."""
+    outcome = fit_target(settings, target, on_step=on_step, export_hook=export_hook)
+    if isinstance(outcome, ModelResult):
+        return outcome
+    with closing(connect(settings.warehouse, threads=settings.threads)) as con, transaction(con):
+        result = register_trained(con, outcome, actor=actor)
+    if on_step is not None:
+        on_step("register")
+    return result
+
+
+# ---------------------------------------------------------------------------------- a run
 
 
 def plan_training(
@@ -908,61 +754,67 @@ def train(
     targets = plan_training(settings, specs=specs, spec_path=spec_path, groups=groups)
     if any("lightgbm" in t.spec.candidates for t in targets) and not lightgbm_available():
         logger.info("lightgbm is not installed: its candidate is skipped (pip install .[lightgbm])")
-    per_target = {id(t): len(available_algorithms(list(t.spec.candidates))) + 2 for t in targets}
-    total = sum(per_target.values())
-    done = 0
-    results: list[ModelResult] = []
-    pending: list[Callable[[Any], None]] = []
-    for target in targets:
-        expected = per_target[id(target)]
-        seen = 0
-
-        def on_step(name: str, target: TrainingTarget = target) -> None:
-            nonlocal done, seen
-            done += 1
-            seen += 1
-            if progress is not None:
-                progress(
-                    TrainProgress(
-                        spec_name=target.spec.name,
-                        product_group=target.product_group,
-                        step=name,
-                        completed=done,
-                        total=total,
-                    )
-                )
-
-        finish = None
+    per_target = [len(available_algorithms(list(t.spec.candidates))) + 2 for t in targets]
+    ticks = _Ticks(progress, total=sum(per_target))
+    results: list[ModelResult | TrainedModel] = []
+    for target, expected in zip(targets, per_target, strict=True):
+        before = ticks.done
         try:
-            result, finish = _train_one(settings, target, actor=actor, on_step=on_step)
-            if finish is not None:
-                pending.append(finish)
+            outcome = fit_target(settings, target, on_step=lambda name, t=target: ticks(t, name))
         except ConfigError:
             raise
         except Exception as exc:  # one failing group must not lose the others' work
             if not isinstance(exc, PropensityError):
                 logger.exception("%s/%s: unexpected error", target.spec.name, target.product_group)
             logger.error("%s/%s failed: %s", target.spec.name, target.product_group, exc)
-            result = ModelResult(
+            outcome = ModelResult(
                 spec_name=target.spec.name,
                 product_group=target.product_group,
                 status="failed",
                 message=str(exc),
             )
         # skipped/failed targets still advance the bar (a trained one registers at the end)
-        for _ in range(expected - seen - (finish is not None)):
-            on_step("skipped")
-        results.append(result)
-    if pending:
+        trained = isinstance(outcome, TrainedModel)
+        for _ in range(expected - (ticks.done - before) - trained):
+            ticks(target, "skipped")
+        results.append(outcome)
+    if any(isinstance(r, TrainedModel) for r in results):
         # All targets land in one transaction: a run killed or failing before this point leaves
         # the registry exactly as it was, and a run never publishes half of its models.
         with (
             closing(connect(settings.warehouse, threads=settings.threads)) as con,
             transaction(con),
         ):
-            for finish in pending:
-                finish(con)
-    return TrainReport(results=results, seconds=time.perf_counter() - started)
+            registered = [
+                register_trained(con, r, actor=actor) if isinstance(r, TrainedModel) else r
+                for r in results
+            ]
+        for r in results:
+            if isinstance(r, TrainedModel):
+                ticks(r.target, "register")
+    else:
+        registered = [r for r in results if isinstance(r, ModelResult)]
+    return TrainReport(results=registered, seconds=time.perf_counter() - started)
+
+
+class _Ticks:
+    """Counts finished steps over a run and reports each as a `TrainProgress`."""
+
+    def __init__(self, progress: Callable[[TrainProgress], None] | None, *, total: int) -> None:
+        self.progress, self.total, self.done = progress, total, 0
+
+    def __call__(self, target: TrainingTarget, step: str) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress(
+                TrainProgress(
+                    spec_name=target.spec.name,
+                    product_group=target.product_group,
+                    step=step,
+                    completed=self.done,
+                    total=self.total,
+                )
+            )
 
 
 def summary_json(report: TrainReport) -> str:

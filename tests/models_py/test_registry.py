@@ -26,9 +26,10 @@ from models_py.registry import (
     rollback_champion,
 )
 from models_py.training._candidates import SigmoidCalibratedClassifier, build_estimator
+from models_py.training._examples import Examples
 from models_py.training._export import export_onnx, feature_hash
 from models_py.training._specs import DEFAULT_SPEC_PATH, TrainingTarget, parse_spec
-from models_py.training._train import Examples, _promotion_decision
+from models_py.training._train import _promotion_decision
 from tests.models_py.training_fixtures import copy_warehouse, template_warehouse
 
 pytestmark = pytest.mark.filterwarnings("ignore:Field onnx.AttributeProto:DeprecationWarning")
