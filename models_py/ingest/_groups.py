@@ -19,10 +19,12 @@ Example::
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
+import numpy as np
 import pyarrow as pa
 
 from models_py._errors import ConfigError
@@ -31,6 +33,11 @@ from models_py._yaml import read_yaml_file
 ANY_GROUP = "any"
 MATCH_FIELDS = ("category", "product_name", "product_id")
 GROUP_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+#: The one product-group matcher, exactly the expression of dbt's `int_products_mapped_to_groups`:
+#: DuckDB's RE2 `regexp_matches` (a search, not a full match), case-insensitive, a NULL field
+#: matching as the empty string. Python code matches through `match_patterns`, never `re`.
+MATCH_EXPRESSION = "regexp_matches(coalesce(value, ''), pattern, 'i')"
 
 
 @dataclass(frozen=True)
@@ -80,15 +87,54 @@ def parse_group_rules(config: Mapping[str, object]) -> list[GroupRule]:
             for pattern in patterns:
                 if not pattern:
                     raise ConfigError(f"product group {name!r}: empty pattern in {field}")
-                try:
-                    re.compile(pattern)
-                except re.error as exc:
+                problem = pattern_error(pattern)
+                if problem is not None:
                     raise ConfigError(
                         f"product group {name!r}: pattern {pattern!r} is not a valid regular "
-                        f"expression ({exc})"
-                    ) from exc
+                        f"expression (RE2 syntax, as DuckDB's regexp_matches: {problem})"
+                    )
                 rules.append(GroupRule(name, field, pattern))
     return rules
+
+
+def pattern_error(pattern: str) -> str | None:
+    """DuckDB's message when `pattern` is not a valid RE2 expression, else None."""
+    try:
+        match_patterns([""], [pattern])
+    except duckdb.Error as exc:
+        return str(exc).splitlines()[0]
+    return None
+
+
+def match_patterns(values: Sequence[str | None], patterns: Sequence[str]) -> np.ndarray:
+    """Whether each value matches each pattern, by `MATCH_EXPRESSION` evaluated in DuckDB.
+
+    Returns a boolean array of shape (len(values), len(patterns)). Raises `duckdb.Error` for a
+    pattern RE2 rejects.
+    """
+    out = np.zeros((len(values), len(patterns)), dtype=bool)
+    if not len(values) or not len(patterns):
+        return out
+    value_table = pa.table(
+        {"i": pa.array(range(len(values)), pa.int64()), "value": pa.array(values, pa.string())}
+    )
+    pattern_table = pa.table(
+        {
+            "j": pa.array(range(len(patterns)), pa.int64()),
+            "pattern": pa.array(patterns, pa.string()),
+        }
+    )
+    con = duckdb.connect()
+    try:
+        con.register("match_values", value_table)
+        con.register("match_patterns", pattern_table)
+        hits = con.execute(
+            f"select i, j from match_values cross join match_patterns where {MATCH_EXPRESSION}"
+        ).fetchnumpy()
+    finally:
+        con.close()
+    out[hits["i"].astype(np.int64), hits["j"].astype(np.int64)] = True
+    return out
 
 
 def read_group_rules(path: Path | str) -> list[GroupRule]:

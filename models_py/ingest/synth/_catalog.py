@@ -3,7 +3,6 @@ product-group membership that the oracle shares with dbt's `int_products_mapped_
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from itertools import product as cartesian
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from models_py.ingest._groups import ANY_GROUP, GroupRule, read_group_rules
+from models_py.ingest._groups import ANY_GROUP, GroupRule, match_patterns, read_group_rules
 
 GROUPS_FILE = Path(__file__).resolve().parent / "groups.yml"
 
@@ -273,7 +272,7 @@ def group_membership(
     product_name: np.ndarray,
     category: np.ndarray,
 ) -> tuple[tuple[str, ...], np.ndarray]:
-    """Apply group rules as dbt does: case-insensitive regex search on the rule's field.
+    """Apply group rules as dbt does (`ingest._groups.match_patterns`) on the rule's field.
 
     Returns the group names (rule order, then `any`) and a boolean (n_products, n_groups) matrix.
     """
@@ -285,11 +284,11 @@ def group_membership(
     fields = {"product_id": product_id, "product_name": product_name, "category": category}
     member = np.zeros((len(product_id), len(groups)), dtype=bool)
     member[:, -1] = True
-    for r in rules:
-        pattern = re.compile(r.pattern, re.IGNORECASE)
-        values = fields[r.match_on]
-        hits = np.fromiter((pattern.search(v) is not None for v in values), bool, len(values))
-        member[:, groups.index(r.product_group)] |= hits
+    for field, values in fields.items():
+        on_field = [r for r in rules if r.match_on == field]
+        hits = match_patterns(list(values), [r.pattern for r in on_field])
+        for k, r in enumerate(on_field):
+            member[:, groups.index(r.product_group)] |= hits[:, k]
     return tuple(groups), member
 
 
