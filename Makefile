@@ -21,7 +21,7 @@ install: $(STAMP)
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	PROPENSITY_WAREHOUSE=$(CURDIR)/$(VENV)/lint.duckdb $(BIN)/sqlfluff lint dbt_project/models dbt_project/tests --disable-progress-bar
+	PROPENSITY_WAREHOUSE=$(CURDIR)/$(VENV)/lint.duckdb $(BIN)/sqlfluff lint dbt_project/models dbt_project/tests --disable-progress-bar && $(BIN)/sqlfluff lint --config models_py/ingest/loaders/online_retail_sql/.sqlfluff models_py/ingest/loaders/online_retail_sql --disable-progress-bar
 
 test: lint
 	$(BIN)/python -m pytest

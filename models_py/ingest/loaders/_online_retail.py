@@ -18,6 +18,7 @@ import re
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import duckdb
@@ -515,296 +516,14 @@ def read_online_retail(path: Path | str) -> pa.Table:
 
 # ----------------------------------------------------------------------------------------- clean
 
-_CLASSIFY_SQL = """
-create temp table classified as
-with source as (
-    select * from source_lines
-),
 
-copies as (
-    select
-        *,
-        row_number() over (
-            partition by
-                invoiceno, stockcode, description, quantity, invoicedate, unitprice, customerid,
-                country
-        ) as copy_number
-    from source
-),
+def _sql(name: str) -> str:
+    """The cleaning statement `name` (online_retail_sql/NAME.sql, shipped as package data).
 
-prepared as (
-    select
-        upper(trim(invoiceno)) as invoice,
-        nullif(upper(trim(stockcode)), '') as product_id,
-        nullif(trim(description), '') as description,
-        quantity,
-        unitprice as unit_price,
-        customerid as customer_id,
-        invoicedate as invoiced_at,
-        nullif(trim(country), '') as country,
-        copy_number,
-        coalesce(starts_with(upper(trim(invoiceno)), 'C'), false) as is_cancellation,
-        coalesce(regexp_full_match(upper(trim(invoiceno)), 'C?[0-9]+'), false) as is_sales_invoice,
-        try_cast(nullif(regexp_replace(invoiceno, '[^0-9]', '', 'g'), '') as bigint)
-            as invoice_number
-    from copies
-),
-
-final as (
-    select
-        *,
-        case
-            when copy_number > 1 then 'exact_duplicate'
-            when
-                invoice is null or product_id is null or quantity is null
-                or unit_price is null or invoiced_at is null
-                then 'missing_value'
-            when
-                list_contains($non_product_codes, product_id)
-                or regexp_matches(product_id, $non_product_pattern)
-                then 'non_product_code'
-            when quantity < 0 and not is_cancellation then 'stock_adjustment'
-            when quantity > 0 and is_cancellation then 'cancellation_positive_quantity'
-            when quantity = 0 then 'quantity_zero'
-            when unit_price <= 0 then 'price_not_positive'
-            when not is_sales_invoice or invoice_number is null then 'adjustment_invoice'
-            when customer_id is null then 'missing_customer'
-        end as drop_rule
-    from prepared
-)
-
-select * from final
-"""
-
-_INVOICES_SQL = """
-create temp table invoices as
-with kept as (
-    select * from classified
-    where drop_rule is null
-),
-
-per_invoice as (
-    select
-        invoice,
-        min(customer_id) as customer_id,
-        min(invoiced_at) as ordered_at,
-        bool_or(is_cancellation) as is_cancellation,
-        min(invoice_number) as invoice_number
-    from kept
-    group by invoice
-),
-
-numbered as (
-    select
-        *,
-        row_number() over (
-            partition by invoice_number order by is_cancellation, invoice
-        ) - 1 as collision_rank
-    from per_invoice
-),
-
-final as (
-    select
-        invoice,
-        invoice_number + collision_rank * $offset as order_id,
-        customer_id,
-        ordered_at,
-        is_cancellation,
-        collision_rank > 0 as is_offset
-    from numbered
-)
-
-select * from final
-"""
-
-_ORDER_LINES_SQL = """
-with kept as (
-    select * from classified
-    where drop_rule is null
-),
-
-invoices as (
-    select * from invoices
-),
-
-final as (
-    select
-        invoices.order_id,
-        kept.product_id,
-        cast(kept.quantity as integer) as quantity,
-        kept.unit_price
-    from kept
-    inner join invoices on kept.invoice = invoices.invoice
-)
-
-select * from final
-order by order_id, product_id, quantity, unit_price
-"""
-
-_PRODUCTS_SQL = """
-with kept as (
-    select * from classified
-    where drop_rule is null
-),
-
-product_lines as (
-    select * from classified
-    where (drop_rule is null or drop_rule = 'missing_customer') and description is not null
-),
-
-name_counts as (
-    select
-        product_id,
-        description,
-        count(*) as n_lines
-    from product_lines
-    group by product_id, description
-),
-
-ranked_names as (
-    select
-        product_id,
-        description,
-        row_number() over (
-            partition by product_id order by n_lines desc, description asc
-        ) as name_rank
-    from name_counts
-),
-
-sold as (
-    select distinct product_id from kept
-),
-
-final as (
-    select
-        sold.product_id,
-        ranked_names.description as product_name,
-        cast(null as varchar) as category
-    from sold
-    left join ranked_names
-        on sold.product_id = ranked_names.product_id and ranked_names.name_rank = 1
-)
-
-select * from final
-order by product_id
-"""
-
-_CUSTOMERS_SQL = """
-with kept as (
-    select * from classified
-    where drop_rule is null
-),
-
-country_counts as (
-    select
-        customer_id,
-        country,
-        count(distinct invoice) as n_invoices
-    from kept
-    where country is not null
-    group by customer_id, country
-),
-
-ranked_countries as (
-    select
-        customer_id,
-        country,
-        row_number() over (
-            partition by customer_id order by n_invoices desc, country asc
-        ) as country_rank
-    from country_counts
-),
-
-firsts as (
-    select
-        customer_id,
-        min(invoiced_at) as created_at
-    from kept
-    group by customer_id
-),
-
-final as (
-    select
-        firsts.customer_id,
-        firsts.created_at,
-        ranked_countries.country,
-        false as email_opt_in,
-        false as is_vip
-    from firsts
-    left join ranked_countries
-        on firsts.customer_id = ranked_countries.customer_id
-        and ranked_countries.country_rank = 1
-)
-
-select * from final
-order by customer_id
-"""
-
-_GROUP_SIZES_SQL = """
-with rules as (
-    select * from group_rules
-),
-
-combined_rules as (
-    -- one alternation per group and field: DuckDB compiles a non-constant pattern per row
-    select
-        product_group,
-        match_on,
-        string_agg('(?:' || pattern || ')', '|') as pattern
-    from rules
-    group by product_group, match_on
-),
-
-products as (
-    select * from products_out
-),
-
-buyers as (
-    select distinct
-        classified.product_id,
-        classified.customer_id
-    from classified
-    where classified.drop_rule is null and classified.quantity > 0
-),
-
-matched as (
-    select distinct
-        combined_rules.product_group,
-        products.product_id
-    from combined_rules
-    inner join products
-        on regexp_matches(
-            coalesce(
-                case combined_rules.match_on
-                    when 'category' then products.category
-                    when 'product_name' then products.product_name
-                    when 'product_id' then products.product_id
-                end,
-                ''
-            ),
-            combined_rules.pattern,
-            'i'
-        )
-),
-
-groups as (
-    select distinct product_group from rules
-),
-
-final as (
-    select
-        groups.product_group,
-        count(distinct matched.product_id) as n_products,
-        count(distinct buyers.customer_id) as n_buyers
-    from groups
-    left join matched on groups.product_group = matched.product_group
-    left join buyers on matched.product_id = buyers.product_id
-    group by groups.product_group
-)
-
-select * from final
-order by product_group
-"""
+    Parameters are bound (``$name``); the statements read the registered tables
+    ``source_lines``, ``group_rules`` and ``products_out`` and the temp tables they create.
+    """
+    return (resources.files(__package__) / "online_retail_sql" / f"{name}.sql").read_text()
 
 
 def clean_online_retail(
@@ -820,7 +539,7 @@ def clean_online_retail(
         con.register("source_lines", lines)
         con.register("group_rules", rules)
         con.execute(
-            _CLASSIFY_SQL,
+            _sql("classify"),
             {
                 "non_product_codes": list(NON_PRODUCT_CODES),
                 "non_product_pattern": NON_PRODUCT_PATTERN,
@@ -857,7 +576,7 @@ def clean_online_retail(
                 f"invoices in {source} belong to several customers: {names}. An invoice must "
                 "belong to one customer; fix CustomerID on those lines."
             )
-        con.execute(_INVOICES_SQL, {"offset": ORDER_ID_OFFSET}).fetchall()
+        con.execute(_sql("invoices"), {"offset": ORDER_ID_OFFSET}).fetchall()
         duplicated = con.execute(
             "select order_id from invoices group by order_id having count(*) > 1 limit 5"
         ).fetchall()
@@ -868,18 +587,20 @@ def clean_online_retail(
                 f"{', '.join(str(r[0]) for r in duplicated)}"
             )
         tables = {
-            "customers": con.sql(_CUSTOMERS_SQL).to_arrow_table(),
+            "customers": con.sql(_sql("customers")).to_arrow_table(),
             "orders": con.sql(
                 "select order_id, customer_id, ordered_at from invoices order by order_id"
             ).to_arrow_table(),
-            "order_lines": con.sql(_ORDER_LINES_SQL).to_arrow_table(),
-            "products": con.sql(_PRODUCTS_SQL).to_arrow_table(),
+            "order_lines": con.sql(_sql("order_lines")).to_arrow_table(),
+            "products": con.sql(_sql("products")).to_arrow_table(),
             "email_events": empty_raw_table("email_events"),
             "treatments": empty_raw_table("treatments"),
             "product_group_rules": rules,
         }
         con.register("products_out", tables["products"])
-        group_sizes = {g: (int(p), int(b)) for g, p, b in con.execute(_GROUP_SIZES_SQL).fetchall()}
+        group_sizes = {
+            g: (int(p), int(b)) for g, p, b in con.execute(_sql("group_sizes")).fetchall()
+        }
         n_orders, n_returns, n_offset, first_at, last_at = con.execute(
             """
             select
