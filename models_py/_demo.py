@@ -31,7 +31,7 @@ def run_demo(
     report_dir: Path | str = "report",
 ) -> None:
     """Generate a warehouse and run every step of the pipeline on it, printing what was built."""
-    from models_py._training_cli import run_train
+    from models_py.cli import run_train
     from models_py.ingest.synth import generate_warehouse
     from models_py.reporting._report import write_report
 

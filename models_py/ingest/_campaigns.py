@@ -344,7 +344,7 @@ def campaigns_to_arrow(campaigns: list[Campaign]) -> pa.Table:
 
 def write_campaigns(con, campaigns: list[Campaign]) -> int:
     """Replace `raw.campaign_config` with `campaigns` (atomically); returns the row count."""
-    from models_py._warehouse import write_raw_tables
+    from models_py.ingest._raw import write_raw_tables
 
     ids = [c.campaign_id for c in campaigns]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})

@@ -154,7 +154,7 @@ def rules_to_arrow(rules: list[GroupRule]) -> pa.Table:
 
 def write_group_rules(con, rules: list[GroupRule]) -> int:
     """Replace `raw.product_group_rules` with `rules` (atomically)."""
-    from models_py._warehouse import write_raw_tables
+    from models_py.ingest._raw import write_raw_tables
 
     return write_raw_tables(con, {"product_group_rules": rules_to_arrow(rules)})[
         "product_group_rules"

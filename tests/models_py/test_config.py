@@ -108,7 +108,7 @@ def test_lock_error_names_the_holding_process():
 
 
 def test_check_raw_contract(tmp_path):
-    from models_py._warehouse import check_raw_contract
+    from models_py.ingest._raw import check_raw_contract
     from tests.conftest import write_tiny_warehouse
 
     settings = write_tiny_warehouse(tmp_path / "wh.duckdb")

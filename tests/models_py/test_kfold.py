@@ -289,7 +289,7 @@ def test_kfold_too_few_positives_fails_that_target_only(warehouse):
 def test_kfold_summary_shows_the_cv_auc(single):
     from rich.console import Console
 
-    from models_py._training_cli import render_train_summary
+    from models_py.cli import render_train_summary
 
     console = Console(record=True, width=160)
     render_train_summary(single, console)

@@ -29,14 +29,8 @@ import duckdb
 import pyarrow as pa
 
 from models_py._errors import InputDataError
-from models_py._warehouse import (
-    RAW_CONTRACT,
-    connect,
-    empty_raw_table,
-    quote_ident,
-    transaction,
-    write_raw_tables,
-)
+from models_py._warehouse import connect, quote_ident, transaction
+from models_py.ingest._raw import RAW_CONTRACT, empty_raw_table, write_raw_tables
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,8 @@ import duckdb
 import pyarrow as pa
 
 from models_py._errors import InputDataError
-from models_py._warehouse import connect, qualified, quote_ident, write_raw_tables
+from models_py._warehouse import connect, qualified, quote_ident
+from models_py.ingest._raw import write_raw_tables
 
 logger = logging.getLogger(__name__)
 

@@ -25,14 +25,9 @@ import duckdb
 import pyarrow as pa
 
 from models_py._errors import InputDataError
-from models_py._warehouse import (
-    RAW_CONTRACT,
-    RAW_SCHEMA,
-    connect,
-    empty_raw_table,
-    write_raw_tables,
-)
+from models_py._warehouse import connect
 from models_py.ingest._groups import read_group_rules, rules_to_arrow
+from models_py.ingest._raw import RAW_CONTRACT, RAW_SCHEMA, empty_raw_table, write_raw_tables
 
 logger = logging.getLogger(__name__)
 

@@ -15,15 +15,9 @@ import numpy as np
 import pyarrow as pa
 
 from models_py._errors import ConfigError
-from models_py._warehouse import (
-    RAW_CONTRACT,
-    RAW_SCHEMA,
-    connect,
-    qualified,
-    quote_ident,
-    transaction,
-)
+from models_py._warehouse import connect, qualified, quote_ident, transaction
 from models_py.ingest._groups import rules_to_arrow
+from models_py.ingest._raw import RAW_CONTRACT, RAW_SCHEMA
 from models_py.ingest.synth._calendar import (
     CUTOFF_STEP_DAYS,
     HORIZON_DAYS,
