@@ -16,10 +16,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from models_py._errors import ConfigError
 from models_py._warehouse import qualified, quote_ident, relation_columns, relation_exists
 from models_py._yaml import read_yaml_file
-from models_py.training._algorithms import ALGORITHM_NAMES as ALGORITHMS
+from models_py.training._spec_schema import (
+    NAME_PATTERN,
+    PrecisionAt,
+    PromotionSchema,
+    SearchSchema,
+    SpecSchema,
+    describe_errors,
+)
 from scoring._types import is_feature_type
 
 logger = logging.getLogger(__name__)
@@ -27,37 +36,7 @@ logger = logging.getLogger(__name__)
 SPECS_DIR = Path(__file__).resolve().parent / "specs"
 DEFAULT_SPEC_PATH = SPECS_DIR / "default.yml"
 
-VALIDATIONS = ("temporal", "stratified_kfold")
-PROMOTION_METRICS = ("roc_auc", "pr_auc")
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,59}$")
-_RELATION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
-
-_SPEC_KEYS = {
-    "name",
-    "relation",
-    "id_columns",
-    "label",
-    "cutoff",
-    "split",
-    "test_cutoffs",
-    "validation_cutoffs",
-    "group",
-    "features",
-    "categorical",
-    "validation",
-    "test_share",
-    "search",
-    "candidates",
-    "calibration",
-    "threshold",
-    "promotion",
-    "max_training_rows",
-    "max_evaluation_rows",
-    "importance_rows",
-    "oracle",
-    "random_state",
-    "description",
-}
+_NAME = re.compile(NAME_PATTERN)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -164,65 +143,16 @@ def _fail(spec_name: str, message: str) -> ConfigError:
     return ConfigError(f"model spec {spec_name!r}: {message}")
 
 
-def _str_list(value: Any, *, what: str, spec_name: str) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise _fail(spec_name, f"{what} must be a list of column names, got {value!r}")
-    return tuple(value)
-
-
-def _positive_int(value: Any, *, what: str, spec_name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise _fail(spec_name, f"{what} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _parse_candidates(raw: Any, spec_name: str) -> dict[str, dict[str, tuple[Any, ...]]]:
-    from models_py.training._candidates import validate_candidate
-
-    if not isinstance(raw, Mapping) or not raw:
-        raise _fail(
-            spec_name,
-            "candidates must map algorithm names to search spaces, e.g. "
-            "{logistic_regression: {C: [0.1, 1.0]}}; algorithms: " + ", ".join(ALGORITHMS),
-        )
-    out: dict[str, dict[str, tuple[Any, ...]]] = {}
-    for algo, space in raw.items():
-        if algo not in ALGORITHMS:
-            raise _fail(
-                spec_name, f"unknown algorithm {algo!r}; choose from {', '.join(ALGORITHMS)}"
-            )
-        space = space or {}
-        if not isinstance(space, Mapping):
-            raise _fail(spec_name, f"search space of {algo} must be a mapping param -> list")
-        grid = {str(k): tuple(v) if isinstance(v, list) else (v,) for k, v in dict(space).items()}
-        if any(len(v) == 0 for v in grid.values()):
-            raise _fail(spec_name, f"search space of {algo} has an empty list")
-        validate_candidate(algo, grid, spec_name=spec_name)
-        out[algo] = grid
-    return out
-
-
-def _parse_threshold(raw: Any, spec_name: str) -> ThresholdRule:
-    if raw is None or raw == "max_f1":
-        return ThresholdRule(kind="max_f1")
-    if isinstance(raw, Mapping) and set(raw) == {"precision_at"}:
-        value = raw["precision_at"]
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
-            raise _fail(spec_name, f"threshold precision_at must be in (0, 1), got {value!r}")
-        return ThresholdRule(kind="precision_at", value=float(value))
-    raise _fail(spec_name, f"threshold must be 'max_f1' or {{precision_at: 0.5}}, got {raw!r}")
-
-
 def parse_spec(raw: Mapping[str, Any]) -> ModelSpec:
-    """Validate one spec mapping (as read from YAML) into a `ModelSpec`.
+    """Validate one spec mapping (as read from YAML) into a `ModelSpec` (schema: `SpecSchema`).
 
     Raises
     ------
     ConfigError
-        Naming the spec and the offending field.
+        Naming the spec and every offending field.
     """
+    from models_py.training._candidates import validate_candidate
+
     if not isinstance(raw, Mapping):
         raise ConfigError(f"a model spec must be a mapping, got {raw!r}")
     name = raw.get("name")
@@ -231,216 +161,58 @@ def parse_spec(raw: Mapping[str, Any]) -> ModelSpec:
             f"model spec name {name!r} is not allowed: use lowercase letters, digits and "
             "underscores, starting with a letter"
         )
-    unknown = sorted(set(raw) - _SPEC_KEYS)
-    if unknown:
-        raise _fail(name, f"unknown field(s) {', '.join(unknown)}; allowed: {sorted(_SPEC_KEYS)}")
-
-    relation = raw.get("relation")
-    if not isinstance(relation, str) or not _RELATION.match(relation):
-        raise _fail(name, f"relation must be 'schema.table', got {relation!r}")
-    if "id_columns" not in raw:
-        raise _fail(name, "id_columns is required (e.g. [customer_id])")
-    id_columns = _str_list(raw["id_columns"], what="id_columns", spec_name=name)
-    label = raw.get("label")
-    if not isinstance(label, str) or not label:
-        raise _fail(name, "label (the 0/1 column) is required")
-
-    validation = raw.get("validation", "temporal")
-    if validation not in VALIDATIONS:
-        raise _fail(name, f"validation must be one of {', '.join(VALIDATIONS)}, got {validation!r}")
-    cutoff = raw.get("cutoff")
-    if validation == "temporal" and not isinstance(cutoff, str):
-        raise _fail(
-            name,
-            "cutoff (the as-of date column) is required for validation: temporal; tables "
-            "without a time axis use validation: stratified_kfold",
-        )
-    kfold = validation == "stratified_kfold"
-    if kfold:
-        temporal_only = [
-            k
-            for k in ("cutoff", "split", "test_cutoffs", "validation_cutoffs")
-            if raw.get(k) is not None
-        ]
-        if temporal_only:
-            raise _fail(
-                name,
-                f"{', '.join(temporal_only)} belong to validation: temporal; validation: "
-                "stratified_kfold is for tables without a time axis (drop these fields, or use "
-                "validation: temporal)",
-            )
-    elif "test_share" in raw:
-        raise _fail(
-            name,
-            "test_share applies to validation: stratified_kfold only; validation: temporal tests "
-            "on the newest cutoffs (test_cutoffs)",
-        )
-    test_share = raw.get("test_share", 0.2)
-    if (
-        isinstance(test_share, bool)
-        or not isinstance(test_share, int | float)
-        or not 0.05 <= test_share <= 0.5
-    ):
-        raise _fail(name, f"test_share must be a number in [0.05, 0.5], got {test_share!r}")
-    split = raw.get("split")
-    if split is not None and not isinstance(split, str):
-        raise _fail(name, f"split must be a column name or null, got {split!r}")
-
-    group_column: str | None = None
-    groups: str | tuple[str, ...] | None = None
-    group = raw.get("group")
-    if group is not None:
-        if (
-            not isinstance(group, Mapping)
-            or not isinstance(group.get("column"), str)
-            or set(group) - {"column", "groups"}
-        ):
-            raise _fail(
-                name, "group must be {column: product_group, groups: all_active | all | [..]}"
-            )
-        group_column = group["column"]
-        # all_active needs marts.dim_product_groups (product groups); a plain table's column
-        # (an experiment arm, a segment) defaults to every value present.
-        g = group.get("groups", "all" if kfold else "all_active")
-        if g in ("all_active", "all"):
-            groups = g
-        else:
-            if isinstance(g, list):  # integer-coded arms are matched as text
-                g = [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in g]
-            groups = _str_list(g, what="group.groups", spec_name=name)
-
-    features_raw = raw.get("features", {"numeric_except": []})
-    features: tuple[str, ...] | None = None
-    numeric_except: tuple[str, ...] = ()
-    if isinstance(features_raw, list):
-        features = _str_list(features_raw, what="features", spec_name=name)
-        if len(set(features)) != len(features):
-            raise _fail(name, "features lists a column twice")
-    elif isinstance(features_raw, Mapping) and set(features_raw) <= {"numeric_except"}:
-        numeric_except = (
-            _str_list(
-                features_raw.get("numeric_except") or [], what="numeric_except", spec_name=name
-            )
-            if features_raw.get("numeric_except")
-            else ()
-        )
-    else:
-        raise _fail(name, "features must be a list of columns or {numeric_except: [...]}")
-    categorical = (
-        _str_list(raw.get("categorical") or [], what="categorical", spec_name=name)
-        if (raw.get("categorical"))
-        else ()
+    try:
+        s = SpecSchema.model_validate(dict(raw))
+    except ValidationError as exc:
+        raise _fail(name, "; ".join(describe_errors(exc))) from None
+    for algo, grid in s.candidates.items():
+        validate_candidate(algo, grid, spec_name=name)
+    features = s.features if isinstance(s.features, list) else None
+    numeric_except = () if features is not None else tuple(s.features.numeric_except or ())
+    threshold = (
+        ThresholdRule(kind="precision_at", value=float(s.threshold.precision_at))
+        if isinstance(s.threshold, PrecisionAt)
+        else ThresholdRule(kind="max_f1")
     )
-
-    calibration = raw.get("calibration", "sigmoid")
-    if calibration == "isotonic":
-        raise _fail(
-            name,
-            "calibration: isotonic is refused: its step function does not export to ONNX with "
-            "exact parity and overfits small validation periods; use calibration: sigmoid",
-        )
-    if calibration != "sigmoid":
-        raise _fail(name, f"calibration must be 'sigmoid', got {calibration!r}")
-
-    search = raw.get("search") or {}
-    if not isinstance(search, Mapping) or set(search) - {"folds", "max_rows"}:
-        raise _fail(name, "search accepts {folds: N, max_rows: N}")
-    folds = _positive_int(
-        search.get("folds", 5 if kfold else 2),
-        what="search.folds",
-        spec_name=name,
-        minimum=2 if kfold else 0,
-    )
-    promotion = raw.get("promotion") or {}
-    if not isinstance(promotion, Mapping) or set(promotion) - {"metric", "margin"}:
-        raise _fail(name, "promotion accepts {metric: roc_auc | pr_auc, margin: 0.005}")
-    metric = promotion.get("metric", "roc_auc")
-    if metric not in PROMOTION_METRICS:
-        raise _fail(name, f"promotion metric must be one of {PROMOTION_METRICS}, got {metric!r}")
-    margin = promotion.get("margin", 0.0)
-    if isinstance(margin, bool) or not isinstance(margin, int | float) or not 0 <= margin < 1:
-        raise _fail(name, f"promotion margin must be a number in [0, 1), got {margin!r}")
-
-    oracle = None
-    if raw.get("oracle"):
-        o = raw["oracle"]
-        if not isinstance(o, Mapping) or not _RELATION.match(str(o.get("relation", ""))):
-            raise _fail(
-                name,
-                "oracle must be {relation: schema.table, probability: column, "
-                "observable_probability: column (optional)}",
-            )
-        observable = o.get("observable_probability")
-        if observable is not None and not isinstance(observable, str):
-            raise _fail(
-                name, f"oracle observable_probability must be a column name, got {observable!r}"
-            )
-        oracle = OracleSpec(
-            relation=o["relation"],
-            probability=o.get("probability", "probability"),
-            observable_probability=observable,
-        )
-
-    random_state = raw.get("random_state", 0)
-    if isinstance(random_state, bool) or not isinstance(random_state, int):
-        raise _fail(name, f"random_state must be an integer, got {random_state!r}")
-
-    spec = ModelSpec(
+    promotion = s.promotion or PromotionSchema()
+    search = s.search or SearchSchema()
+    return ModelSpec(
         name=name,
-        relation=relation,
-        id_columns=id_columns,
-        label=label,
-        cutoff=cutoff,
-        split=split,
-        test_cutoffs=_positive_int(raw.get("test_cutoffs", 1), what="test_cutoffs", spec_name=name),
-        validation_cutoffs=_positive_int(
-            raw.get("validation_cutoffs", 1), what="validation_cutoffs", spec_name=name
-        ),
-        group_column=group_column,
-        groups=groups,
-        features=features,
+        relation=s.relation,
+        id_columns=tuple(s.id_columns),
+        label=s.label,
+        cutoff=s.cutoff,
+        split=s.split,
+        test_cutoffs=s.test_cutoffs,
+        validation_cutoffs=s.validation_cutoffs,
+        group_column=s.group.column if s.group else None,
+        groups=s.group_values,
+        features=tuple(features) if features is not None else None,
         numeric_except=numeric_except,
-        categorical=categorical,
-        validation=validation,
-        test_share=float(test_share),
-        search_folds=folds,
-        search_max_rows=_positive_int(
-            search.get("max_rows", 20_000), what="search.max_rows", spec_name=name, minimum=100
-        ),
-        candidates=_parse_candidates(raw.get("candidates"), name),
-        calibration=calibration,
-        threshold=_parse_threshold(raw.get("threshold"), name),
-        promotion_metric=metric,
-        promotion_margin=float(margin),
-        max_training_rows=_positive_int(
-            raw.get("max_training_rows", 100_000),
-            what="max_training_rows",
-            spec_name=name,
-            minimum=100,
-        ),
-        max_evaluation_rows=_positive_int(
-            raw.get("max_evaluation_rows", 100_000),
-            what="max_evaluation_rows",
-            spec_name=name,
-            minimum=100,
-        ),
-        importance_rows=_positive_int(
-            raw.get("importance_rows", 2_000), what="importance_rows", spec_name=name, minimum=0
-        ),
-        oracle=oracle,
-        random_state=random_state,
-    )
-    overlap = set(spec.key_columns) & set(spec.features or ())
-    if overlap:
-        raise _fail(name, f"features must not include key columns: {', '.join(sorted(overlap))}")
-    if spec.features is not None:
-        missing_cat = [c for c in spec.categorical if c not in spec.features]
-        if missing_cat:
-            raise _fail(
-                name,
-                f"categorical column(s) {', '.join(missing_cat)} are not in the features list",
+        categorical=tuple(s.categorical or ()),
+        validation=s.validation,
+        test_share=float(s.test_share),
+        search_folds=s.search_folds,
+        search_max_rows=search.max_rows,
+        candidates=s.candidates,
+        calibration=s.calibration,
+        threshold=threshold,
+        promotion_metric=promotion.metric,
+        promotion_margin=float(promotion.margin),
+        max_training_rows=s.max_training_rows,
+        max_evaluation_rows=s.max_evaluation_rows,
+        importance_rows=s.importance_rows,
+        oracle=(
+            OracleSpec(
+                relation=s.oracle.relation,
+                probability=s.oracle.probability,
+                observable_probability=s.oracle.observable_probability,
             )
-    return spec
+            if s.oracle
+            else None
+        ),
+        random_state=s.random_state,
+    )
 
 
 def parse_specs(config: Any) -> list[ModelSpec]:
