@@ -30,7 +30,7 @@ from models_py.training._examples import Examples
 from models_py.training._export import export_onnx, feature_hash
 from models_py.training._specs import DEFAULT_SPEC_PATH, TrainingTarget, parse_spec
 from models_py.training._train import _promotion_decision
-from tests.models_py.training_fixtures import copy_warehouse, template_warehouse
+from tests.models_py.training.training_fixtures import copy_warehouse, template_warehouse
 
 pytestmark = pytest.mark.filterwarnings("ignore:Field onnx.AttributeProto:DeprecationWarning")
 FEATURES = ("x0", "x1", "x2")

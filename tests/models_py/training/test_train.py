@@ -33,7 +33,7 @@ from models_py.training._evaluate import (
 from models_py.training._export import ParityError, feature_hash, onnx_predict_proba, read_metadata
 from models_py.training._specs import ThresholdRule, parse_specs
 from models_py.training._train import TrainProgress, plan_training, train, train_target
-from tests.models_py.training_fixtures import (
+from tests.models_py.training.training_fixtures import (
     CUTOFFS,
     FAST_SPEC,
     GROUPS,

@@ -17,7 +17,7 @@ from models_py._errors import InputDataError
 from models_py._warehouse import connect
 from models_py.training._candidates import kfold_search, stratified_folds
 from models_py.training._export import read_metadata
-from tests.models_py.training_fixtures import copy_warehouse, template_warehouse
+from tests.models_py.training.training_fixtures import copy_warehouse, template_warehouse
 
 pytestmark = pytest.mark.filterwarnings("ignore:Field onnx.AttributeProto:DeprecationWarning")
 

@@ -15,7 +15,7 @@ from sklearn.metrics import roc_auc_score
 from models_py import parse_specs, train
 from models_py._warehouse import connect
 from models_py.training._export import onnx_predict_proba, read_metadata
-from tests.models_py.training_fixtures import FAST_SPEC, copy_warehouse, template_warehouse
+from tests.models_py.training.training_fixtures import FAST_SPEC, copy_warehouse, template_warehouse
 
 pytest.importorskip("lightgbm", reason="optional extra: pip install .[lightgbm]")
 pytest.importorskip("onnxmltools", reason="optional extra: pip install .[lightgbm]")
