@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import platform
 import re
 import subprocess
+import tempfile
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
@@ -57,3 +60,36 @@ def write_section(name: str, body: str) -> None:
         else text.rstrip() + "\n\n" + block + "\n"
     )
     DOC.write_text(text)
+
+
+#: Where benchmarks keep cached warehouses and take their lock unless told otherwise: the system
+#: temporary directory, so the commands in docs/benchmarks.md run on any machine.
+DEFAULT_WORKDIR = Path(tempfile.gettempdir()) / "propensity-bench"
+DEFAULT_LOCK = DEFAULT_WORKDIR / "bench.lock"
+
+
+def add_lock_argument(parser) -> None:
+    """`--lock PATH`: benchmarks holding the same lock file run one at a time (default shared)."""
+    parser.add_argument(
+        "--lock",
+        type=Path,
+        default=DEFAULT_LOCK,
+        help=f"lock file serialising benchmark runs on this machine (default: {DEFAULT_LOCK})",
+    )
+
+
+@contextlib.contextmanager
+def bench_lock(path: Path | str):
+    """Hold an exclusive lock on `path` for the duration (waits, printing once, while held)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for the benchmark lock {path} (another benchmark is running)")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

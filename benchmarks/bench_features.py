@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _report import add_lock_argument, bench_lock  # noqa: E402
+
 WINDOWS = (7, 30, 90, 180, 365)
 INTERMEDIATE = (
     "+int_orders_summarised +int_order_groups_summarised +dim_cutoffs +dim_product_groups "
@@ -525,7 +527,18 @@ def main() -> None:
         "--dbt-project-dir", default="", help="a copy of dbt_project to run (default: the repo's)"
     )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--no-write", action="store_true", help="do not update docs/")
+    add_lock_argument(parser)
     args = parser.parse_args()
+    if args.child is not None:
+        run(args)
+        return
+    with bench_lock(args.lock):
+        run(args)
+
+
+def run(args) -> None:
+    """The benchmark itself, under the lock."""
     if args.child:
         step, *rest = json.loads(args.child)
         if step == "dbt":
@@ -552,7 +565,8 @@ def main() -> None:
         results.append(bench_size(size, workdir, args.dbt_project_dir))
         print(json.dumps(results[-1], indent=1), flush=True)
         (workdir / "results.json").write_text(json.dumps(results, indent=1))
-    write_section("features", report(results))
+    if not args.no_write:
+        write_section("features", report(results))
     print(report(results))
 
 

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _report import machine, write_section  # noqa: E402
+from _report import add_lock_argument, bench_lock, machine, write_section  # noqa: E402
 
 GOAL = "1M customers with about 25M order lines in a few minutes, with bounded memory"
 
@@ -112,7 +112,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, action="append", help="size to run (repeatable)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-write", action="store_true", help="do not update docs/")
+    add_lock_argument(parser)
     args = parser.parse_args(argv)
+    with bench_lock(args.lock):
+        return run(args)
+
+
+def run(args) -> int:
+    """The benchmark itself, under the lock."""
     sizes = args.customers or [100_000, 1_000_000]
     results = []
     for n in sizes:
@@ -127,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     command = ".venv/bin/python benchmarks/bench_generate.py" + "".join(
         f" --customers {n}" for n in (args.customers or [])
     )
-    write_section("generator", _markdown(results, command))
+    if not args.no_write:
+        write_section("generator", _markdown(results, command))
     return 0
 
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_scoring.py [--customers 1000000] [--reuse]
 
-A realistic warehouse, cached under /work/tmp/scoring/c<N>/ (``--reuse`` skips what is cached):
+A realistic warehouse, cached under ``--workdir``/c<N>/ (``--reuse`` skips what is cached):
 
 1. ``propensity generate --customers N``;
 2. ``dbt run`` of the features for the scoring cutoff and a short training history
@@ -22,7 +22,7 @@ Then, each case in its own process (peak memory = the case's ru_maxrss, dbt's ch
 - ``sklearn``: ``predict_proba`` of the same fitted models on a pandas frame (the notebook way).
 
 Writes docs/benchmarks.md section ``scoring`` (all sizes measured so far, kept in
-/work/tmp/scoring/results.json) and prints the table.
+``--workdir``/results.json) and prints the table.
 """
 
 from __future__ import annotations
@@ -41,7 +41,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-CACHE = Path("/work/tmp/scoring")
+from benchmarks._report import DEFAULT_WORKDIR, add_lock_argument, bench_lock  # noqa: E402
+
+#: Child processes find the cache through this variable, set by the parent from --workdir.
+_CACHE_ENV = "PROPENSITY_BENCH_SCORING_DIR"
+
+
+def _cache() -> Path:
+    return Path(os.environ.get(_CACHE_ENV) or DEFAULT_WORKDIR / "scoring")
+
+
 GROUP_COUNT = 10
 CASES = ["dbt_first", "dbt_rerun", "dbt_capped", "ort_1t", "ort_2t", "sklearn"]
 #: DuckDB memory_limit of the `dbt_capped` case: the scoring run must fit (spilling if needed).
@@ -101,7 +110,7 @@ PROFILES = """propensity:
 
 
 def _workdir(customers: int) -> Path:
-    return CACHE / f"c{customers}"
+    return _cache() / f"c{customers}"
 
 
 def _settings(customers: int):
@@ -440,9 +449,9 @@ def report(results: dict, facts_by_size: dict) -> str:
         "got just before the case (2.0 = both cores idle, 1.0 = another job held one core); "
         "cores used is CPU s / wall s of the case.",
         "",
-        "Command: `flock /work/bench.lock .venv/bin/python benchmarks/bench_scoring.py "
-        "--customers N --reuse` (the warehouse is generated, built and trained once and cached "
-        "under /work/tmp/scoring/).",
+        "Command: `.venv/bin/python benchmarks/bench_scoring.py --customers N --reuse` (the "
+        "warehouse is generated, built and trained once and cached under `--workdir`, default "
+        "the system temporary directory).",
         "",
     ]
     for size in sorted(results, key=int):
@@ -542,7 +551,22 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="do not update docs/")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--train", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--workdir", type=Path, help="cache of built warehouses (default: TMPDIR/propensity-bench)"
+    )
+    add_lock_argument(parser)
     args = parser.parse_args()
+    if args.workdir is not None:
+        os.environ[_CACHE_ENV] = str(args.workdir.resolve())
+    if args.case is not None or args.train:
+        run(args)
+        return
+    with bench_lock(args.lock):
+        run(args)
+
+
+def run(args) -> None:
+    """The benchmark itself, under the lock."""
 
     if args.train:  # child process: training with the export hook
         print(json.dumps(train_models(args.customers)))
@@ -557,7 +581,7 @@ def main() -> None:
         return
 
     facts = prepare(args.customers, reuse=args.reuse)
-    results_file = CACHE / "results.json"
+    results_file = _cache() / "results.json"
     stored = json.loads(results_file.read_text()) if results_file.exists() else {}
     size = str(args.customers)
     measured = stored.setdefault(size, {})

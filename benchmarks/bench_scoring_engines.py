@@ -37,6 +37,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._report import add_lock_argument, bench_lock  # noqa: E402
+
 CASES = [
     "read_list",
     "read_numpy",
@@ -346,7 +348,17 @@ def main() -> None:
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--warehouse", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--no-write", action="store_true", help="do not update docs/")
+    add_lock_argument(parser)
     args = parser.parse_args()
+    if args.case is not None:
+        run(args)
+        return
+    with bench_lock(args.lock):
+        run(args)
+
+
+def run(args) -> None:
+    """The benchmark itself, under the lock."""
 
     if args.case:  # child process: one case, result as JSON on the last stdout line
         result = run_case(args.case, args.warehouse, args.features)

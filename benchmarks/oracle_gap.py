@@ -5,8 +5,8 @@ positives).
 Usage::
 
     .venv/bin/python benchmarks/oracle_gap.py                       # 50k customers, seed 0
-    .venv/bin/python benchmarks/oracle_gap.py --workdir /work/tmp/x --keep
-    .venv/bin/python benchmarks/oracle_gap.py --warehouse /work/tmp/x/demo.duckdb
+    .venv/bin/python benchmarks/oracle_gap.py --workdir DIR --keep
+    .venv/bin/python benchmarks/oracle_gap.py --warehouse DIR/demo.duckdb
     .venv/bin/python benchmarks/oracle_gap.py --spec my_specs.yml --no-write
 
 Builds the warehouse as `propensity demo` does (generate, default campaigns, dbt build without
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _report import machine, write_section  # noqa: E402
+from _report import add_lock_argument, bench_lock, machine, write_section  # noqa: E402
 
 GOAL = (
     "champion test AUC within 0.02 of the oracle AUC (goal 0.01) for groups with enough "
@@ -114,7 +114,14 @@ def main(argv: list[str] | None = None) -> int:
         "--workdir", type=Path, help="where the ~0.5 GB temporary warehouses go (default: TMPDIR)"
     )
     parser.add_argument("--no-write", action="store_true", help="do not write docs/benchmarks.md")
+    add_lock_argument(parser)
     args = parser.parse_args(argv)
+    with bench_lock(args.lock):
+        return run(args)
+
+
+def run(args) -> int:
+    """The benchmark itself, under the lock."""
 
     workdir = Path(tempfile.mkdtemp(prefix="oracle_gap_", dir=args.workdir))
     try:
@@ -153,11 +160,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.warehouse is None
             else f"warehouse {args.warehouse.name}"
         )
-        cmd = "flock /work/bench.lock .venv/bin/python benchmarks/oracle_gap.py"
+        cmd = ".venv/bin/python benchmarks/oracle_gap.py"
         if args.warehouse:
-            cmd += f" --warehouse {args.warehouse}"
+            cmd += " --warehouse WAREHOUSE"
         if args.spec:
-            cmd += f" --spec {args.spec}"
+            cmd += f" --spec {args.spec.name}"
         body = (
             f"## Oracle gap (training)\n\nGoal: {GOAL}.\n\n"
             f"Measured on {machine()}; {where}"

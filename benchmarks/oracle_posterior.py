@@ -3,9 +3,9 @@ demo warehouse's test cutoff (issue 4: what is the best AUC achievable from obse
 
 Usage::
 
-    flock /work/bench.lock .venv/bin/python benchmarks/oracle_posterior.py --workdir /work/tmp/x
-    flock /work/bench.lock .venv/bin/python benchmarks/oracle_posterior.py \
-        --warehouse /work/tmp/x/demo.duckdb --seed 0            # an existing built demo
+    .venv/bin/python benchmarks/oracle_posterior.py --workdir DIR
+    .venv/bin/python benchmarks/oracle_posterior.py \
+        --warehouse DIR/demo.duckdb --seed 0            # an existing built demo
     .venv/bin/python benchmarks/oracle_posterior.py --warehouse W --no-train --no-write
 
 Builds the demo warehouse as benchmarks/oracle_gap.py does (50k customers, seed 0) unless
@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _report import machine, write_section  # noqa: E402
+from _report import add_lock_argument, bench_lock, machine, write_section  # noqa: E402
 from oracle_gap import build_warehouse, measure  # noqa: E402
 
 from models_py.ingest.synth._posterior import Quadrature, observable_oracle  # noqa: E402
@@ -121,7 +121,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-train", action="store_true", help="skip the champion")
     parser.add_argument("--convergence", action="store_true", help="also run finer quadrature")
     parser.add_argument("--no-write", action="store_true", help="do not write docs/benchmarks.md")
+    add_lock_argument(parser)
     args = parser.parse_args(argv)
+    with bench_lock(args.lock):
+        return run(args)
+
+
+def run(args) -> int:
+    """The benchmark itself, under the lock."""
 
     workdir = Path(tempfile.mkdtemp(prefix="oracle_posterior_", dir=args.workdir))
     build_seconds = None
@@ -222,9 +229,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.warehouse is None
             else f"warehouse {args.warehouse.name} (seed {args.seed})"
         )
-        cmd = "flock /work/bench.lock .venv/bin/python benchmarks/oracle_posterior.py"
+        cmd = ".venv/bin/python benchmarks/oracle_posterior.py"
         if args.warehouse:
-            cmd += f" --warehouse {args.warehouse} --seed {args.seed}"
+            cmd += f" --warehouse WAREHOUSE --seed {args.seed}"
         if args.convergence:
             cmd += " --convergence"
         body = (

@@ -27,19 +27,27 @@ def run_demo(
     *,
     customers: int,
     seed: int,
+    observable_oracle: bool = False,
     console,
     report_dir: Path | str = "report",
 ) -> None:
-    """Generate a warehouse and run every step of the pipeline on it, printing what was built."""
+    """Generate a warehouse and run every step of the pipeline on it, printing what was built.
+
+    With `observable_oracle`, the generator also computes the observable oracle at the test
+    cutoff, so the training summary and the report show the best AUC any model can reach
+    (docs/oracle.md); it costs about 2 ms per customer, so it is off by default.
+    """
     from models_py.cli import run_train
     from models_py.ingest.synth import generate_warehouse
     from models_py.reporting._report import write_report
 
     started = time.perf_counter()
     _header(console, 1, "generate a synthetic warehouse")
-    # The observable oracle at the test cutoff: the report shows the best AUC any model can reach.
     report = generate_warehouse(
-        settings.warehouse, customers=customers, seed=seed, observable_cutoffs=1
+        settings.warehouse,
+        customers=customers,
+        seed=seed,
+        observable_cutoffs=1 if observable_oracle else 0,
     )
     _set_default_campaigns(settings)
     console.print(report.summary())

@@ -194,7 +194,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from models_py._demo import run_demo
 
     settings = _settings(args)
-    run_demo(settings, customers=args.customers, seed=args.seed, console=_console())
+    run_demo(
+        settings,
+        customers=args.customers,
+        seed=args.seed,
+        observable_oracle=args.observable_oracle,
+        console=_console(),
+    )
     return 0
 
 
@@ -487,6 +493,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="generate a demo warehouse and run the whole pipeline")
     p.add_argument("--customers", type=int, default=50_000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--observable-oracle",
+        action="store_true",
+        help="also compute the best AUC reachable from observable data at the test cutoff "
+        "(docs/oracle.md; about 2 ms per customer)",
+    )
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("train", help="train, evaluate, export and register models from specs")

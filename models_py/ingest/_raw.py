@@ -173,4 +173,33 @@ def check_raw_contract(con, *, schema: str = RAW_SCHEMA) -> list[str]:
                     f"that do not convert to {expected} (e.g. {example!r}): fix the values or "
                     "the column type in your load"
                 )
+        problems.extend(_non_finite_problems(con, schema, table, contract, found[table]))
+    return problems
+
+
+#: Floating-point column types: they can hold NaN and infinity, which no contract column accepts.
+_FLOAT_TYPES = ("DOUBLE", "FLOAT", "REAL", "FLOAT4", "FLOAT8")
+
+
+def _non_finite_problems(
+    con, schema: str, table: str, contract: Mapping[str, str], found: Mapping[str, str]
+) -> list[str]:
+    """NaN or infinite values in DOUBLE columns of the contract (e.g. a unit_price of NaN from a
+    spreadsheet export), which would otherwise fail deep in the build with an engine error."""
+    problems = []
+    key = next(iter(contract))
+    for column in contract:
+        if contract[column] != "DOUBLE" or found[column] not in _FLOAT_TYPES:
+            continue  # integer contract columns report NaN as a value that does not convert
+        col = quote_ident(column)
+        n_bad, example = con.execute(
+            f"select count(*), min({quote_ident(key)}) from {qualified(schema, table)} "
+            f"where isnan({col}) or isinf({col})"
+        ).fetchone()
+        if n_bad:
+            problems.append(
+                f"raw table {schema}.{table} column {column} has {n_bad} values that are not "
+                f"finite numbers (NaN or infinity; e.g. {key} {example}): fix or drop these rows "
+                "in your load"
+            )
     return problems

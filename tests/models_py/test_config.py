@@ -134,3 +134,39 @@ def test_check_raw_contract(tmp_path):
         ]
     finally:
         con.close()
+
+
+def test_non_finite_prices_and_quantities_are_named(tmp_path):
+    """A NaN unit_price (or quantity stored as a float) is a named raw-contract problem before dbt
+    starts (not DuckDB's "Could not cast value nan to DECIMAL" from deep in the build)."""
+    import subprocess
+    import sys
+
+    from models_py.ingest._raw import check_raw_contract
+    from tests.conftest import write_tiny_warehouse
+
+    settings = write_tiny_warehouse(tmp_path / "wh.duckdb")
+    con = connect(settings.warehouse)
+    try:
+        con.execute("update raw.order_lines set unit_price = 'nan'::double where order_id = 10")
+        con.execute("alter table raw.order_lines alter quantity type double")
+        con.execute("update raw.order_lines set quantity = 'inf'::double where order_id = 11")
+        problems = check_raw_contract(con)
+    finally:
+        con.close()
+    assert problems == [
+        "raw table raw.order_lines column quantity has type DOUBLE and 1 values that do not "
+        "convert to INTEGER (e.g. 'inf'): fix the values or the column type in your load",
+        "raw table raw.order_lines column unit_price has 1 values that are not finite numbers "
+        "(NaN or infinity; e.g. order_id 10): fix or drop these rows in your load",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "models_py.cli", "--warehouse", str(settings.warehouse), "build"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "column unit_price has 1 values that are not finite numbers" in proc.stderr
