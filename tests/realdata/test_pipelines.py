@@ -15,14 +15,14 @@ import duckdb
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from models_py._settings import PROJECT_ROOT
 from models_py.cli import main
 from models_py.ingest.loaders import DEFAULT_GROUPS_PATH
+from models_py.training._specs import SPECS_DIR
 from tests.conftest import shared_file
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
-SPECS = PROJECT_ROOT / "models_py" / "specs"
+SPECS = SPECS_DIR
 
 
 def _cli(wh: Path, *args: str) -> None:
