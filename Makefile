@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 export PROPENSITY_WAREHOUSE ?= warehouse/propensity.duckdb
 DEMO_CUSTOMERS ?= 50000
 
-.PHONY: install lint test demo results bench clean
+.PHONY: install browser lint test demo results bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,12 +18,27 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# Headless Chromium and its WebDriver for the report's browser test (Debian packages). Installed
+# with apt-get when missing and running as root (CI); otherwise a hint, and the test says why it
+# cannot run. Quiet when both are present.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium and chromium-driver (apt-get)"; \
+		apt-get update -qq >/dev/null && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			chromium chromium-driver >/dev/null; \
+	else \
+		echo "chromium/chromedriver missing: install Debian's chromium and chromium-driver" \
+			"(the report's browser test needs them)"; \
+	fi
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	PROPENSITY_WAREHOUSE=$(CURDIR)/$(VENV)/lint.duckdb $(BIN)/sqlfluff lint dbt_project/models dbt_project/tests --disable-progress-bar && $(BIN)/sqlfluff lint --config models_py/ingest/loaders/online_retail_sql/.sqlfluff models_py/ingest/loaders/online_retail_sql --disable-progress-bar
 
-test: lint
+test: lint browser
 	$(BIN)/python -m pytest
 
 demo: install

@@ -158,7 +158,8 @@ def prepare(warehouse: Path, rows: int, n_features: int) -> dict[str, float]:
         con.execute(
             "create or replace table ml.model_registry (model_id varchar, spec_name varchar, "
             "product_group varchar, algorithm varchar, feature_names varchar, "
-            "feature_hash varchar, onnx_model blob, onnx_sha256 varchar, trained_at timestamp)"
+            "feature_hash varchar, onnx_model blob, onnx_sha256 varchar, trained_at timestamp, "
+            "training_relation varchar)"
         )
         con.execute(
             "create or replace table ml.model_aliases (product_group varchar, alias varchar, "
@@ -166,7 +167,9 @@ def prepare(warehouse: Path, rows: int, n_features: int) -> dict[str, float]:
         )
         now = dt.datetime.now()
         con.execute(
-            "insert into ml.model_registry values (?, 'hgb', 'any', 'hgb', ?, ?, ?, ?, ?)",
+            # The scoring model scores champions trained on marts.fct_training_examples only.
+            "insert into ml.model_registry values (?, 'hgb', 'any', 'hgb', ?, ?, ?, ?, ?, "
+            "'marts.fct_training_examples')",
             [
                 MODEL_ID,
                 json.dumps(names),

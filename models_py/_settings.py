@@ -12,7 +12,14 @@ from models_py._errors import ConfigError
 ENV_PREFIX = "PROPENSITY_"
 DEFAULT_WAREHOUSE = Path("warehouse/propensity.duckdb")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+#: Where `dbt_project/` and `profiles.yml` are: the repository's own files in a checkout (or an
+#: editable install); in an installed wheel, the copies it ships under models_py/_bundle (setup.py).
+DBT_HOME = (
+    PROJECT_ROOT
+    if (PROJECT_ROOT / "dbt_project" / "dbt_project.yml").is_file()
+    else PROJECT_ROOT / "models_py" / "_bundle"
+)
+DBT_PROJECT_DIR = DBT_HOME / "dbt_project"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,7 +40,7 @@ class Settings:
 
     warehouse: Path = DEFAULT_WAREHOUSE
     dbt_project_dir: Path = DBT_PROJECT_DIR
-    profiles_dir: Path = PROJECT_ROOT
+    profiles_dir: Path = DBT_HOME
     threads: int = 2
     dbt_vars: Mapping[str, object] = field(default_factory=dict)
 

@@ -21,10 +21,11 @@ from models_py.registry import _evaluation as evaluation
 logger = logging.getLogger(__name__)
 
 _CSS = """
-body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 2rem auto; padding: 0 1rem; max-width: 1200px;
+  color: #222; }
 h1 { margin-bottom: 0.2rem; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.3rem; }
-table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; font-size: 0.9rem; }
-th, td { border: 1px solid #ddd; padding: 0.3rem 0.6rem; text-align: right; }
+table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; font-size: 0.85rem; }
+th, td { border: 1px solid #ddd; padding: 0.3rem 0.45rem; text-align: right; }
 th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
 .grid { display: grid; grid-template-columns: repeat(3, 1fr); gap: 0.5rem; }
 .grid img { width: 100%; } .muted { color: #777; font-size: 0.85rem; }
@@ -51,10 +52,12 @@ def _rows(con, sql: str, params: list | None = None) -> list[dict]:
 def _png(fig) -> str:
     import matplotlib.pyplot as plt
 
+    alt = html.escape(fig.axes[0].get_title() if fig.axes else "")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     plt.close(fig)
-    return '<img alt="" src="data:image/png;base64,' + base64.b64encode(buf.getvalue()).decode()
+    data = base64.b64encode(buf.getvalue()).decode()
+    return f'<img alt="{alt}" src="data:image/png;base64,{data}">'
 
 
 def _fmt(v: object) -> str:
@@ -68,7 +71,8 @@ def _fmt(v: object) -> str:
 
 
 def _table(rows: list[dict], columns: list[str]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    # Column names may break after an underscore so that a wide table still fits the page.
+    head = "".join(f"<th>{html.escape(c).replace('_', '_<wbr>')}</th>" for c in columns)
     body = "".join(
         "<tr>" + "".join(f"<td>{_fmt(r.get(c))}</td>" for c in columns) + "</tr>" for r in rows
     )
@@ -105,7 +109,11 @@ def _group_plots(con, group: str, model_id: str, has: dict[str, bool]) -> str:
         xs = [0.0] + [r["decile"] / 10 for r in lift]
         ax.plot(xs, [0.0] + [r["cumulative_gains"] for r in lift], marker="o")
         ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=0.8)
-        ax.set(xlabel="share of customers", ylabel="share of positives", title="cumulative gains")
+        ax.set(
+            xlabel="share of customers",
+            ylabel="share of positives",
+            title=f"{group}: cumulative gains",
+        )
         images.append(_png(fig))
     cal = evaluation.calibration(con, model_id)
     if cal:
@@ -225,7 +233,9 @@ def write_report(warehouse: Path | str, out_dir: Path | str) -> ReportResult:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     page = (
-        '<!doctype html><html><head><meta charset="utf-8"><title>Propensity report</title>'
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        "<title>Propensity report</title>"
         f"<style>{_CSS}</style></head><body>{''.join(parts)}</body></html>"
     )
     target = out / "index.html"
