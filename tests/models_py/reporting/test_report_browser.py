@@ -15,7 +15,12 @@ import pytest
 
 from models_py._warehouse import connect
 from models_py.cli import main
-from tests.models_py.training_fixtures import FAST_SPEC, GROUPS, copy_warehouse, template_warehouse
+from tests.models_py.training.training_fixtures import (
+    FAST_SPEC,
+    GROUPS,
+    copy_warehouse,
+    template_warehouse,
+)
 
 pytestmark = [
     pytest.mark.slow,
