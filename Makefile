@@ -36,7 +36,7 @@ browser:
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	PROPENSITY_WAREHOUSE=$(CURDIR)/$(VENV)/lint.duckdb $(BIN)/sqlfluff lint dbt_project/models dbt_project/tests dbt_project/macros --disable-progress-bar
+	PROPENSITY_WAREHOUSE=$(CURDIR)/$(VENV)/lint.duckdb $(BIN)/sqlfluff lint dbt_project/models dbt_project/tests dbt_project/macros --disable-progress-bar && $(BIN)/sqlfluff lint --config models_py/ingest/loaders/online_retail_sql/.sqlfluff models_py/ingest/loaders/online_retail_sql --disable-progress-bar
 
 test: lint browser
 	$(BIN)/python -m pytest

@@ -5,7 +5,7 @@ One command::
     .venv/bin/python benchmarks/bench_features.py            # 100k and 1M customers
     .venv/bin/python benchmarks/bench_features.py --sizes 100000 --workdir /tmp/bench
 
-For each size: generate a synthetic warehouse (models_py.synth), then through dbt (2 threads)
+For each size: generate a synthetic warehouse (models_py.ingest.synth), then through dbt (2 threads)
 1. build one cutoff from the raw tables in one `dbt run` (staging, intermediate tables, the
    scoring cutoff's feature marts; var feature_cutoff_roles=[scoring]),
 2. run the same compiled SQL without dbt, into temp tables (the engine's floor for this SQL),
@@ -318,7 +318,7 @@ def _child_floor(warehouse: str, project_dir: str = "") -> dict:
 
 
 def _child_generate(warehouse: str, customers: int) -> dict:
-    from models_py.synth import generate_warehouse
+    from models_py.ingest.synth import generate_warehouse
 
     started = time.perf_counter()
     generate_warehouse(warehouse, customers=customers, seed=1)

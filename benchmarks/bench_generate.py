@@ -31,7 +31,7 @@ GOAL = "1M customers with about 25M order lines in a few minutes, with bounded m
 
 
 def _child(customers: int, path: str, seed: int) -> None:
-    from models_py.synth import generate_warehouse
+    from models_py.ingest.synth import generate_warehouse
 
     report = generate_warehouse(path, customers=customers, seed=seed)
     print(json.dumps({"rows": dict(report.rows), "seconds": report.seconds}))

@@ -209,7 +209,7 @@ def train_models(customers: int) -> dict:
 
     import duckdb
 
-    import models_py._train as train_module
+    import models_py.training._train as train_module
 
     work = _workdir(customers)
     settings = _settings(customers)

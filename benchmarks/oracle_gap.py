@@ -45,7 +45,7 @@ def build_warehouse(path: Path, *, customers: int, seed: int, observable_cutoffs
     from models_py._dbt import run_dbt
     from models_py._demo import _set_default_campaigns
     from models_py._settings import Settings
-    from models_py.synth import generate_warehouse
+    from models_py.ingest.synth import generate_warehouse
 
     started = time.perf_counter()
     settings = Settings(warehouse=path)

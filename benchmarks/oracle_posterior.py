@@ -10,7 +10,7 @@ Usage::
 
 Builds the demo warehouse as benchmarks/oracle_gap.py does (50k customers, seed 0) unless
 `--warehouse` is given (it must have been generated with `--seed` and the default dates), computes
-the observable oracle (`models_py.synth._posterior`) for every test cutoff of
+the observable oracle (`models_py.ingest.synth._posterior`) for every test cutoff of
 `marts.fct_training_examples`, trains the packaged spec on a copy (`propensity train`, unless
 `--no-train`) and prints, per group: the latent oracle AUC (`raw.oracle_propensity`), the
 observable oracle AUC, the champion AUC on the same rows, the calibration of the observable oracle
@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _report import add_lock_argument, bench_lock, machine, write_section  # noqa: E402
 from oracle_gap import build_warehouse, measure  # noqa: E402
 
-from models_py.synth._posterior import Quadrature, observable_oracle  # noqa: E402
+from models_py.ingest.synth._posterior import Quadrature, observable_oracle  # noqa: E402
 
 EXAMPLES_SQL = """
 select e.customer_id, e.product_group, e.as_of_date, e.label,

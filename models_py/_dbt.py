@@ -68,7 +68,8 @@ def _preflight(settings: Settings, command: Sequence[str]) -> None:
     - a full ``build`` (no selection): the raw tables against the raw contract, all problems in
       one message (with a selection the staging models still check their own table).
     """
-    from models_py._warehouse import check_raw_contract, connect
+    from models_py._warehouse import connect
+    from models_py.ingest._raw import check_raw_contract
 
     if not settings.warehouse.exists():
         return

@@ -13,6 +13,7 @@ from models_py._dbt import run_dbt
 from models_py._errors import PropensityError
 from models_py._settings import Settings
 from models_py._warehouse import connect
+from models_py.registry._tables import SCHEMA as REGISTRY_SCHEMA
 
 STEPS = 5
 
@@ -36,9 +37,9 @@ def run_demo(
     cutoff, so the training summary and the report show the best AUC any model can reach
     (docs/oracle.md); it costs about 2 ms per customer, so it is off by default.
     """
-    from models_py._report import write_report
-    from models_py._training_cli import run_train
-    from models_py.synth import generate_warehouse
+    from models_py.cli import run_train
+    from models_py.ingest.synth import generate_warehouse
+    from models_py.reporting._report import write_report
 
     started = time.perf_counter()
     _header(console, 1, "generate a synthetic warehouse")
@@ -85,7 +86,7 @@ def run_demo(
 
 def _set_default_campaigns(settings: Settings) -> None:
     """Write the packaged demo campaigns (one per synthetic product group)."""
-    from models_py._campaigns import DEFAULT_CAMPAIGNS, set_campaigns
+    from models_py.ingest._campaigns import DEFAULT_CAMPAIGNS, set_campaigns
 
     set_campaigns(settings.warehouse, DEFAULT_CAMPAIGNS)
 
@@ -95,7 +96,8 @@ def _print_summary(settings: Settings, console) -> None:
     try:
         tables = con.execute(
             "select schema_name, table_name, estimated_size from duckdb_tables() "
-            "where schema_name in ('raw', 'marts', 'ml') order by schema_name, table_name"
+            "where schema_name in ('raw', 'marts', ?) order by schema_name, table_name",
+            [REGISTRY_SCHEMA],
         ).fetchall()
         scores = con.execute(
             "select product_group, count(*), round(avg(score), 4) from marts.fct_propensity_scores "

@@ -1,4 +1,5 @@
-"""Named errors. Every failure a user can cause maps to one of these; the CLI prints the message."""
+"""Named errors. Every failure a user can cause maps to one of these (or to one of `scoring`'s
+named errors, see `is_known_error`); the CLI prints the message."""
 
 from __future__ import annotations
 
@@ -23,3 +24,14 @@ class InputDataError(PropensityError):
 
 class DbtRunError(PropensityError):
     """A dbt invocation failed (model error or failing data test)."""
+
+
+def is_known_error(exc: BaseException) -> bool:
+    """True for the named errors of `models_py` and of `scoring` (`scoring.ScoringError`): the
+    CLI prints their message instead of a traceback. `scoring` imports nothing from here, so its
+    errors have their own base class."""
+    if isinstance(exc, PropensityError):
+        return True
+    from scoring._errors import ScoringError  # imported only when something failed
+
+    return isinstance(exc, ScoringError)

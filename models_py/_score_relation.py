@@ -11,7 +11,6 @@ run leaves the previous scores as they were.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import re
 import time
@@ -19,12 +18,13 @@ from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass
 
-from models_py._dbt import run_dbt
 from models_py._errors import ConfigError
-from models_py._registry import require_ml_tables
 from models_py._settings import Settings
-from models_py._specs import is_numeric_type, relation_columns, relation_exists
 from models_py._warehouse import connect, qualified, quote_ident, transaction
+from models_py.registry._evaluation import champion_features, load_models_sql
+from models_py.registry._tables import require_ml_tables
+from models_py.training._specs import relation_columns, relation_exists
+from scoring._types import is_feature_type
 
 logger = logging.getLogger(__name__)
 
@@ -49,51 +49,9 @@ class ScoreResult:
         return "\n".join(lines)
 
 
-def ensure_registry(settings: Settings) -> None:
-    """Create the model registry tables in schema ``ml`` when missing (dbt ``ensure_ml_tables``).
-
-    A warehouse holding only a loaded dataset (no dbt build yet) needs them before training.
-    """
-    with closing(connect(settings.warehouse)) as con:
-        rows = con.execute(
-            "select count(*) from information_schema.tables where table_schema = 'ml'"
-        ).fetchall()
-    if rows[0][0] == 0:
-        run_dbt(settings, ["run-operation", "ensure_ml_tables"])
-
-
 def _check_relation(name: str, what: str) -> None:
     if not _RELATION.match(name):
         raise ConfigError(f"{what} must be 'schema.table', got {name!r}")
-
-
-def _champions(con, product_groups: Sequence[str]) -> dict[str, tuple[str, list[str]]]:
-    """product group -> (champion model_id, feature names), in the order asked."""
-    out: dict[str, tuple[str, list[str]]] = {}
-    for group in product_groups:
-        row = con.execute(
-            "select a.model_id, r.feature_names from ml.model_aliases as a "
-            "join ml.model_registry as r on r.model_id = a.model_id "
-            "where a.product_group = ? and a.alias = 'champion'",
-            [group],
-        ).fetchall()
-        if not row:
-            known = [
-                r[0]
-                for r in con.execute(
-                    "select distinct product_group from ml.model_aliases "
-                    "where alias = 'champion' order by 1"
-                ).fetchall()
-            ]
-            raise ConfigError(
-                f"no champion model for {group!r}: train it first (`propensity train --spec ...`)"
-                f"; groups with a champion: {', '.join(known) or 'none'}"
-            )
-        model_id, features = row[0]
-        if isinstance(features, str):
-            features = json.loads(features)
-        out[group] = (model_id, list(features))
-    return out
 
 
 def score_relation(
@@ -147,13 +105,13 @@ def score_relation(
         missing_ids = [c for c in id_columns if c not in columns]
         if missing_ids:
             raise ConfigError(f"id column(s) {', '.join(missing_ids)} are not in {relation}")
-        champions = _champions(con, product_groups)
+        champions = champion_features(con, product_groups)
         for group, (model_id, features) in champions.items():
             missing = [f for f in features if f not in columns]
             bad = [
                 f"{f} ({columns[f]})"
                 for f in features
-                if f in columns and not is_numeric_type(columns[f])
+                if f in columns and not is_feature_type(columns[f])
             ]
             if missing or bad:
                 raise ConfigError(
@@ -163,11 +121,7 @@ def score_relation(
                     + (f"non-numeric feature(s) {', '.join(bad)}" if bad else "")
                 )
         register_udfs(con, intra_op_threads=settings.threads)
-        con.execute(
-            "select propensity_load_model(model_id, onnx_model, onnx_sha256) "
-            "from ml.model_registry where model_id in (select unnest(?))",
-            [[m for m, _ in champions.values()]],
-        ).fetchall()
+        con.execute(load_models_sql(), [[m for m, _ in champions.values()]]).fetchall()
         schema, table = out.split(".")
         src = qualified(*relation.split("."))
         ids = ", ".join(f"src.{q(c)}" for c in id_columns)

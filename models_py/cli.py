@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import os
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import closing
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from models_py._errors import ConfigError, PropensityError
+from models_py._errors import ConfigError, is_known_error
 from models_py._settings import Settings
+
+if TYPE_CHECKING:
+    from models_py.training._train import TrainReport
 
 logger = logging.getLogger("models_py")
 
@@ -51,7 +57,7 @@ def _dbt_vars(text: str | None) -> dict[str, object]:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from models_py.synth import generate_warehouse
+    from models_py.ingest.synth import generate_warehouse
 
     settings = _settings(args)
     report = generate_warehouse(
@@ -66,7 +72,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_load_online_retail(args: argparse.Namespace) -> int:
-    from models_py.loaders import load_online_retail
+    from models_py.ingest.loaders import load_online_retail
 
     settings = _settings(args)
     report = load_online_retail(args.path, settings.warehouse)
@@ -75,26 +81,26 @@ def cmd_load_online_retail(args: argparse.Namespace) -> int:
 
 
 def cmd_load_marketing_campaign(args: argparse.Namespace) -> int:
-    from models_py._score_relation import ensure_registry
-    from models_py.loaders import load_marketing_campaign
+    from models_py.ingest.loaders import load_marketing_campaign
+    from models_py.registry._tables import ensure_ml_tables
 
     settings = _settings(args)
     report = load_marketing_campaign(
         args.path, settings.warehouse, keep_duplicates=args.keep_duplicates
     )
-    ensure_registry(settings)
+    ensure_ml_tables(settings)
     _console().print(report.summary())
     return 0
 
 
 def cmd_load_hillstrom(args: argparse.Namespace) -> int:
-    from models_py._score_relation import ensure_registry
-    from models_py.loaders import load_hillstrom
+    from models_py.ingest.loaders import load_hillstrom
+    from models_py.registry._tables import ensure_ml_tables
 
     settings = _settings(args)
     options = {"assigned_at": args.assigned_at} if args.assigned_at else {}
     report = load_hillstrom(args.path, settings.warehouse, **options)
-    ensure_registry(settings)
+    ensure_ml_tables(settings)
     _console().print(report.summary())
     return 0
 
@@ -114,7 +120,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    from models_py._results import run_results
+    from models_py.reporting._results import run_results
 
     data_dir = args.data or os.environ.get("PROPENSITY_SHARED_DATA") or _default_data_dir()
     report = run_results(
@@ -136,8 +142,8 @@ def _default_data_dir() -> Path:
 
 
 def cmd_groups_set(args: argparse.Namespace) -> int:
-    from models_py._groups import read_group_rules, write_group_rules
     from models_py._warehouse import connect
+    from models_py.ingest._groups import read_group_rules, write_group_rules
 
     settings = _settings(args)
     rules = read_group_rules(args.path)
@@ -152,7 +158,7 @@ def cmd_groups_set(args: argparse.Namespace) -> int:
 
 
 def cmd_campaigns_set(args: argparse.Namespace) -> int:
-    from models_py._campaigns import set_campaigns
+    from models_py.ingest._campaigns import set_campaigns
 
     campaigns = set_campaigns(_settings(args).warehouse, args.path)
     ids = ", ".join(c.campaign_id for c in campaigns)
@@ -177,7 +183,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from models_py._report import write_report
+    from models_py.reporting._report import write_report
 
     result = write_report(_settings(args).warehouse, args.out)
     _console().print(result.summary())
@@ -199,31 +205,173 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from models_py._training_cli import run_train
-
     return run_train(_settings(args), spec_path=args.spec, groups=args.group, console=_console())
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
-    from models_py._training_cli import run_models_list
-
     return run_models_list(_settings(args), product_group=args.group, console=_console())
 
 
 def cmd_models_promote(args: argparse.Namespace) -> int:
-    from models_py._training_cli import run_models_promote
-
     return run_models_promote(
         _settings(args), model_id=args.model_id, reason=args.reason, console=_console()
     )
 
 
 def cmd_models_rollback(args: argparse.Namespace) -> int:
-    from models_py._training_cli import run_models_rollback
-
     return run_models_rollback(
         _settings(args), product_group=args.product_group, reason=args.reason, console=_console()
     )
+
+
+# ---------------------------------------------------------------------- terminal output
+
+
+def _actor() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name (containers): still record who in a readable way
+        return "propensity"
+
+
+def _fmt(value: object, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def render_train_summary(report: TrainReport, console) -> None:
+    from rich.table import Table
+
+    from models_py.training._algorithms import short_name
+
+    table = Table(title=f"training summary ({report.seconds:.0f}s)")
+    # Stratified k-fold targets (tables without a time axis) also show their CV AUC mean +- std.
+    with_cv = any(r.cv for r in report.results)
+    # Generated warehouses with the observable oracle: the best AUC reachable from observable data
+    # (docs/oracle.md), next to the hidden-state oracle.
+    with_observable = any(
+        r.test_metrics.get("observable_oracle_roc_auc") is not None for r in report.results
+    )
+    columns = ["group", "algorithm", "test AUC", "oracle AUC", "PR AUC", "lift@10%", "promoted"]
+    if with_observable:
+        columns.insert(3, "best achievable")
+    if with_cv:
+        columns.insert(3, "CV AUC")
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("group", "algorithm") else "right")
+    for r in report.results:
+        m = r.test_metrics
+        promoted = "yes" if r.promoted else ("no" if r.status == "registered" else r.status)
+        cells = [
+            r.product_group,
+            short_name(r.algorithm) if r.algorithm else "-",
+            _fmt(m.get("roc_auc")),
+            _fmt(m.get("oracle_roc_auc")),
+            _fmt(m.get("pr_auc")),
+            _fmt(r.lift_top_decile, 2),
+            promoted,
+        ]
+        if with_observable:
+            cells.insert(3, _fmt(m.get("observable_oracle_roc_auc")))
+        if with_cv:
+            cv = r.cv
+            cells.insert(3, f"{cv['roc_auc_mean']:.3f} ± {cv['roc_auc_std']:.3f}" if cv else "-")
+        table.add_row(*cells)
+    console.print(table)
+    for r in report.results:
+        if r.status == "registered":
+            console.print(f"  {r.model_id}: {r.promotion_reason}")
+        else:
+            console.print(f"  {r.product_group} {r.status}: {r.message}", style="red")
+
+
+def run_train(
+    settings: Settings,
+    *,
+    spec_path: Path | None,
+    groups: Sequence[str] | None,
+    console,
+) -> int:
+    """`propensity train`: progress bar over specs x candidates, then the summary table."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from models_py.training._train import train
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("training", total=None)
+
+        def progress(event) -> None:
+            bar.update(
+                task,
+                total=event.total,
+                completed=event.completed,
+                description=f"{event.spec_name}/{event.product_group}: {event.step}",
+            )
+
+        report = train(
+            settings, spec_path=spec_path, groups=groups, progress=progress, actor=_actor()
+        )
+    render_train_summary(report, console)
+    return 1 if report.failed else 0
+
+
+def run_models_list(settings: Settings, *, product_group: str | None, console) -> int:
+    from rich.table import Table
+
+    from models_py._warehouse import connect
+    from models_py.registry import list_models
+
+    with closing(connect(settings.warehouse, read_only=True)) as con:
+        rows = list_models(con, product_group=product_group)
+    table = Table(title=f"registered models ({len(rows)})")
+    for col in ("model_id", "group", "algorithm", "trained_at", "aliases", "test AUC", "oracle"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r["model_id"],
+            r["product_group"],
+            r["algorithm"],
+            str(r["trained_at"]),
+            r["aliases"],
+            _fmt(r["roc_auc"]),
+            _fmt(r["oracle_roc_auc"]),
+        )
+    console.print(table)
+    return 0
+
+
+def run_models_promote(settings: Settings, *, model_id: str, reason: str | None, console) -> int:
+    from models_py._warehouse import connect
+    from models_py.registry import promote_model
+
+    with closing(connect(settings.warehouse)) as con:
+        previous = promote_model(con, model_id, actor=_actor(), reason=reason or "manual promotion")
+    console.print(f"{model_id} is now champion (previous: {previous or 'none'})")
+    return 0
+
+
+def run_models_rollback(
+    settings: Settings, *, product_group: str, reason: str | None, console
+) -> int:
+    from models_py._warehouse import connect
+    from models_py.registry import rollback_champion
+
+    with closing(connect(settings.warehouse)) as con:
+        restored = rollback_champion(
+            con, product_group, actor=_actor(), reason=reason or "manual rollback"
+        )
+    console.print(f"{product_group}: champion is {restored} again")
+    return 0
 
 
 # ------------------------------------------------------------------------------------------ parser
@@ -394,8 +542,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         code = args.func(args)
-    except PropensityError as exc:
-        if args.debug:
+    except Exception as exc:
+        if args.debug or not is_known_error(exc):
             raise
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

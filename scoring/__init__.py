@@ -15,15 +15,20 @@ from scoring._core import (
     score_batch,
     score_record_batches,
 )
-from scoring._errors import FeatureError, ModelIntegrityError
+from scoring._errors import FeatureError, ModelIntegrityError, PluginConfigError, ScoringError
+from scoring._types import FEATURE_TYPES, is_feature_type
 from scoring._udf import register_udfs
 
 __all__ = [
+    "FEATURE_TYPES",
     "FeatureError",
     "ModelIntegrityError",
+    "PluginConfigError",
+    "ScoringError",
     "ScoringModel",
     "features_to_matrix",
     "get_model",
+    "is_feature_type",
     "load_model",
     "register_udfs",
     "score_arrow",

@@ -19,8 +19,8 @@ from typing import Any
 
 from dbt.adapters.duckdb.plugins import BasePlugin
 
-from models_py._errors import ConfigError
 from scoring._core import DEFAULT_INTRA_OP_THREADS
+from scoring._errors import PluginConfigError
 from scoring._udf import register_udfs
 
 logger = logging.getLogger(__name__)
@@ -34,11 +34,11 @@ class Plugin(BasePlugin):
         try:
             self.intra_op_threads = int(threads)
         except (TypeError, ValueError) as exc:
-            raise ConfigError(
+            raise PluginConfigError(
                 f"scoring.dbt_plugin: intra_op_threads must be an integer, got {threads!r}"
             ) from exc
         if self.intra_op_threads < 1:
-            raise ConfigError("scoring.dbt_plugin: intra_op_threads must be >= 1")
+            raise PluginConfigError("scoring.dbt_plugin: intra_op_threads must be >= 1")
 
     def configure_connection(self, conn: Any) -> None:
         register_udfs(conn, intra_op_threads=self.intra_op_threads)

@@ -9,9 +9,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from models_py._groups import parse_group_rules, rules_to_arrow
 from models_py._settings import Settings
-from models_py._warehouse import connect, empty_raw_table, write_raw_tables
+from models_py._warehouse import connect
+from models_py.ingest._groups import parse_group_rules, rules_to_arrow
+from models_py.ingest._raw import empty_raw_table, write_raw_tables
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"

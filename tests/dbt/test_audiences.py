@@ -16,12 +16,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from models_py._campaigns import parse_campaigns, write_campaigns
 from models_py._dbt import run_dbt
 from models_py._errors import DbtRunError
-from models_py._groups import parse_group_rules, rules_to_arrow
 from models_py._settings import Settings
 from models_py._warehouse import connect
+from models_py.ingest._campaigns import parse_campaigns, write_campaigns
+from models_py.ingest._groups import parse_group_rules, rules_to_arrow
 from tests.conftest import empty_raw, write_tiny_warehouse
 
 pytestmark = pytest.mark.slow

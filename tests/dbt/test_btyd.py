@@ -63,7 +63,7 @@ def lifetimes_summary(
 
 @pytest.fixture(scope="module")
 def online_retail(online_retail_path, tmp_path_factory) -> Settings:
-    from models_py.loaders import load_online_retail
+    from models_py.ingest.loaders import load_online_retail
 
     warehouse = tmp_path_factory.mktemp("online_retail") / "wh.duckdb"
     load_online_retail(online_retail_path, warehouse)

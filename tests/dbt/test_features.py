@@ -12,9 +12,9 @@ import pyarrow as pa
 import pytest
 
 from models_py._dbt import run_dbt
-from models_py._groups import parse_group_rules, rules_to_arrow
 from models_py._settings import Settings
 from models_py._warehouse import connect
+from models_py.ingest._groups import parse_group_rules, rules_to_arrow
 from tests.conftest import write_tiny_warehouse
 
 START = dt.datetime(2023, 1, 1)

@@ -9,7 +9,8 @@ import pyarrow as pa
 import pytest
 
 from models_py._dbt import run_dbt
-from models_py._warehouse import connect, write_raw_tables
+from models_py._warehouse import connect
+from models_py.ingest._raw import write_raw_tables
 from tests.conftest import write_tiny_warehouse
 from tests.dbt.test_features import DBT_VARS, random_tables, read
 

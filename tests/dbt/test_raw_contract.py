@@ -68,8 +68,8 @@ def test_unknown_email_event_type_named(tmp_path):
 
 
 def test_group_matching_nothing_warns_and_is_inactive(tmp_path):
-    from models_py._groups import parse_group_rules, rules_to_arrow
     from models_py._warehouse import connect
+    from models_py.ingest._groups import parse_group_rules, rules_to_arrow
 
     rules = rules_to_arrow(
         parse_group_rules(

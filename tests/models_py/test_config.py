@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from models_py._errors import ConfigError, WarehouseError
-from models_py._groups import parse_group_rules, read_group_rules
 from models_py._settings import Settings
 from models_py._warehouse import connect
+from models_py.ingest._groups import parse_group_rules, read_group_rules
 
 
 def test_rules_parse_overlapping_groups():
@@ -108,7 +108,7 @@ def test_lock_error_names_the_holding_process():
 
 
 def test_check_raw_contract(tmp_path):
-    from models_py._warehouse import check_raw_contract
+    from models_py.ingest._raw import check_raw_contract
     from tests.conftest import write_tiny_warehouse
 
     settings = write_tiny_warehouse(tmp_path / "wh.duckdb")
@@ -142,7 +142,7 @@ def test_non_finite_prices_and_quantities_are_named(tmp_path):
     import subprocess
     import sys
 
-    from models_py._warehouse import check_raw_contract
+    from models_py.ingest._raw import check_raw_contract
     from tests.conftest import write_tiny_warehouse
 
     settings = write_tiny_warehouse(tmp_path / "wh.duckdb")

@@ -10,8 +10,12 @@ import duckdb
 import pytest
 
 from models_py._errors import InputDataError
-from models_py.loaders import clean_marketing_campaign, load_hillstrom, load_marketing_campaign
-from models_py.loaders._hillstrom import training_targets
+from models_py.ingest.loaders import (
+    clean_marketing_campaign,
+    load_hillstrom,
+    load_marketing_campaign,
+)
+from models_py.ingest.loaders._hillstrom import training_targets
 from tests.conftest import shared_file
 
 pytestmark = pytest.mark.realdata

@@ -15,14 +15,14 @@ import duckdb
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from models_py._settings import PROJECT_ROOT
 from models_py.cli import main
-from models_py.loaders import DEFAULT_GROUPS_PATH
+from models_py.ingest.loaders import DEFAULT_GROUPS_PATH
+from models_py.training._specs import SPECS_DIR
 from tests.conftest import shared_file
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
-SPECS = PROJECT_ROOT / "models_py" / "specs"
+SPECS = SPECS_DIR
 
 
 def _cli(wh: Path, *args: str) -> None:
@@ -230,10 +230,10 @@ def test_hillstrom_scores_every_customer_per_target(hillstrom):
 
 
 def test_results_page_reads_figures_back_from_the_warehouse(marketing, tmp_path):
-    from models_py._results import DatasetRun, champion_rows, render_markdown
     from models_py._score_relation import ScoreResult
     from models_py._settings import Settings
-    from models_py.loaders import load_marketing_campaign
+    from models_py.ingest.loaders import load_marketing_campaign
+    from models_py.reporting._results import DatasetRun, champion_rows, render_markdown
 
     settings = Settings(warehouse=marketing)
     models = champion_rows(settings, "marketing_campaign", "marketing_response")

@@ -13,7 +13,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from models_py._settings import Settings
-from models_py._warehouse import connect, empty_raw_table
+from models_py._warehouse import connect
+from models_py.ingest._raw import empty_raw_table
 from tests.conftest import REPO_ROOT, write_tiny_warehouse
 
 T0 = dt.datetime(2024, 1, 1, 10, 0)

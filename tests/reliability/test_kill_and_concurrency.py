@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.models_py.training_fixtures import FAST_SPEC, copy_warehouse, template_warehouse
+from tests.models_py.training.training_fixtures import FAST_SPEC, copy_warehouse, template_warehouse
 from tests.reliability._warehouses import (
     cli_process,
     kill_group,

@@ -13,7 +13,7 @@ from models_py._dbt import run_dbt
 from models_py._errors import DbtRunError
 from models_py.cli import main
 from tests.conftest import write_tiny_warehouse
-from tests.models_py.training_fixtures import FAST_SPEC, copy_warehouse, template_warehouse
+from tests.models_py.training.training_fixtures import FAST_SPEC, copy_warehouse, template_warehouse
 from tests.reliability._warehouses import table_fingerprint
 
 REGISTRY = ("ml.model_registry", "ml.model_aliases", "ml.alias_history", "ml.model_metrics")

@@ -18,8 +18,9 @@ import pytest
 
 from models_py._dbt import DbtOutcome, run_dbt
 from models_py._errors import DbtRunError
-from models_py._warehouse import RAW_CONTRACT, connect, empty_raw_table, write_raw_tables
+from models_py._warehouse import connect
 from models_py.cli import main
+from models_py.ingest._raw import RAW_CONTRACT, empty_raw_table, write_raw_tables
 from tests.reliability._warehouses import (
     cli_process,
     table_fingerprint,

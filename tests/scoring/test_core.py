@@ -8,8 +8,7 @@ import pyarrow as pa
 import pytest
 
 import scoring
-from models_py._errors import InputDataError, PropensityError
-from scoring import FeatureError, ModelIntegrityError
+from scoring import FeatureError, ModelIntegrityError, ScoringError
 from tests.scoring.scoring_fixtures import TinyModel, make_model, training_data
 
 
@@ -39,7 +38,7 @@ def test_sha256_mismatch_is_refused_naming_the_model(hgb_model: TinyModel) -> No
     tampered = hgb_model.onnx_bytes[:-1] + bytes([hgb_model.onnx_bytes[-1] ^ 1])
     with pytest.raises(ModelIntegrityError, match=r"model 'any_hgb_v1'.*sha256") as info:
         scoring.load_model(tampered, hgb_model.sha256, model_id="any_hgb_v1")
-    assert isinstance(info.value, PropensityError)
+    assert isinstance(info.value, ScoringError)
     with pytest.raises(ModelIntegrityError, match="wine_lr_v1"):
         scoring.load_model(hgb_model.onnx_bytes, "0" * 64, model_id="wine_lr_v1")
     with pytest.raises(ModelIntegrityError, match="another model's bytes"):
@@ -89,7 +88,7 @@ def test_flatten_rejects_nulls_and_wrong_lengths() -> None:
         scoring.features_to_matrix(
             pa.array([[1, 2, 3], [4, 5, None]], pa.list_(pa.float32())), feature_names=names
         )
-    assert isinstance(info.value, InputDataError)
+    assert isinstance(info.value, ScoringError)
     with pytest.raises(FeatureError, match="row 1 has a null feature vector"):
         scoring.features_to_matrix(pa.array([[1, 2, 3], None], pa.list_(pa.float32())))
     with pytest.raises(FeatureError, match="row 1 has 2 feature values, expected 3"):

@@ -76,7 +76,7 @@ def test_udf_refuses_tampered_bytes_nulls_and_unknown_models(con) -> None:
 
 
 def test_plugin_config_is_validated() -> None:
-    from models_py._errors import ConfigError
+    from scoring import PluginConfigError
 
-    with pytest.raises(ConfigError, match="intra_op_threads"):
+    with pytest.raises(PluginConfigError, match="intra_op_threads"):
         Plugin(name="scoring", plugin_config={"intra_op_threads": "two"})

@@ -1,0 +1,513 @@
+"""`generate_warehouse`: simulate customers chunk by chunk and stream every raw table, plus the
+ground truth, into the warehouse; the new tables replace the old ones in one transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from models_py._errors import ConfigError
+from models_py._warehouse import connect, qualified, quote_ident, transaction
+from models_py.ingest._groups import rules_to_arrow
+from models_py.ingest._raw import RAW_CONTRACT, RAW_SCHEMA
+from models_py.ingest.synth._calendar import (
+    CUTOFF_STEP_DAYS,
+    HORIZON_DAYS,
+    MAX_CUTOFFS,
+    SECONDS_PER_DAY,
+    Calendar,
+    build_calendar,
+)
+from models_py.ingest.synth._catalog import Catalog, build_catalog
+from models_py.ingest.synth._simulate import (
+    ARMS,
+    EVENT_TYPES,
+    EXPERIMENT_ID,
+    Customers,
+    customers_table,
+    date32,
+    draw_customers,
+    group_hit_probability,
+    oracle_probabilities,
+    simulate_emails,
+    simulate_orders,
+    treatment_effects,
+)
+
+logger = logging.getLogger(__name__)
+
+MIN_DAYS = 120
+#: Above this many customers the oracle covers cutoffs k = 0..LARGE_ORACLE_CUTOFFS - 1 only.
+FULL_ORACLE_MAX_CUSTOMERS = 200_000
+LARGE_ORACLE_CUTOFFS = 7
+
+GROUND_TRUTH_DDL: dict[str, dict[str, str]] = {
+    "oracle_propensity": {
+        "customer_id": "BIGINT",
+        "product_group": "VARCHAR",
+        "as_of_date": "DATE",
+        "probability": "DOUBLE",
+        # The observable oracle (ingest.synth._posterior): NULL unless computed for the cutoff.
+        "observable_probability": "DOUBLE",
+    },
+    "oracle_treatment_effect": {
+        "customer_id": "BIGINT",
+        "experiment_id": "VARCHAR",
+        "arm": "VARCHAR",
+        "baseline_probability": "DOUBLE",
+        "treated_probability": "DOUBLE",
+        "effect": "DOUBLE",
+    },
+    "oracle_customer_state": {
+        "customer_id": "BIGINT",
+        "purchase_rate": "DOUBLE",
+        "churned_at": "TIMESTAMP",
+        "engagement": "DOUBLE",
+        "items_mu": "DOUBLE",
+        "price_sensitivity": "DOUBLE",
+    },
+}
+TABLE_ORDER = (*RAW_CONTRACT, *GROUND_TRUTH_DDL)
+STAGING_PREFIX = "__synth_"
+DUCKDB_MEMORY_LIMIT = "512MB"
+
+
+@dataclass(frozen=True)
+class GenerationReport:
+    """What `generate_warehouse` wrote.
+
+    Attributes
+    ----------
+    path : Path
+        The warehouse file.
+    rows : Mapping[str, int]
+        Rows written per table of schema `raw`.
+    start_date, end_date : date
+        The history is [start_date, end_date); dbt's default scoring cutoff is `end_date`.
+    oracle_cutoffs : tuple[date, ...]
+        The as-of dates of `raw.oracle_propensity`, newest first.
+    seconds : float
+        Wall time of the generation.
+    """
+
+    path: Path
+    customers: int
+    seed: int
+    start_date: dt.date
+    end_date: dt.date
+    oracle_cutoffs: tuple[dt.date, ...]
+    rows: Mapping[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        """A few lines for people: where, which period, rows per table, time."""
+        lines = [
+            f"synthetic warehouse {self.path} (seed {self.seed})",
+            f"  history {self.start_date} .. {self.end_date - dt.timedelta(days=1)} "
+            f"({(self.end_date - self.start_date).days} days); scoring cutoff {self.end_date}",
+        ]
+        width = max(len(name) for name in self.rows) if self.rows else 0
+        for name, n in self.rows.items():
+            lines.append(f"  raw.{name:<{width}} {n:>13,} rows")
+        if self.oracle_cutoffs:
+            lines.append(
+                f"  oracle cutoffs: {len(self.oracle_cutoffs)} "
+                f"({self.oracle_cutoffs[-1]} .. {self.oracle_cutoffs[0]}, every "
+                f"{CUTOFF_STEP_DAYS} days, horizon {HORIZON_DAYS} days)"
+            )
+        lines.append(f"  done in {self.seconds:.1f} s")
+        return "\n".join(lines)
+
+
+class _Writer:
+    """Writes every table into a staging copy, then swaps all of them in at once.
+
+    Chunks are appended to ``raw.__synth_<table>`` outside a transaction (one long DuckDB
+    transaction holds all its uncommitted rows in memory: 5 GB at 1M customers). `publish`
+    replaces the real tables by renaming the staging ones in a single transaction, so readers
+    see either the previous warehouse or the new one; `discard` drops the staging tables after a
+    failure and leaves the previous tables untouched.
+    """
+
+    def __init__(self, con) -> None:
+        self.con = con
+        self.rows: dict[str, int] = dict.fromkeys(TABLE_ORDER, 0)
+
+    @staticmethod
+    def staging(name: str) -> str:
+        return STAGING_PREFIX + name
+
+    def create_all(self) -> None:
+        self.discard()  # leftovers of an interrupted run
+        columns = {**RAW_CONTRACT, **GROUND_TRUTH_DDL}
+        for name in TABLE_ORDER:
+            cols = ", ".join(f"{quote_ident(c)} {t}" for c, t in columns[name].items())
+            target = qualified(RAW_SCHEMA, self.staging(name))
+            self.con.execute(f"create or replace table {target} ({cols})")
+
+    def append(self, name: str, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        view = "__propensity_synth_batch"
+        self.con.register(view, table)
+        try:
+            self.con.execute(
+                f"insert into {qualified(RAW_SCHEMA, self.staging(name))} by name "
+                f"select * from {view}"
+            )
+        finally:
+            self.con.unregister(view)
+        self.rows[name] += table.num_rows
+
+    def publish(self) -> None:
+        with transaction(self.con):
+            for name in TABLE_ORDER:
+                self.con.execute(f"drop table if exists {qualified(RAW_SCHEMA, name)}")
+                self.con.execute(
+                    f"alter table {qualified(RAW_SCHEMA, self.staging(name))} "
+                    f"rename to {quote_ident(name)}"
+                )
+
+    def discard(self) -> None:
+        leftovers = self.con.execute(
+            "select table_name from information_schema.tables "
+            "where table_schema = ? and starts_with(table_name, ?)",
+            [RAW_SCHEMA, STAGING_PREFIX],
+        ).fetchall()
+        for (name,) in leftovers:
+            self.con.execute(f"drop table if exists {qualified(RAW_SCHEMA, name)}")
+
+
+def _validate(customers: object, days: object, seed: object, chunk_size: object) -> None:
+    if not isinstance(customers, int) or isinstance(customers, bool) or customers <= 0:
+        raise ConfigError(
+            f"customers must be a positive integer, got {customers!r} "
+            "(try --customers 50000 for the demo size)"
+        )
+    if not isinstance(days, int) or isinstance(days, bool) or days < MIN_DAYS:
+        raise ConfigError(
+            f"days must be an integer >= {MIN_DAYS} (at least 90 days of history before the "
+            f"first cutoff plus a {HORIZON_DAYS}-day label window), got {days!r}"
+        )
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
+        raise ConfigError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+
+
+def generate_warehouse(
+    path: Path | str,
+    *,
+    customers: int,
+    seed: int = 0,
+    days: int = 730,
+    end_date: dt.date = dt.date(2026, 10, 1),
+    chunk_size: int = 100_000,
+    oracle_cutoffs: int | None = None,
+    observable_cutoffs: int = 0,
+) -> GenerationReport:
+    """Write a synthetic warehouse with known ground truth into schema `raw` of a DuckDB file.
+
+    Every raw table of the input contract is (re)created, plus `raw.oracle_propensity` (the true
+    probability of a purchase in each product group in the 30 days after each cutoff),
+    `raw.oracle_treatment_effect` (the true effect of each discount arm) and
+    `raw.oracle_customer_state` (latent traits). The new tables replace the old ones in one
+    transaction at the end: a failure or an interrupt leaves the previous contents in place.
+
+    Parameters
+    ----------
+    path : Path or str
+        DuckDB file; created if missing. Other schemas in it are left alone.
+    customers : int
+        Number of customers (about 25 order lines and 20 email events each).
+    seed : int
+        Same seed, customers, days, end date and chunk size: identical warehouse.
+    days : int
+        Length of the history [end_date - days, end_date); at least 120.
+    end_date : date
+        First day after the history; dbt's default scoring cutoff.
+    chunk_size : int
+        Customers simulated at once (bounds memory; part of what the seed reproduces).
+    oracle_cutoffs : int, optional
+        Number of cutoffs end_date - 30 k (k = 0, 1, ...) in the oracle; default all 13 up to
+        200,000 customers, 7 above (keeps the table near 80M rows at 1M customers).
+    observable_cutoffs : int
+        Number of cutoffs end_date - 30 k, k = 1, 2, ... (the newest ones with a full label
+        window: the test cutoff first) for which `raw.oracle_propensity.observable_probability`
+        is computed: the best probability any model can reach from the observable history
+        (docs/oracle.md). About 2 ms of one core per customer and cutoff; 0 (default) leaves the
+        column NULL. It is written after the raw tables are published, in its own transaction.
+
+    Returns
+    -------
+    GenerationReport
+
+    Raises
+    ------
+    ConfigError
+        For invalid arguments.
+    WarehouseError
+        When the warehouse file cannot be opened (e.g. locked by another process).
+    """
+    _validate(customers, days, seed, chunk_size)
+    if oracle_cutoffs is None:
+        oracle_cutoffs = (
+            MAX_CUTOFFS if customers <= FULL_ORACLE_MAX_CUSTOMERS else LARGE_ORACLE_CUTOFFS
+        )
+    if not isinstance(oracle_cutoffs, int) or not 0 <= oracle_cutoffs <= MAX_CUTOFFS:
+        raise ConfigError(f"oracle_cutoffs must be between 0 and {MAX_CUTOFFS}")
+    if (
+        not isinstance(observable_cutoffs, int)
+        or isinstance(observable_cutoffs, bool)
+        or not 0 <= observable_cutoffs <= max(oracle_cutoffs - 1, 0)
+    ):
+        raise ConfigError(
+            f"observable_cutoffs must be between 0 and {max(oracle_cutoffs - 1, 0)} (the oracle's "
+            f"cutoffs with a full label window), got {observable_cutoffs!r}"
+        )
+    started = time.perf_counter()
+    path = Path(path)
+    calendar = build_calendar(end_date=end_date, days=days, n_cutoffs=oracle_cutoffs)
+    n_chunks = math.ceil(customers / chunk_size)
+    catalog_seq, *chunk_seqs = np.random.SeedSequence(seed).spawn(1 + n_chunks)
+    catalog = build_catalog(np.random.default_rng(catalog_seq))
+    out = _Output.build(calendar, catalog)
+    logger.info(
+        "generating %d customers in %d chunks into %s (seed %d)", customers, n_chunks, path, seed
+    )
+    con = connect(path)
+    try:
+        # Written blocks stay cached up to DuckDB's memory limit (80% of RAM by default); the
+        # generator never reads them back, so a small cache keeps memory flat as customers grow.
+        con.execute(f"set memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
+        con.execute(f"create schema if not exists {quote_ident(RAW_SCHEMA)}")
+        writer = _Writer(con)
+        writer.create_all()
+        try:
+            writer.append("products", catalog.products_table())
+            writer.append("product_group_rules", rules_to_arrow(list(catalog.rules)))
+            next_order_id = 1
+            for i, seq in enumerate(chunk_seqs):
+                n = min(chunk_size, customers - i * chunk_size)
+                rng = np.random.default_rng(seq)
+                c = draw_customers(
+                    rng,
+                    first_id=i * chunk_size + 1,
+                    n=n,
+                    calendar=calendar,
+                    catalog=catalog,
+                    last_customer_on_last_day=(i == n_chunks - 1),
+                )
+                next_order_id = _write_chunk(writer, rng, c, out, first_order_id=next_order_id)
+                logger.info("chunk %d/%d: %d customers written", i + 1, n_chunks, n)
+            writer.publish()
+        except BaseException:
+            writer.discard()
+            raise
+    finally:
+        con.close()
+    if observable_cutoffs:
+        _write_observable_oracle(
+            path,
+            cutoffs=[calendar.date_of(d) for d in calendar.cutoff_days[1 : 1 + observable_cutoffs]],
+            seed=seed,
+            end_date=end_date,
+            days=days,
+        )
+    report = GenerationReport(
+        path=path,
+        customers=customers,
+        seed=seed,
+        start_date=calendar.start,
+        end_date=calendar.end,
+        oracle_cutoffs=tuple(calendar.date_of(d) for d in calendar.cutoff_days),
+        rows=dict(writer.rows),
+        seconds=time.perf_counter() - started,
+    )
+    logger.info(
+        "generated %d customers, %d order lines in %.1f s",
+        customers,
+        report.rows["order_lines"],
+        report.seconds,
+    )
+    return report
+
+
+def _write_observable_oracle(
+    path: Path, *, cutoffs: list[dt.date], seed: int, end_date: dt.date, days: int
+) -> None:
+    """Fill raw.oracle_propensity.observable_probability for `cutoffs` (one transaction)."""
+    from models_py.ingest.synth._posterior import observable_oracle  # scipy: imported when needed
+
+    # Computed from a read-only connection first: DuckDB refuses a read-only and a read-write
+    # connection to one file in the same process.
+    tables = [
+        observable_oracle(path, cutoff=cutoff, seed=seed, end_date=end_date, days=days)
+        for cutoff in cutoffs
+    ]
+    con = connect(path)
+    try:
+        with transaction(con):
+            for table in tables:
+                con.register("__observable_oracle", table)
+                con.execute(
+                    "update raw.oracle_propensity as o "
+                    "set observable_probability = p.probability "
+                    "from __observable_oracle as p "
+                    "where o.customer_id = p.customer_id and o.product_group = p.product_group "
+                    "and o.as_of_date = p.as_of_date"
+                )
+                con.unregister("__observable_oracle")
+    finally:
+        con.close()
+
+
+@dataclass(frozen=True)
+class _Output:
+    """What every chunk needs to turn simulated indices into Arrow columns."""
+
+    calendar: Calendar
+    catalog: Catalog
+    epoch_us: int
+    product_ids: pa.Array
+    groups: pa.Array
+    campaign_ids: pa.Array
+    event_types: pa.Array
+    arms: pa.Array
+
+    @classmethod
+    def build(cls, calendar: Calendar, catalog: Catalog) -> _Output:
+        campaigns = [f"cmp_{calendar.date_of(d):%Y%m%d}" for d in calendar.campaign_days]
+        return cls(
+            calendar=calendar,
+            catalog=catalog,
+            epoch_us=date32(calendar.start) * SECONDS_PER_DAY * 1_000_000,
+            product_ids=pa.array(catalog.product_id.tolist(), pa.string()),
+            groups=pa.array(list(catalog.groups), pa.string()),
+            campaign_ids=pa.array(campaigns, pa.string()),
+            event_types=pa.array(list(EVENT_TYPES), pa.string()),
+            arms=pa.array(list(ARMS), pa.string()),
+        )
+
+    def ts(self, seconds: np.ndarray) -> pa.Array:
+        return _ts(self.epoch_us, seconds)
+
+
+def _write_chunk(
+    writer: _Writer, rng: np.random.Generator, c: Customers, out: _Output, *, first_order_id: int
+) -> int:
+    """Simulate and append one chunk of customers; returns the next free order id."""
+    cal, catalog = out.calendar, out.catalog
+    writer.append("customers", customers_table(c, out.epoch_us))
+    writer.append("oracle_customer_state", _state_table(c, out.epoch_us))
+
+    o = simulate_orders(rng, c, calendar=cal, catalog=catalog, first_order_id=first_order_id)
+    writer.append(
+        "orders",
+        pa.table(
+            {
+                "order_id": pa.array(o.order_id, pa.int64()),
+                "customer_id": pa.array(o.customer_id, pa.int64()),
+                "ordered_at": out.ts(o.seconds),
+            }
+        ),
+    )
+    writer.append(
+        "order_lines",
+        pa.table(
+            {
+                "order_id": pa.array(o.line_order_id, pa.int64()),
+                "product_id": out.product_ids.take(pa.array(o.line_product)),
+                "quantity": pa.array(o.line_quantity.astype(np.int32), pa.int32()),
+                "unit_price": pa.array(o.line_price, pa.float64()),
+            }
+        ),
+    )
+    next_order_id = first_order_id + len(o.order_id)
+    del o
+
+    cust, camp, etype, sec = simulate_emails(rng, c, calendar=cal)
+    writer.append(
+        "email_events",
+        pa.table(
+            {
+                "customer_id": pa.array(c.customer_id[cust], pa.int64()),
+                "campaign_id": out.campaign_ids.take(pa.array(camp)),
+                "event_type": out.event_types.take(pa.array(etype)),
+                "occurred_at": out.ts(sec),
+            }
+        ),
+    )
+    del cust, camp, etype, sec
+
+    exp = np.flatnonzero(c.in_experiment)
+    writer.append(
+        "treatments",
+        pa.table(
+            {
+                "customer_id": pa.array(c.customer_id[exp], pa.int64()),
+                "experiment_id": pa.array([EXPERIMENT_ID] * len(exp), pa.string()),
+                "arm": out.arms.take(pa.array(c.arm[exp])),
+                "assigned_at": out.ts(np.full(len(exp), cal.experiment_day * SECONDS_PER_DAY)),
+            }
+        ),
+    )
+    eff = treatment_effects(c, calendar=cal)
+    writer.append(
+        "oracle_treatment_effect",
+        pa.table(
+            {
+                "customer_id": pa.array(c.customer_id[eff["customer"]], pa.int64()),
+                "experiment_id": pa.array([EXPERIMENT_ID] * len(eff["customer"]), pa.string()),
+                "arm": out.arms.take(pa.array(eff["arm"])),
+                "baseline_probability": pa.array(eff["baseline"], pa.float64()),
+                "treated_probability": pa.array(eff["treated"], pa.float64()),
+                "effect": pa.array(eff["treated"] - eff["baseline"], pa.float64()),
+            }
+        ),
+    )
+
+    q = group_hit_probability(c, catalog=catalog)
+    g = len(catalog.groups)
+    for cutoff in cal.cutoff_days:
+        exists, prob = oracle_probabilities(c, calendar=cal, q=q, cutoff_day=cutoff)
+        idx = np.flatnonzero(exists)
+        as_of = np.full(len(idx) * g, date32(cal.date_of(cutoff)), dtype=np.int32)
+        writer.append(
+            "oracle_propensity",
+            pa.table(
+                {
+                    "customer_id": pa.array(np.repeat(c.customer_id[idx], g), pa.int64()),
+                    "product_group": out.groups.take(pa.array(np.tile(np.arange(g), len(idx)))),
+                    "as_of_date": pa.array(as_of, pa.date32()),
+                    "probability": pa.array(prob[idx].ravel(), pa.float64()),
+                }
+            ),
+        )
+    return next_order_id
+
+
+def _ts(epoch_us: int, seconds: np.ndarray) -> pa.Array:
+    return pa.array(epoch_us + seconds.astype(np.int64) * 1_000_000, pa.timestamp("us"))
+
+
+def _state_table(c: Customers, epoch_us: int) -> pa.Table:
+    death_sec = np.floor(np.minimum(c.death, 1e6) * SECONDS_PER_DAY).astype(np.int64)
+    return pa.table(
+        {
+            "customer_id": pa.array(c.customer_id, pa.int64()),
+            "purchase_rate": pa.array(c.rate, pa.float64()),
+            "churned_at": _ts(epoch_us, death_sec),
+            "engagement": pa.array(c.engagement, pa.float64()),
+            "items_mu": pa.array(c.items_mu, pa.float64()),
+            "price_sensitivity": pa.array(c.price_sensitivity, pa.float64()),
+        }
+    )

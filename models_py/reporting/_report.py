@@ -1,0 +1,245 @@
+"""`propensity report`: a static HTML report built from warehouse tables only.
+
+Per product group (champion models): ROC and PR curves, lift and cumulative gains by decile,
+calibration curve, score distribution, top feature importances, model AUC next to oracle AUC where
+known; plus audience sizes. Plots are drawn with matplotlib and embedded as PNG.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from models_py._errors import WarehouseError
+from models_py._warehouse import connect, table_exists
+from models_py.registry import _evaluation as evaluation
+
+logger = logging.getLogger(__name__)
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; padding: 0 1rem; max-width: 1200px;
+  color: #222; }
+h1 { margin-bottom: 0.2rem; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.3rem; }
+table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; font-size: 0.85rem; }
+th, td { border: 1px solid #ddd; padding: 0.3rem 0.45rem; text-align: right; }
+th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
+.grid { display: grid; grid-template-columns: repeat(3, 1fr); gap: 0.5rem; }
+.grid img { width: 100%; } .muted { color: #777; font-size: 0.85rem; }
+"""
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """Where the report was written and what it covers."""
+
+    path: Path
+    product_groups: tuple[str, ...]
+
+    def summary(self) -> str:
+        return f"report: {self.path} ({len(self.product_groups)} product groups)"
+
+
+def _rows(con, sql: str, params: list | None = None) -> list[dict]:
+    cur = con.execute(sql, params or [])
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    alt = html.escape(fig.axes[0].get_title() if fig.axes else "")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    data = base64.b64encode(buf.getvalue()).decode()
+    return f'<img alt="{alt}" src="data:image/png;base64,{data}">'
+
+
+def _fmt(v: object) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.4f}" if abs(v) < 10 else f"{v:,.1f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return html.escape(str(v))
+
+
+def _table(rows: list[dict], columns: list[str]) -> str:
+    # Column names may break after an underscore so that a wide table still fits the page.
+    head = "".join(f"<th>{html.escape(c).replace('_', '_<wbr>')}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_fmt(r.get(c))}</td>" for c in columns) + "</tr>" for r in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _group_plots(con, group: str, model_id: str, has: dict[str, bool]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    images: list[str] = []
+    for curve, xlabel, ylabel in (
+        ("roc", "false positive rate", "true positive rate"),
+        ("pr", "recall", "precision"),
+    ):
+        pts = evaluation.curve(con, model_id, curve)
+        if pts:
+            fig, ax = plt.subplots(figsize=(4, 3.2))
+            ax.plot([p["x"] for p in pts], [p["y"] for p in pts])
+            if curve == "roc":
+                ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=0.8)
+            ax.set(xlabel=xlabel, ylabel=ylabel, title=f"{group}: {curve.upper()} (test)")
+            images.append(_png(fig))
+    lift = evaluation.lift(con, model_id)
+    if lift:
+        fig, ax = plt.subplots(figsize=(4, 3.2))
+        ax.bar([r["decile"] for r in lift], [r["lift"] for r in lift], color="#4c72b0")
+        ax.axhline(1, c="grey", lw=0.8, ls="--")
+        ax.set(xlabel="decile (1 = highest scores)", ylabel="lift", title=f"{group}: lift")
+        images.append(_png(fig))
+        fig, ax = plt.subplots(figsize=(4, 3.2))
+        xs = [0.0] + [r["decile"] / 10 for r in lift]
+        ax.plot(xs, [0.0] + [r["cumulative_gains"] for r in lift], marker="o")
+        ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=0.8)
+        ax.set(
+            xlabel="share of customers",
+            ylabel="share of positives",
+            title=f"{group}: cumulative gains",
+        )
+        images.append(_png(fig))
+    cal = evaluation.calibration(con, model_id)
+    if cal:
+        fig, ax = plt.subplots(figsize=(4, 3.2))
+        ax.plot([r["mean_predicted"] for r in cal], [r["observed_rate"] for r in cal], marker="o")
+        top = max(max(r["mean_predicted"], r["observed_rate"]) for r in cal)
+        ax.plot([0, top], [0, top], ls="--", c="grey", lw=0.8)
+        ax.set(xlabel="mean predicted", ylabel="observed rate", title=f"{group}: calibration")
+        images.append(_png(fig))
+    if has["scores"]:
+        scores = [
+            r["score"]
+            for r in _rows(
+                con,
+                "select score from marts.fct_propensity_scores where product_group = ? "
+                "and as_of_date = (select max(as_of_date) from marts.fct_propensity_scores) "
+                "using sample 20000 rows (reservoir, 42)",
+                [group],
+            )
+        ]
+        if scores:
+            fig, ax = plt.subplots(figsize=(4, 3.2))
+            ax.hist(scores, bins=40, color="#55a868")
+            ax.set(xlabel="score", ylabel="customers", title=f"{group}: score distribution")
+            images.append(_png(fig))
+    imp = evaluation.top_features(con, model_id, limit=12)
+    if imp:
+        fig, ax = plt.subplots(figsize=(4, 3.2))
+        ax.barh([r["feature_name"] for r in imp][::-1], [r["importance_mean"] for r in imp][::-1])
+        ax.set(xlabel="permutation importance (test)", title=f"{group}: top features")
+        images.append(_png(fig))
+    return '<div class="grid">' + "".join(images) + "</div>"
+
+
+def write_report(warehouse: Path | str, out_dir: Path | str) -> ReportResult:
+    """Write ``index.html`` into `out_dir` from the warehouse's registry and marts.
+
+    Raises
+    ------
+    WarehouseError
+        When the warehouse has no trained champion model to report on.
+    """
+    con = connect(warehouse, read_only=True)
+    try:
+        has = {
+            "aliases": evaluation.has_registry(con),
+            "scores": table_exists(con, "marts", "fct_propensity_scores"),
+            "audiences": table_exists(con, "marts", "fct_campaign_audiences"),
+        }
+        if not has["aliases"]:
+            raise WarehouseError(
+                f"{warehouse} has no model registry: run `dbt build` and `propensity train` first"
+            )
+        champions = evaluation.champions_with_test_metrics(con)
+        if not champions:
+            raise WarehouseError("no champion model in the registry: run `propensity train` first")
+        parts = [
+            "<h1>Propensity models</h1>",
+            f'<p class="muted">warehouse {html.escape(str(warehouse))}; every figure is read '
+            "from warehouse tables (ml.*, marts.*).</p>",
+            "<h2>Champions on the test period</h2>",
+            _table(
+                champions,
+                [
+                    "product_group",
+                    "algorithm",
+                    "examples",
+                    "positives",
+                    "base_rate",
+                    "roc_auc",
+                    "observable_oracle_roc_auc",
+                    "oracle_roc_auc",
+                    "pr_auc",
+                    "brier",
+                    "precision",
+                    "recall",
+                    "f1",
+                    "threshold",
+                ],
+            ),
+            '<p class="muted">On generated warehouses: observable_oracle_roc_auc is the AUC of '
+            "the best probabilities any model can compute from the observable history (the "
+            "posterior given the generator's prior, docs/oracle.md), the figure to compare a "
+            "model with; oracle_roc_auc uses the generator's hidden state (purchase rate, churn "
+            "date) and is out of reach. Empty on other data.</p>",
+        ]
+        if has["audiences"]:
+            sizes = _rows(
+                con,
+                "select campaign_id, product_group,"
+                " count(*) filter (where is_eligible) as eligible,"
+                " count(*) filter (where is_eligible and exclusion_reason is not null)"
+                " as excluded,"
+                " count(*) filter (where is_eligible and exclusion_reason is null and is_holdout)"
+                " as holdout,"
+                " count(*) filter (where is_selected) as selected"
+                " from marts.fct_campaign_audiences group by all order by campaign_id",
+            )
+            parts += [
+                "<h2>Audiences</h2>",
+                _table(
+                    sizes,
+                    ["campaign_id", "product_group", "eligible", "excluded", "holdout", "selected"],
+                ),
+            ]
+        for champ in champions:
+            group = champ["product_group"]
+            parts += [
+                f"<h2>{html.escape(group)}</h2>",
+                f'<p class="muted">champion {html.escape(champ["model_id"])} '
+                f"({html.escape(str(champ['algorithm']))}), test cutoffs "
+                f"{html.escape(str(champ['test_cutoffs']))}</p>",
+                _group_plots(con, group, champ["model_id"], has),
+            ]
+    finally:
+        con.close()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    page = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        "<title>Propensity report</title>"
+        f"<style>{_CSS}</style></head><body>{''.join(parts)}</body></html>"
+    )
+    target = out / "index.html"
+    tmp = out / ".index.html.tmp"
+    tmp.write_text(page)
+    tmp.replace(target)
+    return ReportResult(target, tuple(c["product_group"] for c in champions))

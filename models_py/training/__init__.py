@@ -1,0 +1,1 @@
+"""Training: model specs, candidate search, calibration, evaluation and ONNX export."""

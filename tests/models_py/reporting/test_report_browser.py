@@ -1,0 +1,206 @@
+"""The HTML report as a user sees it: valid HTML5 (a spec parser in strict mode) and rendered by
+headless Chromium (Debian's `chromium` and `chromium-driver`, installed by `make browser`): every
+image decodes, every section is there, nothing is wider than a 1280 px window."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from models_py._warehouse import connect
+from models_py.cli import main
+from tests.models_py.training.training_fixtures import (
+    FAST_SPEC,
+    GROUPS,
+    copy_warehouse,
+    template_warehouse,
+)
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore:Field onnx.AttributeProto:DeprecationWarning"),
+]
+
+#: ROC, PR, lift, cumulative gains, calibration, score distribution, feature importance.
+IMAGES_PER_GROUP = 7
+WINDOW = (1280, 900)
+#: Flags that let Chromium run headless as root in a container, offline and without a profile.
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    f"--window-size={WINDOW[0]},{WINDOW[1]}",
+)
+
+
+def _write_scores_and_audiences(warehouse: Path) -> None:
+    """The two marts the report reads besides the registry, as dbt would have built them."""
+    rng = np.random.default_rng(3)
+    customers = np.arange(1, 1501)
+    scores = pa.table(
+        {
+            "customer_id": np.tile(customers, len(GROUPS)),
+            "product_group": np.repeat(GROUPS, len(customers)),
+            "as_of_date": [dt.date(2024, 7, 1)] * (len(customers) * len(GROUPS)),
+            "score": rng.beta(1.2, 8.0, len(customers) * len(GROUPS)),
+        }
+    )
+    eligible = rng.random(len(customers)) < 0.8
+    audiences = pa.table(
+        {
+            "campaign_id": ["summer_sweets"] * len(customers),
+            "product_group": ["sweets"] * len(customers),
+            "customer_id": customers,
+            "is_eligible": eligible,
+            "exclusion_reason": [
+                None if rng.random() < 0.9 else "recent_purchase" for _ in customers
+            ],
+            "is_holdout": rng.random(len(customers)) < 0.1,
+            "is_selected": eligible & (rng.random(len(customers)) < 0.3),
+        }
+    )
+    con = connect(warehouse)
+    try:
+        con.register("scores_view", scores)
+        con.register("audiences_view", audiences)
+        con.execute(
+            "create or replace table marts.fct_propensity_scores as select * from scores_view"
+        )
+        con.execute(
+            "create or replace table marts.fct_campaign_audiences as select * from audiences_view"
+        )
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def report_page(tmp_path_factory) -> Path:
+    """The report of a trained warehouse with scores and audiences, written by the CLI."""
+    work = tmp_path_factory.mktemp("report_browser")
+    settings = copy_warehouse(template_warehouse(tmp_path_factory), work / "wh.duckdb")
+    spec_path = work / "specs.yml"
+    spec_path.write_text(FAST_SPEC)
+    warehouse = str(settings.warehouse)
+    assert main(["--warehouse", warehouse, "train", "--spec", str(spec_path)]) == 0
+    _write_scores_and_audiences(settings.warehouse)
+    out = work / "report"
+    assert main(["--warehouse", warehouse, "report", "--out", str(out)]) == 0
+    return out / "index.html"
+
+
+def test_report_is_valid_html5(report_page):
+    import html5lib
+
+    parser = html5lib.HTMLParser(strict=True)
+    # strict: the first parse error (unclosed tag, stray character, bad attribute) raises.
+    document = parser.parse(report_page.read_bytes())
+    ns = {"h": "http://www.w3.org/1999/xhtml"}
+    images = document.findall(".//h:img", ns)
+    assert len(images) == IMAGES_PER_GROUP * len(GROUPS)
+    assert all(img.get("src").startswith("data:image/png;base64,") for img in images)
+    assert all(img.get("alt") for img in images)
+    headings = [h.text for h in document.findall(".//h:h2", ns)]
+    assert headings == ["Champions on the test period", "Audiences", *GROUPS]
+
+
+def _browser_or_reason() -> tuple[str, str] | str:
+    chromium = shutil.which("chromium")
+    chromedriver = shutil.which("chromedriver")
+    if chromium and chromedriver:
+        return chromium, chromedriver
+    missing = [
+        name for name, path in (("chromium", chromium), ("chromedriver", chromedriver)) if not path
+    ]
+    return (
+        f"headless Chromium renders the report in this test, but {' and '.join(missing)} "
+        f"{'is' if len(missing) == 1 else 'are'} not on PATH: install Debian's chromium and "
+        "chromium-driver (`make browser` does it with apt-get when run as root)"
+    )
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    found = _browser_or_reason()
+    if isinstance(found, str):
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(found + " (CI must run the browser test)", pytrace=False)
+        pytest.skip(found)
+    chromium, chromedriver = found
+    from selenium import webdriver
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium_profile')}")
+    # An explicit driver path: Selenium never looks for (or downloads) a driver of its own.
+    driver = webdriver.Chrome(
+        options=options, service=webdriver.ChromeService(executable_path=chromedriver)
+    )
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+#: Every element whose box leaves the viewport horizontally (scrollbars excluded).
+_OVERFLOWING = """
+const width = document.documentElement.clientWidth;
+const out = [];
+for (const el of document.body.querySelectorAll('*')) {
+  const r = el.getBoundingClientRect();
+  if (r.left < -0.5 || r.right > width + 0.5 || el.scrollWidth > el.clientWidth + 1
+      && getComputedStyle(el).overflowX === 'visible' && el.clientWidth > 0) {
+    out.push(`${el.tagName.toLowerCase()} left=${r.left} right=${r.right} ` +
+             `scrollWidth=${el.scrollWidth} clientWidth=${el.clientWidth}`);
+  }
+}
+return out;
+"""
+
+
+def test_report_renders_in_chromium(browser, report_page):
+    browser.get(report_page.as_uri())
+    assert browser.execute_script("return document.readyState") == "complete"
+    assert browser.title == "Propensity report"
+    viewport = browser.execute_script("return document.documentElement.clientWidth")
+    assert WINDOW[0] - 20 <= viewport <= WINDOW[0]  # the window width, less a scrollbar
+
+    images = browser.execute_script(
+        "return Array.from(document.images, i => "
+        "[i.complete, i.naturalWidth, i.naturalHeight, i.getBoundingClientRect().width, i.alt])"
+    )
+    assert len(images) == IMAGES_PER_GROUP * len(GROUPS)
+    undecoded = [alt for complete, w, h, _, alt in images if not (complete and w > 0 and h > 0)]
+    assert undecoded == [], f"images that did not decode: {undecoded}"
+    # Three plots side by side: each is drawn a third of the content width, not collapsed.
+    assert all(width > viewport / 5 for *_, width, _ in images)
+
+    headings = browser.execute_script(
+        "return Array.from(document.querySelectorAll('h2'), "
+        "h => [h.textContent, h.getBoundingClientRect().left])"
+    )
+    assert [text for text, _ in headings] == ["Champions on the test period", "Audiences", *GROUPS]
+    # Every section starts at the same left edge (broken markup nests them ever deeper).
+    assert len({round(left) for _, left in headings}) == 1
+
+    tables = browser.execute_script(
+        "return Array.from(document.querySelectorAll('table'), "
+        "t => [t.getBoundingClientRect().right, t.scrollWidth])"
+    )
+    assert len(tables) == 2
+    assert all(right <= viewport and scroll <= viewport for right, scroll in tables), tables
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= viewport
+    assert browser.execute_script(_OVERFLOWING) == []
