@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -63,3 +64,16 @@ def test_helper_macro_tests_pass(tmp_path):
         "assert_feature_helpers": "pass",
         "assert_product_group_match": "pass",
     }
+
+
+def test_python_group_matcher_evaluates_the_dbt_macro_expression():
+    """One product-group matcher: Python (ingest._groups) runs the expression of the dbt macro."""
+    from models_py.ingest._groups import MATCH_EXPRESSION
+
+    macro = (Settings().dbt_project_dir / "macros" / "product_group_match.sql").read_text()
+    body = re.search(
+        r"product_group_match\(value, pattern\) -%}\s*(.*?)\s*{%- endmacro", macro, re.S
+    )
+    assert body is not None
+    rendered = body.group(1).replace("{{ value }}", "value").replace("{{ pattern }}", "pattern")
+    assert rendered == MATCH_EXPRESSION

@@ -1,5 +1,6 @@
 {#- The cases of a product-group rule match (macro product_group_match): one row per case whose
-    result differs from the expected one. The Python side is tested on the same cases. -#}
+    result differs from the expected one. models_py.ingest._groups.MATCH_EXPRESSION is this
+    expression (tests/dbt/test_project.py checks it), tested on the same kinds of cases. -#}
 with cases as (
     select
         cases.matched_value,
@@ -19,7 +20,13 @@ with cases as (
         ('axb', 'a\.b', false),
         (null, '.*', true),
         (null, '^$', true),
-        (null, 'wine', false)
+        (null, 'wine', false),
+        -- RE2 syntax (DuckDB), not Python's re: literal quoting, Unicode classes, word boundaries
+        ('a.b', '\Qa.b\E', true),
+        ('axb', '\Qa.b\E', false),
+        ('Café', '^\pL+$', true),
+        ('cafe 2', '^\pL+$', false),
+        ('winery tour', '\bwine\b', false)
     ) as cases (matched_value, pattern, expected)
 ),
 
