@@ -1,7 +1,8 @@
 {#-
-  The model registry and evaluation tables (schema `ml`). This macro is the ONE place their DDL
+  The model registry and evaluation tables (schema: dbt var `registry_schema`, default `ml`,
+  which must equal models_py.registry.SCHEMA; a test checks it). This macro is the ONE place their DDL
   lives: `on-run-start` calls it, so every `dbt build` / `dbt run` creates the empty tables, and
-  `dbt run-operation ensure_ml_tables` creates them alone. Python (models_py._registry) writes
+  `dbt run-operation ensure_ml_tables` creates them alone. Python (models_py.registry) writes
   the rows and refuses to run when the tables are missing. Statements are idempotent
   (`create ... if not exists`); a column added to a table below is added to existing tables by
   `alter table ... add column` (appended at the end, so existing inserts by name keep working),
@@ -133,14 +134,16 @@
 
 {% macro default__ensure_ml_tables() %}
     {%- if execute -%}
-        {%- set statements = ['create schema if not exists ml'] -%}
+        {%- set schema = var('registry_schema') -%}
+        {%- set statements = ['create schema if not exists ' ~ adapter.quote(schema)] -%}
         {%- for table, columns in ml_table_ddl().items() -%}
             {%- set cols = [] -%}
             {%- for name, type in columns -%}
                 {%- do cols.append('"' ~ name ~ '" ' ~ type) -%}
             {%- endfor -%}
             {%- do statements.append(
-                'create table if not exists ml."' ~ table ~ '" (' ~ cols | join(', ') ~ ')'
+                'create table if not exists ' ~ adapter.quote(schema) ~ '."' ~ table ~ '" ('
+                ~ cols | join(', ') ~ ')'
             ) -%}
         {%- endfor -%}
         {%- for statement in statements -%}
@@ -149,16 +152,17 @@
         {#- Tables created by an older version get the columns added since (never a drop). #}
         {%- set existing = run_query(
             "select table_name || '.' || column_name from information_schema.columns "
-            ~ "where table_schema = 'ml'").columns[0].values() -%}
+            ~ "where table_schema = '" ~ schema | replace("'", "''") ~ "'").columns[0].values() -%}
         {%- for table, columns in ml_table_ddl().items() -%}
             {%- for name, type in columns -%}
                 {%- if (table ~ '.' ~ name) not in existing -%}
-                    {%- do run_query('alter table ml."' ~ table ~ '" add column "' ~ name ~ '" ' ~ type) -%}
-                    {%- do log('ensure_ml_tables: added column ml.' ~ table ~ '.' ~ name, info=true) -%}
+                    {%- do run_query('alter table ' ~ adapter.quote(schema) ~ '."' ~ table
+                        ~ '" add column "' ~ name ~ '" ' ~ type) -%}
+                    {%- do log('ensure_ml_tables: added column ' ~ schema ~ '.' ~ table ~ '.' ~ name, info=true) -%}
                 {%- endif -%}
             {%- endfor -%}
         {%- endfor -%}
-        {%- do log('ensure_ml_tables: schema ml ready (' ~ (statements | length - 1) ~ ' tables)') -%}
+        {%- do log('ensure_ml_tables: schema ' ~ schema ~ ' ready (' ~ (statements | length - 1) ~ ' tables)') -%}
     {%- endif -%}
     select 1 as ml_tables_ready
 {% endmacro %}

@@ -16,42 +16,29 @@ logger = logging.getLogger(__name__)
 RAW_SCHEMA = "raw"
 
 
+def _load_raw_contract() -> dict[str, dict[str, str]]:
+    """The raw contract as the dbt project declares it: the tables of source `raw` in
+    models/staging/_staging__sources.yml with each column's `data_type` (upper case). That yml is
+    the one place the contract is written; staging checks it with `raw_contract_columns`."""
+    import yaml
+
+    from models_py._settings import DBT_PROJECT_DIR
+
+    path = DBT_PROJECT_DIR / "models" / "staging" / "_staging__sources.yml"
+    raw = next(s for s in yaml.safe_load(path.read_text())["sources"] if s["name"] == RAW_SCHEMA)
+    return {
+        table["name"]: {
+            column["name"]: column["data_type"].upper()
+            for column in table.get("columns", [])
+            if column.get("data_type")
+        }
+        for table in raw["tables"]
+    }
+
+
 #: The raw input contract: table -> column -> DuckDB type. Types are minimums a user's tables must
 #: cast to; extra columns are allowed and ignored unless configured.
-RAW_CONTRACT: dict[str, dict[str, str]] = {
-    "customers": {
-        "customer_id": "BIGINT",
-        "created_at": "TIMESTAMP",
-        "country": "VARCHAR",
-        "email_opt_in": "BOOLEAN",
-        "is_vip": "BOOLEAN",
-    },
-    "orders": {"order_id": "BIGINT", "customer_id": "BIGINT", "ordered_at": "TIMESTAMP"},
-    "order_lines": {
-        "order_id": "BIGINT",
-        "product_id": "VARCHAR",
-        "quantity": "INTEGER",
-        "unit_price": "DOUBLE",
-    },
-    "products": {"product_id": "VARCHAR", "product_name": "VARCHAR", "category": "VARCHAR"},
-    "email_events": {
-        "customer_id": "BIGINT",
-        "campaign_id": "VARCHAR",
-        "event_type": "VARCHAR",
-        "occurred_at": "TIMESTAMP",
-    },
-    "treatments": {
-        "customer_id": "BIGINT",
-        "experiment_id": "VARCHAR",
-        "arm": "VARCHAR",
-        "assigned_at": "TIMESTAMP",
-    },
-    "product_group_rules": {
-        "product_group": "VARCHAR",
-        "match_on": "VARCHAR",
-        "pattern": "VARCHAR",
-    },
-}
+RAW_CONTRACT: dict[str, dict[str, str]] = _load_raw_contract()
 
 
 _ARROW_TYPES = {

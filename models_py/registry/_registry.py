@@ -78,8 +78,7 @@ def _insert(con, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
         raise WarehouseError(
             f"{SCHEMA}.{table} has no column {', '.join(missing)}: the registry tables were "
             "created by an older version. Run `propensity build` (or `dbt run-operation "
-            "ensure_ml_tables --project-dir dbt_project --profiles-dir .`) to add the new "
-            "columns, then retry."
+            "ensure_ml_tables`) to add the new columns, then retry."
         )
     cols = ", ".join(f'"{c}"' for c in columns)
     marks = ", ".join("?" for _ in columns)

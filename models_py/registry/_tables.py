@@ -52,7 +52,7 @@ def require_ml_tables(con) -> None:
             "the model registry tables are missing "
             f"({', '.join(f'{SCHEMA}.{t}' for t in missing)}): "
             "run dbt build first (`propensity build`), or create them alone with "
-            "`dbt run-operation ensure_ml_tables --project-dir dbt_project --profiles-dir .`"
+            "`dbt run-operation ensure_ml_tables`"
         )
 
 

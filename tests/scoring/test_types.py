@@ -64,3 +64,17 @@ def test_reported_type_is_classified_and_features_cast_to_float(ddl: str, allowe
     if allowed:
         con.execute("insert into t values (1)")
         assert con.execute("select cast(c as float) from t").fetchone()[0] == 1.0
+
+
+def test_the_dbt_scoring_macro_accepts_the_same_types() -> None:
+    """dbt's `propensity_is_numeric_type` (which champion feature columns the scoring model
+    accepts) holds the same list: both sides of the scoring contract agree."""
+    import re
+    from pathlib import Path
+
+    macro = (
+        Path(__file__).resolve().parents[2] / "dbt_project" / "macros" / "scoring" / "scoring.sql"
+    ).read_text()
+    body = macro.split("macro default__propensity_is_numeric_type", 1)[1].split("endmacro", 1)[0]
+    listed = re.findall(r"'([a-z ]+)'", body.split("base in [", 1)[1])
+    assert tuple(t.upper() for t in listed) == FEATURE_TYPES

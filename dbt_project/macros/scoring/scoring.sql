@@ -34,7 +34,9 @@
 {%- endmacro %}
 
 
-{#- True when a column type (as the adapter reports it) can be cast to a float feature. -#}
+{#- True when a column type (as the adapter reports it) can be cast to a float feature. The list is
+    scoring.FEATURE_TYPES (DuckDB's canonical names, lower case); tests/scoring/test_types.py
+    checks that the two agree. -#}
 {% macro propensity_is_numeric_type(data_type) -%}
     {{ return(adapter.dispatch('propensity_is_numeric_type', 'propensity')(data_type)) }}
 {%- endmacro %}
@@ -42,9 +44,8 @@
 {% macro default__propensity_is_numeric_type(data_type) -%}
     {%- set base = (data_type | string | lower).split('(')[0] | trim -%}
     {{ return(base in [
-        'tinyint', 'smallint', 'integer', 'int', 'bigint', 'hugeint', 'long', 'short', 'byte',
-        'utinyint', 'usmallint', 'uinteger', 'ubigint', 'uhugeint', 'int1', 'int2', 'int4', 'int8',
-        'float', 'float4', 'float8', 'real', 'double', 'double precision', 'decimal', 'numeric',
+        'boolean', 'tinyint', 'smallint', 'integer', 'bigint', 'hugeint',
+        'utinyint', 'usmallint', 'uinteger', 'ubigint', 'uhugeint', 'float', 'double', 'decimal',
     ]) }}
 {%- endmacro %}
 

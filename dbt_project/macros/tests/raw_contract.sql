@@ -1,7 +1,7 @@
 {#-
   The raw input contract, checked where the staging models read it. `raw_contract_columns`
   compares a raw table with its contract (the columns and `data_type`s of the source table in
-  models/staging/_staging__sources.yml, which mirror models_py's RAW_CONTRACT) when the model runs
+  models/staging/_staging__sources.yml, the one place the contract is written; models_py.ingest reads it as RAW_CONTRACT) when the model runs
   and stops the model with a compilation error that names the table, the column and the remedy:
 
   - a missing table or a missing (e.g. renamed) column;

@@ -281,3 +281,16 @@ def test_ensure_ml_tables_adds_columns_to_older_tables(settings):
     finally:
         con.close()
     assert rows == [("old_model", 0.7, None)]
+
+
+def test_registry_schema_is_one_setting():
+    """dbt's var `registry_schema` (sources, the DDL macro, the scoring model) defaults to the
+    schema every Python statement names through `ml_table`."""
+    import yaml
+
+    from models_py._settings import DBT_PROJECT_DIR
+    from models_py.registry import SCHEMA, ml_table
+
+    project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())
+    assert project["vars"]["registry_schema"] == SCHEMA
+    assert ml_table("model_registry") == f'"{SCHEMA}"."model_registry"'

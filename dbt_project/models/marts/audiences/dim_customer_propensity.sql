@@ -5,7 +5,7 @@
   first alphabetically).
 
   The group list is read from the scores table at compile time, so the columns follow the groups
-  that have champions. Group names are restricted identifiers (models_py/_groups.py), checked again
+  that have champions. Group names are restricted identifiers (models_py/ingest/_groups.py), checked again
   here before they become column names. With no scores yet (a new warehouse, or the scores table
   not built) the model builds an empty table with the fixed columns only.
 -#}
