@@ -170,3 +170,18 @@ def test_non_finite_prices_and_quantities_are_named(tmp_path):
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     assert "column unit_price has 1 values that are not finite numbers" in proc.stderr
+    # dbt run directly (no preflight): the staging model stops with the same rule
+    from models_py._dbt import run_dbt
+    from models_py._errors import DbtRunError
+
+    con = connect(settings.warehouse)
+    try:
+        con.execute("update raw.order_lines set quantity = 1")
+    finally:
+        con.close()
+    with pytest.raises(DbtRunError) as error:
+        run_dbt(settings, ["run", "--select", "stg_raw__order_lines"])
+    assert (
+        "raw table raw.order_lines column unit_price has 1 values that are not finite numbers "
+        "(NaN or infinity; e.g. order_id 10). Fix or drop these rows in your load."
+    ) in " ".join(str(error.value).split())

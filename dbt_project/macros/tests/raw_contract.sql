@@ -6,7 +6,8 @@
 
   - a missing table or a missing (e.g. renamed) column;
   - a column of another type holding values that do not convert to the contract type (with an
-    example value). Values that convert (an INTEGER id, a DOUBLE quantity, a VARCHAR date) pass.
+    example value). Values that convert (an INTEGER id, a DOUBLE quantity, a VARCHAR date) pass;
+  - NaN or infinite values in a DOUBLE contract column (e.g. unit_price).
 
   It returns {column: DuckDB type} of the raw table, so a staging model can adapt its casts
   (`raw_timestamp` converts TIMESTAMP WITH TIME ZONE to UTC). It checks only when models run
@@ -73,6 +74,23 @@
                     "raw table " ~ table ~ " column " ~ name ~ " has type " ~ actual ~ " and "
                     ~ row[0] ~ " values that do not convert to " ~ type | upper ~ " (e.g. '" ~ row[1]
                     ~ "'). Fix the values or the column type in your load."
+                ) }}
+            {%- endif -%}
+        {%- elif type | upper == 'DOUBLE' and actual in ('DOUBLE', 'FLOAT') -%}
+            {#- NaN and infinity are doubles, but no contract value: name them here rather than
+                let a cast to decimal fail deep in the build. -#}
+            {%- set key = (contract.keys() | list)[0] -%}
+            {%- set sql -%}
+                select count(*) as n_bad, min({{ key }}) as example
+                from {{ relation }}
+                where isnan({{ name }}) or isinf({{ name }})
+            {%- endset -%}
+            {%- set row = run_query(sql).rows[0] -%}
+            {%- if row[0] > 0 -%}
+                {{ exceptions.raise_compiler_error(
+                    "raw table " ~ table ~ " column " ~ name ~ " has " ~ row[0] ~ " values that are "
+                    ~ "not finite numbers (NaN or infinity; e.g. " ~ key ~ " " ~ row[1]
+                    ~ "). Fix or drop these rows in your load."
                 ) }}
             {%- endif -%}
         {%- endif -%}
