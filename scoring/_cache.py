@@ -42,9 +42,8 @@ def get_session(sha256: str, onnx_bytes: bytes, *, intra_op_threads: int) -> ort
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3
-    # Idle worker threads must sleep, not spin: on 2 shared cores a spinning intra-op thread takes
-    # the core DuckDB's other thread (or another job) needs; 2 intra-op threads on a busy machine
-    # took 2.2x the CPU of 1 thread with spinning, 1.1x without (docs/scoring.md, Performance).
+    # Idle worker threads must sleep, not spin: a spinning intra-op thread holds a core that
+    # DuckDB's other threads (or another job) need (measurements: docs/scoring.md, Performance).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     session = ort.InferenceSession(
