@@ -36,8 +36,8 @@ def relations(con, catalog: str, schemas: list[str]) -> dict[str, list[tuple[str
 
 def compare(before: Path, after: Path, schemas: list[str], ignore: set[str]) -> list[str]:
     con = duckdb.connect()
-    con.execute(f"attach '{before}' as b (read_only)")
-    con.execute(f"attach '{after}' as a (read_only)")
+    con.execute("attach ? as b (read_only)", [str(before)])
+    con.execute("attach ? as a (read_only)", [str(after)])
     rel_b, rel_a = relations(con, "b", schemas), relations(con, "a", schemas)
     problems = []
     for name in sorted(set(rel_b) | set(rel_a)):

@@ -21,22 +21,26 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-#: name -> (quick arguments, full arguments). Quick runs never write docs/benchmarks.md.
-BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
-    "generate": (["--customers", "20000", "--no-write"], []),
-    "features": (["--sizes", "20000", "--no-write"], []),
-    "scoring": (["--customers", "20000", "--no-write", "--workdir", "{tmp}/scoring"], []),
-    "scoring_engines": (["--rows", "50000", "--features", "20", "--no-write"], []),
-    "oracle_gap": (["--customers", "5000", "--no-write"], []),
-    "oracle_posterior": (["--customers", "5000", "--no-write"], ["--convergence"]),
-}
-SCRIPTS = {
-    "generate": "bench_generate.py",
-    "features": "bench_features.py",
-    "scoring": "bench_scoring.py",
-    "scoring_engines": "bench_scoring_engines.py",
-    "oracle_gap": "oracle_gap.py",
-    "oracle_posterior": "oracle_posterior.py",
+#: name -> (script, quick arguments, full arguments). Quick runs never write docs/benchmarks.md.
+BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
+    "generate": ("bench_generate.py", ["--customers", "20000", "--no-write"], []),
+    "features": ("bench_features.py", ["--sizes", "20000", "--no-write"], []),
+    "scoring": (
+        "bench_scoring.py",
+        ["--customers", "20000", "--no-write", "--workdir", "{tmp}/scoring"],
+        [],
+    ),
+    "scoring_engines": (
+        "bench_scoring_engines.py",
+        ["--rows", "50000", "--features", "20", "--no-write"],
+        [],
+    ),
+    "oracle_gap": ("oracle_gap.py", ["--customers", "5000", "--no-write"], []),
+    "oracle_posterior": (
+        "oracle_posterior.py",
+        ["--customers", "5000", "--no-write"],
+        ["--convergence"],
+    ),
 }
 
 
@@ -48,9 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     failed = []
     with tempfile.TemporaryDirectory(prefix="propensity-bench-quick-") as tmp:
         for name in args.only or list(BENCHMARKS):
-            quick, full = BENCHMARKS[name]
+            script, quick, full = BENCHMARKS[name]
             extra = full if args.full else [a.replace("{tmp}", tmp) for a in quick]
-            cmd = [sys.executable, str(HERE / SCRIPTS[name]), *extra]
+            cmd = [sys.executable, str(HERE / script), *extra]
             print(f"== {name}: {' '.join(cmd[1:])}", flush=True)
             started = time.perf_counter()
             code = subprocess.run(cmd, check=False).returncode

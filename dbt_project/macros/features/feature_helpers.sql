@@ -30,6 +30,22 @@
 
 
 {#-
+  The per-group feature columns of `relation` (fct_customer_group_features, left-joined: null for
+  a customer without orders of the group before the cutoff) with the catalogue's fill values:
+  0 for spend and orders, feature_days_cap for days since the last order. Shared by
+  fct_training_examples and fct_scoring_features, so both fill alike.
+-#}
+{% macro group_features_filled(relation) -%}
+    {%- for w in group_feature_windows() %}
+        cast(coalesce({{ relation }}.group_spend_{{ w }}d, 0) as double) as group_spend_{{ w }}d,
+        cast(coalesce({{ relation }}.group_order_count_{{ w }}d, 0) as integer) as group_order_count_{{ w }}d,
+    {%- endfor %}
+        cast(coalesce({{ relation }}.group_days_since_last_order, {{ propensity_days_cap() }}) as integer)
+            as group_days_since_last_order
+{%- endmacro %}
+
+
+{#-
   Aggregate: the number of distinct purchase days before the cutoff (BTYD frequency + 1) of the
   rows grouped. The days of the last `recent_days` days before T set bits of a fixed-size
   bitstring per group (offset 1 = T - 1 day), counted with bit_count; older days go to a distinct

@@ -33,12 +33,7 @@ final as (
         customer_features.as_of_date,
         -- every numeric customer feature, in the order of fct_customer_features
         customer_features.* exclude (customer_id, as_of_date, rfm_segment),  -- noqa: RF02
-        {%- for w in group_feature_windows() %}
-            cast(coalesce(group_features.group_spend_{{ w }}d, 0) as double) as group_spend_{{ w }}d,
-            cast(coalesce(group_features.group_order_count_{{ w }}d, 0) as integer) as group_order_count_{{ w }}d,
-        {%- endfor %}
-        cast(coalesce(group_features.group_days_since_last_order, {{ propensity_days_cap() }}) as integer)
-            as group_days_since_last_order
+        {{ group_features_filled('group_features') }}
     from customer_features
     cross join product_groups
     left join group_features

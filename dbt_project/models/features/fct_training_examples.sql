@@ -66,12 +66,7 @@ final as (
         cast(case when labels.customer_id is not null then 1 else 0 end as integer) as label,
         -- every numeric customer feature, in the order of fct_customer_features
         customer_features.* exclude (customer_id, as_of_date, rfm_segment),  -- noqa: RF02
-        {%- for w in group_feature_windows() %}
-            cast(coalesce(group_features.group_spend_{{ w }}d, 0) as double) as group_spend_{{ w }}d,
-            cast(coalesce(group_features.group_order_count_{{ w }}d, 0) as integer) as group_order_count_{{ w }}d,
-        {%- endfor %}
-        cast(coalesce(group_features.group_days_since_last_order, {{ propensity_days_cap() }}) as integer)
-            as group_days_since_last_order
+        {{ group_features_filled('group_features') }}
     from customer_features
     inner join cutoffs on customer_features.as_of_date = cutoffs.as_of_date
     cross join product_groups
