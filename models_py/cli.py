@@ -205,7 +205,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    return run_train(_settings(args), spec_path=args.spec, groups=args.group, console=_console())
+    return run_train(
+        _settings(args), spec_path=args.spec, groups=args.group, jobs=args.jobs, console=_console()
+    )
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
@@ -294,6 +296,7 @@ def run_train(
     spec_path: Path | None,
     groups: Sequence[str] | None,
     console,
+    jobs: int | None = None,
 ) -> int:
     """`propensity train`: progress bar over specs x candidates, then the summary table."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -319,7 +322,12 @@ def run_train(
             )
 
         report = train(
-            settings, spec_path=spec_path, groups=groups, progress=progress, actor=_actor()
+            settings,
+            spec_path=spec_path,
+            groups=groups,
+            progress=progress,
+            actor=_actor(),
+            jobs=jobs,
         )
     render_train_summary(report, console)
     return 1 if report.failed else 0
@@ -504,6 +512,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train, evaluate, export and register models from specs")
     p.add_argument("--spec", type=Path, default=None, help="spec YAML (default: packaged specs)")
     p.add_argument("--group", action="append", default=None, help="only this product group")
+    p.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=None,
+        help="product groups fitted at once (default: the warehouse threads, 2)",
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("models", help="the model registry: list, promote, rollback")
@@ -520,6 +534,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--reason", default=None)
     q.set_defaults(func=cmd_models_rollback)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
+    return value
 
 
 def _timestamp(text: str):

@@ -25,9 +25,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -725,6 +727,7 @@ def train(
     groups: Sequence[str] | None = None,
     progress: Callable[[TrainProgress], None] | None = None,
     actor: str = "propensity",
+    jobs: int | None = None,
 ) -> TrainReport:
     """Train every target of the specs (default: the packaged ``specs/default.yml``).
 
@@ -740,6 +743,8 @@ def train(
         Called with a `TrainProgress` after each candidate and after export/registration.
     actor : str
         Recorded as ``changed_by`` in ``ml.alias_history``.
+    jobs : int, optional
+        Targets fitted at once (default ``settings.threads``); results do not depend on it.
 
     Returns
     -------
@@ -756,11 +761,11 @@ def train(
         logger.info("lightgbm is not installed: its candidate is skipped (pip install .[lightgbm])")
     per_target = [len(available_algorithms(list(t.spec.candidates))) + 2 for t in targets]
     ticks = _Ticks(progress, total=sum(per_target))
-    results: list[ModelResult | TrainedModel] = []
-    for target, expected in zip(targets, per_target, strict=True):
-        before = ticks.done
+
+    def fit_one(index: int) -> ModelResult | TrainedModel:
+        target = targets[index]
         try:
-            outcome = fit_target(settings, target, on_step=lambda name, t=target: ticks(t, name))
+            outcome = fit_target(settings, target, on_step=lambda name: ticks(index, target, name))
         except ConfigError:
             raise
         except Exception as exc:  # one failing group must not lose the others' work
@@ -775,9 +780,20 @@ def train(
             )
         # skipped/failed targets still advance the bar (a trained one registers at the end)
         trained = isinstance(outcome, TrainedModel)
-        for _ in range(expected - (ticks.done - before) - trained):
-            ticks(target, "skipped")
-        results.append(outcome)
+        for _ in range(per_target[index] - ticks.count(index) - trained):
+            ticks(index, target, "skipped")
+        return outcome
+
+    # Targets are independent and write nothing, so `jobs` of them fit at once (threads: the
+    # fits release the GIL, results stay in target order). Every fit is single-threaded; the
+    # limit is set around the pool so no thread restores another's setting on exit.
+    jobs = max(1, min(jobs if jobs is not None else settings.threads, len(targets)))
+    with threadpool_limits(limits=1):
+        if jobs == 1:
+            results = [fit_one(i) for i in range(len(targets))]
+        else:
+            with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="fit") as pool:
+                results = list(pool.map(fit_one, range(len(targets))))
     if any(isinstance(r, TrainedModel) for r in results):
         # All targets land in one transaction: a run killed or failing before this point leaves
         # the registry exactly as it was, and a run never publishes half of its models.
@@ -789,32 +805,40 @@ def train(
                 register_trained(con, r, actor=actor) if isinstance(r, TrainedModel) else r
                 for r in results
             ]
-        for r in results:
+        for index, r in enumerate(results):
             if isinstance(r, TrainedModel):
-                ticks(r.target, "register")
+                ticks(index, r.target, "register")
     else:
         registered = [r for r in results if isinstance(r, ModelResult)]
     return TrainReport(results=registered, seconds=time.perf_counter() - started)
 
 
 class _Ticks:
-    """Counts finished steps over a run and reports each as a `TrainProgress`."""
+    """Counts finished steps over a run (per target and in all) and reports each as a
+    `TrainProgress`; called from the fitting threads."""
 
     def __init__(self, progress: Callable[[TrainProgress], None] | None, *, total: int) -> None:
         self.progress, self.total, self.done = progress, total, 0
+        self._per_target: dict[int, int] = {}
+        self._lock = threading.Lock()
 
-    def __call__(self, target: TrainingTarget, step: str) -> None:
-        self.done += 1
-        if self.progress is not None:
-            self.progress(
-                TrainProgress(
-                    spec_name=target.spec.name,
-                    product_group=target.product_group,
-                    step=step,
-                    completed=self.done,
-                    total=self.total,
-                )
+    def count(self, index: int) -> int:
+        with self._lock:
+            return self._per_target.get(index, 0)
+
+    def __call__(self, index: int, target: TrainingTarget, step: str) -> None:
+        with self._lock:
+            self.done += 1
+            self._per_target[index] = self._per_target.get(index, 0) + 1
+            event = TrainProgress(
+                spec_name=target.spec.name,
+                product_group=target.product_group,
+                step=step,
+                completed=self.done,
+                total=self.total,
             )
+            if self.progress is not None:
+                self.progress(event)
 
 
 def summary_json(report: TrainReport) -> str:

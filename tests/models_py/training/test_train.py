@@ -328,6 +328,30 @@ def test_retraining_keeps_the_champion_within_the_margin(trained, tmp_path):
     assert aliases == {"champion": before, "challenger": result.model_id}
 
 
+def test_fitting_groups_one_at_a_time_gives_the_same_models(trained, tmp_path):
+    """The fixture fitted two groups at once (the default); one at a time gives the same
+    metrics, and progress still counts every step once."""
+    settings, spec_path = trained
+    settings = copy_warehouse(settings, tmp_path / "serial.duckdb")
+    events: list[TrainProgress] = []
+    report = train(settings, spec_path=spec_path, jobs=1, progress=events.append)
+    assert [e.completed for e in events] == list(range(1, events[-1].total + 1))
+    con = connect(settings.warehouse, read_only=True)
+    by_run = con.execute(
+        "select r.product_group, m.roc_auc, m.brier, r.metrics->>'$.rows' "
+        "from ml.model_registry r join ml.model_metrics m using (model_id) "
+        "where m.split = 'test' order by r.trained_at"
+    ).fetchall()
+    con.close()
+    parallel = {g: (auc, brier, rows) for g, auc, brier, rows in by_run[: len(GROUPS)]}
+    serial = {g: (auc, brier, rows) for g, auc, brier, rows in by_run[len(GROUPS) :]}
+    assert {r.product_group for r in report.results} == set(GROUPS) == set(serial) == set(parallel)
+    for group in GROUPS:
+        assert serial[group][0] == pytest.approx(parallel[group][0], abs=1e-12)
+        assert serial[group][1] == pytest.approx(parallel[group][1], abs=1e-12)
+        assert serial[group][2] == parallel[group][2]
+
+
 def test_parity_failure_registers_nothing(trained, tmp_path):
     import onnx
     from onnx import numpy_helper
