@@ -66,6 +66,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         seed=args.seed,
         days=args.days,
         observable_cutoffs=args.observable_cutoffs,
+        shift_at=args.shift_at,
+        shift=args.shift,
     )
     _console().print(report.summary())
     return 0
@@ -410,6 +412,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="also compute the observable oracle (best achievable probability, docs/oracle.md) "
         "for this many of the newest labelled cutoffs; about 2 ms per customer and cutoff",
     )
+    p.add_argument(
+        "--shift-at",
+        type=_date,
+        default=None,
+        help="first day of a regime shift inside the history (docs/oracle.md, 'Regime shift')",
+    )
+    p.add_argument(
+        "--shift",
+        default="price_rise",
+        help="kind of regime shift (default price_rise: prices x 1.4, price-sensitive half of "
+        "the customers buys at 0.6 times its rate)",
+    )
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("load", help="load a public dataset into the raw contract")
@@ -551,6 +565,15 @@ def _timestamp(text: str):
 
     try:
         return dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
+
+
+def _date(text: str):
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
 

@@ -31,6 +31,8 @@ from models_py.ingest.synth._simulate import (
     ARMS,
     EVENT_TYPES,
     EXPERIMENT_ID,
+    SHIFT_KINDS,
+    SHIFT_STREAM_KEY,
     Customers,
     customers_table,
     date32,
@@ -96,6 +98,8 @@ class GenerationReport:
         The as-of dates of `raw.oracle_propensity`, newest first.
     seconds : float
         Wall time of the generation.
+    shift_at, shift : date or None, str or None
+        The regime shift's first day and kind (None: no shift).
     """
 
     path: Path
@@ -106,6 +110,8 @@ class GenerationReport:
     oracle_cutoffs: tuple[dt.date, ...]
     rows: Mapping[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    shift_at: dt.date | None = None
+    shift: str | None = None
 
     def summary(self) -> str:
         """A few lines for people: where, which period, rows per table, time."""
@@ -123,6 +129,8 @@ class GenerationReport:
                 f"({self.oracle_cutoffs[-1]} .. {self.oracle_cutoffs[0]}, every "
                 f"{CUTOFF_STEP_DAYS} days, horizon {HORIZON_DAYS} days)"
             )
+        if self.shift_at is not None:
+            lines.append(f"  regime shift '{self.shift}' from {self.shift_at}")
         lines.append(f"  done in {self.seconds:.1f} s")
         return "\n".join(lines)
 
@@ -203,6 +211,21 @@ def _validate(customers: object, days: object, seed: object, chunk_size: object)
         raise ConfigError(f"chunk_size must be a positive integer, got {chunk_size!r}")
 
 
+def _validate_shift(shift_at: object, shift: object, *, days: int, end_date: dt.date) -> None:
+    if shift not in SHIFT_KINDS:
+        raise ConfigError(f"unknown shift kind {shift!r}; known: {', '.join(SHIFT_KINDS)}")
+    if shift_at is None:
+        return
+    if not isinstance(shift_at, dt.date) or isinstance(shift_at, dt.datetime):
+        raise ConfigError(f"shift_at must be a date, got {shift_at!r}")
+    start = end_date - dt.timedelta(days=days)
+    if not start < shift_at < end_date:
+        raise ConfigError(
+            f"shift_at {shift_at} is outside the history: it must be after {start} (the first "
+            f"day) and before {end_date} (the day after the last)"
+        )
+
+
 def generate_warehouse(
     path: Path | str,
     *,
@@ -213,6 +236,8 @@ def generate_warehouse(
     chunk_size: int = 100_000,
     oracle_cutoffs: int | None = None,
     observable_cutoffs: int = 0,
+    shift_at: dt.date | None = None,
+    shift: str = "price_rise",
 ) -> GenerationReport:
     """Write a synthetic warehouse with known ground truth into schema `raw` of a DuckDB file.
 
@@ -245,6 +270,15 @@ def generate_warehouse(
         is computed: the best probability any model can reach from the observable history
         (docs/oracle.md). About 2 ms of one core per customer and cutoff; 0 (default) leaves the
         column NULL. It is written after the raw tables are published, in its own transaction.
+    shift_at : date, optional
+        First day of a regime shift (strictly inside the history). Everything before it (orders,
+        lines, order ids) and every email event is identical to the warehouse without a shift;
+        the oracle is exact before, across and after it (docs/oracle.md, "Regime shift"). Not
+        supported together with `observable_cutoffs`.
+    shift : str
+        Kind of shift (`_simulate.SHIFTS`): 'price_rise' (prices x 1.4 from `shift_at`, the
+        more price-sensitive half of the customers buys at 0.6 times its rate) or 'price_cut'
+        (prices x 0.7, that half buys at 4 times its rate).
 
     Returns
     -------
@@ -258,6 +292,12 @@ def generate_warehouse(
         When the warehouse file cannot be opened (e.g. locked by another process).
     """
     _validate(customers, days, seed, chunk_size)
+    _validate_shift(shift_at, shift, days=days, end_date=end_date)
+    if shift_at is not None and observable_cutoffs:
+        raise ConfigError(
+            "observable_cutoffs is not supported with a regime shift (shift_at): the observable "
+            "oracle assumes one regime over the whole history; generate without one of them"
+        )
     if oracle_cutoffs is None:
         oracle_cutoffs = (
             MAX_CUTOFFS if customers <= FULL_ORACLE_MAX_CUSTOMERS else LARGE_ORACLE_CUTOFFS
@@ -275,7 +315,9 @@ def generate_warehouse(
         )
     started = time.perf_counter()
     path = Path(path)
-    calendar = build_calendar(end_date=end_date, days=days, n_cutoffs=oracle_cutoffs)
+    calendar = build_calendar(
+        end_date=end_date, days=days, n_cutoffs=oracle_cutoffs, shift_at=shift_at, shift=shift
+    )
     n_chunks = math.ceil(customers / chunk_size)
     catalog_seq, *chunk_seqs = np.random.SeedSequence(seed).spawn(1 + n_chunks)
     catalog = build_catalog(np.random.default_rng(catalog_seq))
@@ -306,7 +348,13 @@ def generate_warehouse(
                     catalog=catalog,
                     last_customer_on_last_day=(i == n_chunks - 1),
                 )
-                next_order_id = _write_chunk(writer, rng, c, out, first_order_id=next_order_id)
+                shift_rng = None
+                if shift_at is not None:
+                    shift_seq = np.random.SeedSequence(seed, spawn_key=(SHIFT_STREAM_KEY, i))
+                    shift_rng = np.random.default_rng(shift_seq)
+                next_order_id = _write_chunk(
+                    writer, rng, c, out, first_order_id=next_order_id, shift_rng=shift_rng
+                )
                 logger.info("chunk %d/%d: %d customers written", i + 1, n_chunks, n)
             writer.publish()
         except BaseException:
@@ -331,6 +379,8 @@ def generate_warehouse(
         oracle_cutoffs=tuple(calendar.date_of(d) for d in calendar.cutoff_days),
         rows=dict(writer.rows),
         seconds=time.perf_counter() - started,
+        shift_at=shift_at,
+        shift=None if shift_at is None else shift,
     )
     logger.info(
         "generated %d customers, %d order lines in %.1f s",
@@ -402,14 +452,22 @@ class _Output:
 
 
 def _write_chunk(
-    writer: _Writer, rng: np.random.Generator, c: Customers, out: _Output, *, first_order_id: int
+    writer: _Writer,
+    rng: np.random.Generator,
+    c: Customers,
+    out: _Output,
+    *,
+    first_order_id: int,
+    shift_rng: np.random.Generator | None = None,
 ) -> int:
     """Simulate and append one chunk of customers; returns the next free order id."""
     cal, catalog = out.calendar, out.catalog
     writer.append("customers", customers_table(c, out.epoch_us))
     writer.append("oracle_customer_state", _state_table(c, out.epoch_us))
 
-    o = simulate_orders(rng, c, calendar=cal, catalog=catalog, first_order_id=first_order_id)
+    o = simulate_orders(
+        rng, c, calendar=cal, catalog=catalog, first_order_id=first_order_id, shift_rng=shift_rng
+    )
     writer.append(
         "orders",
         pa.table(
@@ -431,7 +489,7 @@ def _write_chunk(
             }
         ),
     )
-    next_order_id = first_order_id + len(o.order_id)
+    next_order_id = first_order_id + o.n_ids
     del o
 
     cust, camp, etype, sec = simulate_emails(rng, c, calendar=cal)

@@ -11,13 +11,16 @@ The model (see the package docstring for the full description):
 - customers acquired during the history may place a "welcome" purchase at the exact second
   they are created (it is before every cutoff they are scored at, so no oracle window sees it);
 - a purchase has 1 + Poisson(mu) items, each drawn from the customer's category affinities
-  (Dirichlet) and then from the category's product popularity.
+  (Dirichlet) and then from the category's product popularity;
+- an optional regime shift from a chosen day (`PriceRise`) raises prices and thins the purchases
+  of price-sensitive customers. It draws its random numbers from its own generator, so
+  everything before the shift day (and every email event) is identical with and without it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
@@ -59,6 +62,38 @@ class Behaviour:
 
 
 BEHAVIOUR = Behaviour()
+
+
+@dataclass(frozen=True)
+class Shift:
+    """A regime shift, effective from midnight of the shift day (`SHIFTS` holds the kinds).
+
+    Every purchase line at or after the shift costs `price_factor` times its no-shift price (the
+    experiment's discount applies on top; returns refund the price paid; the catalogue in
+    raw.products keeps the old list prices). Customers with latent price_sensitivity >=
+    `sensitivity_threshold` (about half of them; see raw.oracle_customer_state) purchase at
+    `rate_factor` times their rate from then on, the others as before. A factor below 1 thins
+    their Poisson purchases after the shift (each kept with probability `rate_factor`); a factor
+    above 1 adds an independent Poisson process of rate (rate_factor - 1) x rate from the shift
+    day: either way the purchases stay Poisson with the new rate. Items per purchase and
+    category affinities do not change.
+    """
+
+    price_factor: float
+    rate_factor: float
+    sensitivity_threshold: float = 0.5
+
+
+SHIFTS = {
+    # Prices up 40 %: the price-sensitive half buys 40 % less.
+    "price_rise": Shift(price_factor=1.4, rate_factor=0.6),
+    # A permanent 30 % price cut: the price-sensitive half buys four times as often.
+    "price_cut": Shift(price_factor=0.7, rate_factor=4.0),
+}
+SHIFT_KINDS = tuple(SHIFTS)
+#: Spawn key prefix of the shift's own random streams (one per chunk); the chunks' own streams
+#: are children (i,) of the seed, so two-element keys never collide with them.
+SHIFT_STREAM_KEY = 5817
 COUNTRIES = np.array(["GB", "DE", "FR", "NL", "IE", "ES", "IT", "SE"], dtype=object)
 COUNTRY_P = np.array([0.42, 0.16, 0.13, 0.08, 0.06, 0.06, 0.05, 0.04])
 
@@ -97,6 +132,8 @@ class Customers:
     in_experiment: np.ndarray
     arm: np.ndarray  # index into ARMS; -1 when not in the experiment
     factor: np.ndarray  # purchase-rate multiplier during the experiment window (1 if none)
+    #: purchase-rate multiplier from the shift day on (all 1 when the calendar has no shift)
+    shift_factor: np.ndarray | None = None
 
     @property
     def created_day(self) -> np.ndarray:
@@ -158,6 +195,10 @@ def draw_customers(
     arm = np.where(in_exp, rng.integers(0, len(ARMS), n), -1)
     uplift = np.asarray(b.arm_uplift)[np.maximum(arm, 0)]
     factor = np.where(in_exp, 1.0 + sensitivity * uplift, 1.0)
+    shift_factor = None
+    if calendar.shift_kind is not None:
+        shift = SHIFTS[calendar.shift_kind]
+        shift_factor = np.where(sensitivity >= shift.sensitivity_threshold, shift.rate_factor, 1.0)
     return Customers(
         customer_id=np.arange(first_id, first_id + n, dtype=np.int64),
         created_sec=created_sec,
@@ -175,14 +216,39 @@ def draw_customers(
         in_experiment=in_exp,
         arm=arm,
         factor=factor,
+        shift_factor=shift_factor,
     )
+
+
+def shifted_integral(
+    cal: Calendar, shift_factor: np.ndarray, lo: np.ndarray | float, hi: np.ndarray | float
+) -> np.ndarray:
+    """Integral of s(t) * r(t) over [lo, hi) (0 where hi <= lo), r the shift's rate factor
+    (`shift_factor` from the shift day on, 1 before it; 1 throughout without a shift)."""
+    lo = np.asarray(lo, dtype=float)
+    hi = np.asarray(hi, dtype=float)
+    base = cal.integral(hi) - cal.integral(lo)
+    if cal.shift_day is not None:
+        after = cal.integral(hi) - cal.integral(np.maximum(lo, float(cal.shift_day)))
+        base = base + (shift_factor - 1.0) * np.maximum(after, 0.0)
+    return np.where(hi > lo, base, 0.0)
 
 
 def window_integral(
     cal: Calendar, c: Customers, lo: np.ndarray | float, hi: np.ndarray
 ) -> np.ndarray:
-    """Integral of s(t) * m_c(t) over [lo, hi) per customer (0 where hi <= lo)."""
+    """Integral of s(t) * m_c(t) over [lo, hi) per customer (0 where hi <= lo).
+
+    m_c is the experiment multiplier times the shift's rate factor; both are piecewise constant,
+    so the integral is the shift-weighted one plus (factor - 1) times the shift-weighted integral
+    over the experiment window's overlap.
+    """
     lo = np.broadcast_to(np.asarray(lo, dtype=float), hi.shape)
+    if cal.shift_day is not None:
+        a, e = float(cal.experiment_day), float(cal.experiment_end_day)
+        overlap = shifted_integral(cal, c.shift_factor, np.maximum(lo, a), np.minimum(hi, e))
+        total = shifted_integral(cal, c.shift_factor, lo, hi) + (c.factor - 1.0) * overlap
+        return np.where(hi > lo, np.maximum(total, 0.0), 0.0)
     base = cal.integral(hi) - cal.integral(lo)
     a, e = float(cal.experiment_day), float(cal.experiment_end_day)
     overlap = cal.integral(np.minimum(hi, e)) - cal.integral(np.maximum(lo, a))
@@ -204,6 +270,26 @@ class Orders:
     line_price: np.ndarray
     n_purchases: int
     n_returns: int
+    n_ids: int  # order ids used: first_order_id + n_ids is the next free one
+
+
+def _keep_after_shift(
+    shift_rng: np.random.Generator | None,
+    c: Customers,
+    *,
+    calendar: Calendar,
+    cust: np.ndarray,
+    sec: np.ndarray,
+) -> np.ndarray:
+    """Which Poisson purchases survive the shift's thinning (all without a shift)."""
+    if calendar.shift_day is None:
+        return np.ones(len(cust), dtype=bool)
+    if shift_rng is None:
+        raise ValueError("a calendar with a shift needs the shift's own random generator")
+    u = shift_rng.random(len(cust))
+    return (sec < calendar.shift_day * SECONDS_PER_DAY) | (
+        u < np.minimum(c.shift_factor[cust], 1.0)
+    )
 
 
 def simulate_orders(
@@ -213,7 +299,20 @@ def simulate_orders(
     calendar: Calendar,
     catalog: Catalog,
     first_order_id: int,
+    shift_rng: np.random.Generator | None = None,
+    price_factor: float = 1.0,
 ) -> Orders:
+    """Purchases, lines and returns of one chunk.
+
+    With a shift (calendar.shift_day), every draw from `rng` is the same as without it: the
+    purchases are simulated as without the shift, then those at or after the shift day are
+    thinned with `shift_rng` and their prices raised (see `PriceRise`). Dropped purchases take
+    their lines and returns with them, and their order ids stay unused, so every order before
+    the shift keeps its id. Extra purchases (rate factors above 1) are simulated with
+    `shift_rng` as a second process from the shift day and get the ids after the chunk's own
+    (so ids are sorted by customer and time within each of the two processes, not across them).
+    `price_factor` multiplies every list price (the extra process's price after the shift).
+    """
     cal = calendar
     n = len(c.rate)
     days = float(cal.days)
@@ -240,6 +339,7 @@ def simulate_orders(
     frac = np.where(ok, frac2, frac)
     sec = np.maximum(_seconds(day, frac), c.created_sec[cust])
     discount = np.where((seg % 3 == 1) & (c.arm[cust] > 0), c.arm[cust], 0)
+    keep = _keep_after_shift(shift_rng, c, calendar=cal, cust=cust, sec=sec)
     # Welcome purchases at the exact second of sign-up.
     w = np.flatnonzero(c.welcome)
     cust = np.concatenate([cust, w])
@@ -248,8 +348,15 @@ def simulate_orders(
         c.created_sec[w] < e_exp * SECONDS_PER_DAY
     )
     discount = np.concatenate([discount, np.where(in_exp_window & (c.arm[w] > 0), c.arm[w], 0)])
+    keep = np.concatenate([keep, np.ones(len(w), dtype=bool)])
     m = len(cust)
     discount_pct = np.array([0.0, 20.0, 25.0])[discount]
+    line_factor = None
+    if cal.shift_day is not None:
+        after = sec >= cal.shift_day * SECONDS_PER_DAY
+        line_factor = np.where(after, SHIFTS[cal.shift_kind].price_factor, 1.0)
+    elif price_factor != 1.0:
+        line_factor = np.full(m, price_factor)
 
     # Items: 1 + Poisson(mu) per purchase; category by affinity, product by popularity.
     n_items = 1 + rng.poisson(c.items_mu[cust])
@@ -271,7 +378,10 @@ def simulate_orders(
     line_qty = np.bincount(inverse, weights=quantity).astype(np.int64)
     line_order = key // catalog.n_products
     line_product = key % catalog.n_products
-    line_price = np.round(catalog.price[line_product] * (1.0 - discount_pct[line_order] / 100), 2)
+    list_price = catalog.price[line_product]
+    if line_factor is not None:
+        list_price = list_price * line_factor[line_order]  # x 1.0 is exact before the shift
+    line_price = np.round(list_price * (1.0 - discount_pct[line_order] / 100), 2)
 
     # Returns: a separate order some days later, returning part of the purchase.
     returned = rng.random(m) < c.return_p[cust]
@@ -295,7 +405,13 @@ def simulate_orders(
     ids[order] = first_order_id + np.arange(len(order))
     line_ids = np.concatenate([ids[line_order], ids[m + ret_index[line_order[r_lines]]]])
     lsort = np.argsort(line_ids, kind="stable")
-    return Orders(
+    n_ids = len(order)
+    if not keep.all():
+        # Only with a shift: drop thinned purchases with their lines and returns.
+        order = order[np.concatenate([keep, keep[ret_orders]])[order]]
+        line_keep = np.concatenate([keep[line_order], keep[line_order[r_lines]]])
+        lsort = lsort[line_keep[lsort]]
+    orders = Orders(
         order_id=ids[order],
         customer_id=c.customer_id[all_cust[order]],
         seconds=all_sec[order],
@@ -303,8 +419,57 @@ def simulate_orders(
         line_product=np.concatenate([line_product, line_product[r_lines]])[lsort],
         line_quantity=np.concatenate([line_qty, r_qty])[lsort],
         line_price=np.concatenate([line_price, line_price[r_lines]])[lsort],
-        n_purchases=m,
-        n_returns=len(ret_orders),
+        n_purchases=int(keep.sum()),
+        n_returns=int(keep[ret_orders].sum()),
+        n_ids=n_ids,
+    )
+    if cal.shift_day is not None and (c.shift_factor > 1.0).any():
+        orders = _concat_orders(
+            orders, _extra_orders(shift_rng, c, cal, catalog, first_order_id + n_ids)
+        )
+    return orders
+
+
+def _extra_orders(
+    shift_rng: np.random.Generator,
+    c: Customers,
+    cal: Calendar,
+    catalog: Catalog,
+    first_order_id: int,
+) -> Orders:
+    """The added process of a shift with rate factors above 1: rate (factor - 1) x rate from
+    the shift day, no welcome purchases, the shift's prices."""
+    shift_sec = cal.shift_day * SECONDS_PER_DAY
+    extra = replace(
+        c,
+        rate=c.rate * np.maximum(c.shift_factor - 1.0, 0.0),
+        created_sec=np.maximum(c.created_sec, shift_sec),
+        welcome=np.zeros(len(c.rate), dtype=bool),
+    )
+    return simulate_orders(
+        shift_rng,
+        extra,
+        calendar=replace(cal, shift_day=None, shift_kind=None),
+        catalog=catalog,
+        first_order_id=first_order_id,
+        price_factor=SHIFTS[cal.shift_kind].price_factor,
+    )
+
+
+def _concat_orders(a: Orders, b: Orders) -> Orders:
+    """Orders of two processes whose ids do not overlap (all of b's after a's)."""
+    cat = np.concatenate
+    return Orders(
+        order_id=cat([a.order_id, b.order_id]),
+        customer_id=cat([a.customer_id, b.customer_id]),
+        seconds=cat([a.seconds, b.seconds]),
+        line_order_id=cat([a.line_order_id, b.line_order_id]),
+        line_product=cat([a.line_product, b.line_product]),
+        line_quantity=cat([a.line_quantity, b.line_quantity]),
+        line_price=cat([a.line_price, b.line_price]),
+        n_purchases=a.n_purchases + b.n_purchases,
+        n_returns=a.n_returns + b.n_returns,
+        n_ids=a.n_ids + b.n_ids,
     )
 
 
@@ -403,6 +568,9 @@ def treatment_effects(c: Customers, *, calendar: Calendar, b: Behaviour = BEHAVI
     a = float(calendar.experiment_day)
     hi = np.minimum(float(calendar.experiment_end_day), c.death[idx])
     base_integral = np.where(hi > a, calendar.integral(hi) - calendar.integral(a), 0.0)
+    if calendar.shift_day is not None:
+        # The arm's multiplier is constant over the window: treated mean = factor x base mean.
+        base_integral = shifted_integral(calendar, c.shift_factor[idx], a, hi)
     base_mean = c.rate[idx] * base_integral
     baseline = -np.expm1(-base_mean)
     out: dict[str, list[np.ndarray]] = {
