@@ -420,9 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--shift",
-        default="price_rise",
-        help="kind of regime shift (default price_rise: prices x 1.4, price-sensitive half of "
-        "the customers buys at 0.6 times its rate)",
+        default="migration",
+        help="kind of regime shift: migration (default), price_rise, price_cut, email_tracking "
+        "(docs/oracle.md, 'Regime shift')",
     )
     p.set_defaults(func=cmd_generate)
 

@@ -92,7 +92,7 @@ def build_calendar(
     days: int,
     n_cutoffs: int = MAX_CUTOFFS,
     shift_at: dt.date | None = None,
-    shift: str = "price_rise",
+    shift: str = "migration",
 ) -> Calendar:
     """Seasonal intensity over [end_date - days, end_date + horizon) and the derived schedules.
 

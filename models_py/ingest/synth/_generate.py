@@ -237,7 +237,7 @@ def generate_warehouse(
     oracle_cutoffs: int | None = None,
     observable_cutoffs: int = 0,
     shift_at: dt.date | None = None,
-    shift: str = "price_rise",
+    shift: str = "migration",
 ) -> GenerationReport:
     """Write a synthetic warehouse with known ground truth into schema `raw` of a DuckDB file.
 
@@ -276,9 +276,10 @@ def generate_warehouse(
         the oracle is exact before, across and after it (docs/oracle.md, "Regime shift"). Not
         supported together with `observable_cutoffs`.
     shift : str
-        Kind of shift (`_simulate.SHIFTS`): 'price_rise' (prices x 1.4 from `shift_at`, the
-        more price-sensitive half of the customers buys at 0.6 times its rate) or 'price_cut'
-        (prices x 0.7, that half buys at 4 times its rate).
+        Kind of shift (`_simulate.SHIFTS`, docs/oracle.md): 'migration' (default: prices x 1.4,
+        the price-sensitive half buys at 0.2 times its rate, every delivered email is recorded
+        as opened), 'price_rise' (x 1.4, that half at 0.6), 'price_cut' (x 0.7, that half at 4)
+        or 'email_tracking' (only the recorded opens).
 
     Returns
     -------
@@ -492,7 +493,7 @@ def _write_chunk(
     next_order_id = first_order_id + o.n_ids
     del o
 
-    cust, camp, etype, sec = simulate_emails(rng, c, calendar=cal)
+    cust, camp, etype, sec = simulate_emails(rng, c, calendar=cal, shift_rng=shift_rng)
     writer.append(
         "email_events",
         pa.table(

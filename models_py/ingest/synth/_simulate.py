@@ -77,14 +77,25 @@ class Shift:
     above 1 adds an independent Poisson process of rate (rate_factor - 1) x rate from the shift
     day: either way the purchases stay Poisson with the new rate. Items per purchase and
     category affinities do not change.
+
+    A share `auto_open_share` of the customers (drawn from the shift's own random stream, the
+    same share among every kind of customer) reads mail through a privacy proxy from the shift
+    on: every delivered email to them is recorded as opened (at the time a human open would
+    have been; clicks and unsubscribes stay the human ones). Purchases do not change.
     """
 
-    price_factor: float
-    rate_factor: float
+    price_factor: float = 1.0
+    rate_factor: float = 1.0
     sensitivity_threshold: float = 0.5
+    auto_open_share: float = 0.0
 
 
 SHIFTS = {
+    # Opens tracked by a privacy proxy for every customer: email features move, purchases not.
+    "email_tracking": Shift(auto_open_share=1.0),
+    # A platform migration: prices up 40 %, the price-sensitive half buys 80 % less, and the new
+    # email platform records every delivered email as opened.
+    "migration": Shift(price_factor=1.4, rate_factor=0.2, auto_open_share=1.0),
     # Prices up 40 %: the price-sensitive half buys 40 % less.
     "price_rise": Shift(price_factor=1.4, rate_factor=0.6),
     # A permanent 30 % price cut: the price-sensitive half buys four times as often.
@@ -477,9 +488,17 @@ def _concat_orders(a: Orders, b: Orders) -> Orders:
 
 
 def simulate_emails(
-    rng: np.random.Generator, c: Customers, *, calendar: Calendar, b: Behaviour = BEHAVIOUR
+    rng: np.random.Generator,
+    c: Customers,
+    *,
+    calendar: Calendar,
+    b: Behaviour = BEHAVIOUR,
+    shift_rng: np.random.Generator | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Campaign sends to opted-in customers and the funnel they trigger.
+
+    A shift with `auto_open_share` adds recorded opens after the shift day (drawn from
+    `shift_rng`); every draw from `rng` is the same as without it.
 
     Returns customer index, campaign index, event type index (into EVENT_TYPES) and seconds.
     """
@@ -516,9 +535,16 @@ def simulate_emails(
         + 10
     )
     bounce_sec = send + rng.integers(1, 120, s)
+    recorded_open = opened
+    if cal.shift_kind is not None and SHIFTS[cal.shift_kind].auto_open_share > 0:
+        if shift_rng is None:
+            raise ValueError("a calendar with a shift needs the shift's own random generator")
+        proxy = shift_rng.random(n) < SHIFTS[cal.shift_kind].auto_open_share
+        after = send >= cal.shift_day * SECONDS_PER_DAY
+        recorded_open = opened | (proxy[ci] & after & ~bounce)
     parts = [
         (keep, send, 0),
-        (keep & opened, open_sec, 1),
+        (keep & recorded_open, open_sec, 1),
         (keep & clicked, click_sec, 2),
         (keep & unsub, unsub_sec, 3),
         (keep & bounce, bounce_sec, 4),
