@@ -14,7 +14,9 @@ One spec expands to one training target per product group. For each target:
    over the train cutoffs, the best configuration refitted on all train rows;
 3. the candidate with the best validation ROC AUC wins (the test period is never used to choose);
 4. it is Platt-calibrated on the validation period, the threshold is chosen there by the spec's
-   rule, and it is evaluated on the test period (metrics, lift, calibration, importance);
+   rule, and it is evaluated on the test period (metrics, lift, calibration, importance); the
+   bins of every feature and of the calibrated score on the train rows are kept as its drift
+   reference;
 5. the ONNX export must match scikit-learn within 1e-5 on every test row, else nothing is written;
 6. the model is registered as challenger and promoted to champion when its test metric beats the
    current champion's on the same test rows by the spec's margin (the first model is promoted).
@@ -82,6 +84,7 @@ from models_py.training._export import (
     library_versions,
     onnx_predict_proba,
 )
+from models_py.training._reference import reference_rows
 from models_py.training._specs import ModelSpec, TrainingTarget, load_specs, resolve_spec
 
 logger = logging.getLogger(__name__)
@@ -351,6 +354,14 @@ class Evaluated:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Reference:
+    """Step 4b: the drift references, the bins of every feature and of the calibrated score on
+    the training rows (`models_py.training._reference`), for ``ml.reference_distributions``."""
+
+    rows: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True, kw_only=True)
 class Export:
     """Step 5: the ONNX bytes that passed the parity gate."""
 
@@ -369,6 +380,7 @@ class TrainedModel:
     choice: Choice
     calibration: Calibration
     evaluation: Evaluated
+    reference: Reference
     export: Export
     rows: dict[str, int]
     seconds: float
@@ -515,6 +527,16 @@ def evaluate(target: TrainingTarget, ex: Examples, calibration: Calibration) -> 
     )
 
 
+def reference(target: TrainingTarget, ex: Examples, calibration: Calibration) -> Reference:
+    """Step 4b: bin every feature and the calibrated score on the training rows (the rows the
+    model was fitted on, within the spec's `max_training_rows`), unweighted: the examples carry
+    no sampling weights, and the model saw each row once."""
+    X_tr = ex.part("train")[0]
+    score = calibration.model.predict_proba(X_tr)[:, 1]
+    rows = reference_rows(X_tr, target.feature_names, score, categorical=target.categorical)
+    return Reference(rows=tuple(rows))
+
+
 def export(
     target: TrainingTarget,
     ex: Examples,
@@ -591,6 +613,7 @@ def fit_target(
         if calibration.cv is not None:  # the out-of-fold predictions are the validation rows
             rows = {**rows, "validation": calibration.cv["rows"]}
         evaluation = evaluate(target, ex, calibration)
+        references = reference(target, ex, calibration)
         exported = export(target, ex, choice, calibration, export_hook=export_hook)
     step("export")
     trained = TrainedModel(
@@ -599,6 +622,7 @@ def fit_target(
         choice=choice,
         calibration=calibration,
         evaluation=evaluation,
+        reference=references,
         export=exported,
         rows=rows,
         seconds=time.perf_counter() - started,
@@ -673,6 +697,7 @@ def register_trained(con, trained: TrainedModel, *, actor: str = "propensity") -
         calibration=[{"split": "test", **r} for r in ev.calibration_bins],
         importance=ev.importance,
         curves=[{"split": "test", **r} for r in ev.curves],
+        reference=list(trained.reference.rows),
     )
     register_model(con, record, rows, promote=promote, reason=reason, actor=actor)
     logger.info("%s/%s: registered %s; %s", spec.name, target.product_group, exp.model_id, reason)

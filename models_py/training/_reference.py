@@ -1,0 +1,191 @@
+"""Reference distributions: how each feature and the calibrated score were distributed on a
+model's training rows, stored with the model so the drift marts (marts.fct_feature_drift,
+marts.fct_score_drift) can compare every scoring cutoff with them.
+
+Values are binned as the model sees them: as float32 (the training matrix and the scoring UDF's
+input are float32; the score is rounded to float32 too), so SQL comparing ``cast(x as float)``
+with the stored edges puts every value in the same bin as numpy does here.
+
+Numeric bins (``numeric`` features and the ``score``) are half-open ``[bin_lower, bin_upper)``:
+
+- a ``below`` bin (no lower edge) for values under the smallest training value, and an
+  ``above`` bin (no upper edge) for values over the largest one: both hold no training rows, so
+  a new range of values shows up as mass in a bin the reference does not have;
+- between them, bins cut at the training quantiles 1/n, ..., (n-1)/n (inverted CDF, so every
+  edge is a training value; equal edges collapse into one bin), or one bin per distinct value
+  when a feature has at most n of them. The last in-range bin ends just above the largest
+  training value (its float32 successor).
+
+Categorical features get one bin per training value (the `MAX_CATEGORIES` most frequent; the
+others go to the ``other`` bin) and an ``other`` bin (no category) for values not seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+#: Quantile bins per numeric feature and for the score.
+N_BINS = 10
+#: Categories kept per categorical feature (by training share); the rest fall in ``other``.
+MAX_CATEGORIES = 50
+#: The `feature_name` of the score's rows (`feature_kind` ``score``).
+SCORE_NAME = "score"
+
+
+def _weights(n: int, weights: np.ndarray | None) -> np.ndarray:
+    if weights is None:
+        return np.ones(n, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (n,):
+        raise ValueError(f"weights has shape {w.shape}, expected ({n},)")
+    if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise ValueError("weights must be finite, non-negative and not all zero")
+    return w
+
+
+def weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs: Sequence[float]) -> np.ndarray:
+    """Inverted-CDF quantiles: for each q the smallest value whose cumulative weight share
+    reaches q (with unit weights, ``np.quantile(values, qs, method='inverted_cdf')``)."""
+    order = np.argsort(values, kind="stable")
+    v, cum = values[order], np.cumsum(weights[order])
+    # a small relative tolerance so q * total equal to a cumulative sum (unit weights) matches it
+    targets = np.asarray(qs, dtype=np.float64) * cum[-1] * (1 - 1e-12)
+    idx = np.minimum(np.searchsorted(cum, targets, side="left"), len(v) - 1)
+    return v[idx]
+
+
+def numeric_edges(values: np.ndarray, weights: np.ndarray | None = None, *, bins: int = N_BINS):
+    """The in-range bin edges of `values` (float32): ``edges[i] <= x < edges[i + 1]`` is in-range
+    bin i; ``x < edges[0]`` is below, ``x >= edges[-1]`` above the training range."""
+    x = np.asarray(values, dtype=np.float32)
+    if x.size == 0:
+        raise ValueError("no values to bin")
+    w = _weights(x.size, weights)
+    present = x[w > 0]
+    distinct = np.unique(present)
+    top = np.nextafter(distinct[-1], np.float32(np.inf))
+    if distinct.size <= bins:
+        return np.append(distinct, top)
+    cuts = weighted_quantiles(present, w[w > 0], [k / bins for k in range(1, bins)])
+    lower = np.unique(np.concatenate([[distinct[0]], cuts]).astype(np.float32))
+    return np.append(lower, top)
+
+
+def numeric_rows(
+    values: np.ndarray, weights: np.ndarray | None = None, *, bins: int = N_BINS
+) -> list[dict[str, Any]]:
+    """Bin rows of a numeric feature (or the score): below, the in-range bins, above."""
+    x = np.asarray(values, dtype=np.float32)
+    w = _weights(x.size, weights)
+    edges = numeric_edges(x, w, bins=bins)
+    index = np.searchsorted(edges, x, side="right")  # 0 = below, len(edges) = above
+    counts = np.bincount(index, minlength=edges.size + 1)
+    mass = np.bincount(index, weights=w, minlength=edges.size + 1) / w.sum()
+    bounds = [None, *(float(e) for e in edges), None]
+    return [
+        {
+            "bin": b,
+            "bin_lower": bounds[b],
+            "bin_upper": bounds[b + 1],
+            "category": None,
+            "reference_rows": int(counts[b]),
+            "reference_share": float(mass[b]),
+        }
+        for b in range(edges.size + 1)
+    ]
+
+
+def categorical_rows(
+    values: np.ndarray, weights: np.ndarray | None = None, *, max_categories: int = MAX_CATEGORIES
+) -> list[dict[str, Any]]:
+    """Bin rows of a categorical feature: one per category (ascending), then ``other``."""
+    x = np.asarray(values, dtype=np.float32)
+    w = _weights(x.size, weights)
+    cats, inverse = np.unique(x, return_inverse=True)
+    mass = np.bincount(inverse, weights=w, minlength=cats.size)
+    counts = np.bincount(inverse, minlength=cats.size)
+    kept = np.sort(np.argsort(-mass, kind="stable")[:max_categories])
+    rows = [
+        {
+            "bin": b,
+            "bin_lower": None,
+            "bin_upper": None,
+            "category": float(cats[c]),
+            "reference_rows": int(counts[c]),
+            "reference_share": float(mass[c] / w.sum()),
+        }
+        for b, c in enumerate(kept)
+    ]
+    other = np.ones(cats.size, dtype=bool)
+    other[kept] = False
+    rows.append(
+        {
+            "bin": len(rows),
+            "bin_lower": None,
+            "bin_upper": None,
+            "category": None,
+            "reference_rows": int(counts[other].sum()),
+            "reference_share": float(mass[other].sum() / w.sum()),
+        }
+    )
+    return rows
+
+
+def reference_rows(
+    X: np.ndarray,
+    feature_names: Sequence[str],
+    score: np.ndarray,
+    *,
+    categorical: Sequence[str] = (),
+    weights: np.ndarray | None = None,
+    bins: int = N_BINS,
+) -> list[dict[str, Any]]:
+    """Every bin row of a model's reference: its features (columns of `X`) and its score.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, len(feature_names))
+        The training rows.
+    feature_names : sequence of str
+        Column names of `X`.
+    score : ndarray of shape (n,)
+        The calibrated score of each training row.
+    categorical : sequence of str
+        Features binned by category instead of quantiles.
+    weights : ndarray of shape (n,), optional
+        Sampling weights of the rows (unit weights when absent).
+    bins : int
+        Quantile bins per numeric feature and for the score.
+
+    Returns
+    -------
+    list of dict
+        Rows of ``ml.reference_distributions`` without the model's ids: ``feature_name``,
+        ``feature_kind`` (numeric, categorical or score), ``bin``, ``bin_lower``, ``bin_upper``,
+        ``category``, ``reference_rows``, ``reference_share``.
+    """
+    if X.shape != (len(score), len(feature_names)):
+        raise ValueError(
+            f"X has shape {X.shape}; expected ({len(score)}, {len(feature_names)}) for "
+            f"{len(feature_names)} features and {len(score)} scores"
+        )
+    unknown = sorted(set(categorical) - set(feature_names))
+    if unknown:
+        raise ValueError(f"categorical feature(s) {', '.join(unknown)} are not in feature_names")
+    rows: list[dict[str, Any]] = []
+    for j, name in enumerate(feature_names):
+        kind = "categorical" if name in categorical else "numeric"
+        binned = (
+            categorical_rows(X[:, j], weights)
+            if kind == "categorical"
+            else numeric_rows(X[:, j], weights, bins=bins)
+        )
+        rows += [{"feature_name": name, "feature_kind": kind, **r} for r in binned]
+    rows += [
+        {"feature_name": SCORE_NAME, "feature_kind": "score", **r}
+        for r in numeric_rows(score, weights, bins=bins)
+    ]
+    return rows
