@@ -11,10 +11,11 @@ Numeric bins (``numeric`` features and the ``score``) are half-open ``[bin_lower
 - a ``below`` bin (no lower edge) for values under the smallest training value, and an
   ``above`` bin (no upper edge) for values over the largest one: both hold no training rows, so
   a new range of values shows up as mass in a bin the reference does not have;
-- between them, bins cut at the training quantiles 1/n, ..., (n-1)/n (inverted CDF, so every
-  edge is a training value; equal edges collapse into one bin), or one bin per distinct value
-  when a feature has at most n of them. The last in-range bin ends just above the largest
-  training value (its float32 successor).
+- between them, bins closed by the training quantiles 1/n, ..., (n-1)/n (inverted CDF: each a
+  training value; equal quantiles collapse into one bin), or one bin per distinct value when a
+  feature has at most n of them. An interior edge lies halfway between the value closing a bin
+  and the next training value; the first bin starts at the smallest training value, the last
+  ends just above the largest (its float32 successor).
 
 Categorical features get one bin per training value (the `MAX_CATEGORIES` most frequent; the
 others go to the ``other`` bin) and an ``other`` bin (no category) for values not seen.
@@ -59,19 +60,32 @@ def weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs: Sequence[flo
 
 def numeric_edges(values: np.ndarray, weights: np.ndarray | None = None, *, bins: int = N_BINS):
     """The in-range bin edges of `values` (float32): ``edges[i] <= x < edges[i + 1]`` is in-range
-    bin i; ``x < edges[0]`` is below, ``x >= edges[-1]`` above the training range."""
+    bin i; ``x < edges[0]`` (the smallest value) is below, ``x >= edges[-1]`` (just above the
+    largest value) above the training range.
+
+    The cut values are the quantiles (or every distinct value but the largest, for a feature with
+    at most `bins` of them); each closes its bin, and the edge after it lies halfway to the next
+    training value, so no training value sits on an interior edge and a value that moves by less
+    than half a gap (float rounding of a score, say) stays in its bin.
+    """
     x = np.asarray(values, dtype=np.float32)
     if x.size == 0:
         raise ValueError("no values to bin")
     w = _weights(x.size, weights)
     present = x[w > 0]
     distinct = np.unique(present)
-    top = np.nextafter(distinct[-1], np.float32(np.inf))
     if distinct.size <= bins:
-        return np.append(distinct, top)
-    cuts = weighted_quantiles(present, w[w > 0], [k / bins for k in range(1, bins)])
-    lower = np.unique(np.concatenate([[distinct[0]], cuts]).astype(np.float32))
-    return np.append(lower, top)
+        cuts = distinct[:-1]
+    else:
+        qs = [k / bins for k in range(1, bins)]
+        cuts = np.unique(weighted_quantiles(present, w[w > 0], qs))
+        cuts = cuts[cuts < distinct[-1]]
+    after = distinct[np.searchsorted(distinct, cuts, side="right")]
+    middle = ((cuts.astype(np.float64) + after) / 2).astype(np.float32)
+    # halfway between two neighbouring float32 values rounds to one of them: then the next one
+    interior = np.where(middle > cuts, middle, after)
+    top = np.nextafter(distinct[-1], np.float32(np.inf))
+    return np.concatenate([distinct[:1], interior, [top]]).astype(np.float32)
 
 
 def numeric_rows(

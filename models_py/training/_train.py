@@ -14,10 +14,10 @@ One spec expands to one training target per product group. For each target:
    over the train cutoffs, the best configuration refitted on all train rows;
 3. the candidate with the best validation ROC AUC wins (the test period is never used to choose);
 4. it is Platt-calibrated on the validation period, the threshold is chosen there by the spec's
-   rule, and it is evaluated on the test period (metrics, lift, calibration, importance); the
-   bins of every feature and of the calibrated score on the train rows are kept as its drift
-   reference;
+   rule, and it is evaluated on the test period (metrics, lift, calibration, importance);
 5. the ONNX export must match scikit-learn within 1e-5 on every test row, else nothing is written;
+   the bins of every feature and of the exported model's score on the train rows are kept as its
+   drift reference;
 6. the model is registered as challenger and promoted to champion when its test metric beats the
    current champion's on the same test rows by the spec's margin (the first model is promoted).
 """
@@ -355,7 +355,7 @@ class Evaluated:
 
 @dataclass(frozen=True, kw_only=True)
 class Reference:
-    """Step 4b: the drift references, the bins of every feature and of the calibrated score on
+    """Step 5b: the drift references, the bins of every feature and of the calibrated score on
     the training rows (`models_py.training._reference`), for ``ml.reference_distributions``."""
 
     rows: tuple[dict[str, Any], ...]
@@ -527,16 +527,6 @@ def evaluate(target: TrainingTarget, ex: Examples, calibration: Calibration) -> 
     )
 
 
-def reference(target: TrainingTarget, ex: Examples, calibration: Calibration) -> Reference:
-    """Step 4b: bin every feature and the calibrated score on the training rows (the rows the
-    model was fitted on, within the spec's `max_training_rows`), unweighted: the examples carry
-    no sampling weights, and the model saw each row once."""
-    X_tr = ex.part("train")[0]
-    score = calibration.model.predict_proba(X_tr)[:, 1]
-    rows = reference_rows(X_tr, target.feature_names, score, categorical=target.categorical)
-    return Reference(rows=tuple(rows))
-
-
 def export(
     target: TrainingTarget,
     ex: Examples,
@@ -581,6 +571,17 @@ def export(
     )
 
 
+def reference(target: TrainingTarget, ex: Examples, exported: Export) -> Reference:
+    """Step 5b: bin every feature and the calibrated score on the training rows (the rows the
+    model was fitted on, within the spec's `max_training_rows`), unweighted: the examples carry
+    no sampling weights, and the model saw each row once. The score comes from the exported ONNX
+    model, so it is computed as scoring computes it."""
+    X_tr = ex.part("train")[0]
+    score = onnx_predict_proba(exported.onnx_model, X_tr)[:, 1]
+    rows = reference_rows(X_tr, target.feature_names, score, categorical=target.categorical)
+    return Reference(rows=tuple(rows))
+
+
 def fit_target(
     settings: Settings,
     target: TrainingTarget,
@@ -613,8 +614,8 @@ def fit_target(
         if calibration.cv is not None:  # the out-of-fold predictions are the validation rows
             rows = {**rows, "validation": calibration.cv["rows"]}
         evaluation = evaluate(target, ex, calibration)
-        references = reference(target, ex, calibration)
         exported = export(target, ex, choice, calibration, export_hook=export_hook)
+        references = reference(target, ex, exported)
     step("export")
     trained = TrainedModel(
         target=target,
