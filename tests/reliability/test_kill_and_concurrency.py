@@ -43,6 +43,7 @@ ML_TABLES = (
     "ml.lift_by_decile",
     "ml.calibration_bins",
     "ml.feature_importance",
+    "ml.reference_distributions",
     "ml.curve_points",
 )
 SCORES = "marts.fct_propensity_scores"
