@@ -50,12 +50,37 @@ def _weights(n: int, weights: np.ndarray | None) -> np.ndarray:
 def weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs: Sequence[float]) -> np.ndarray:
     """Inverted-CDF quantiles: for each q the smallest value whose cumulative weight share
     reaches q (with unit weights, ``np.quantile(values, qs, method='inverted_cdf')``)."""
-    order = np.argsort(values, kind="stable")
-    v, cum = values[order], np.cumsum(weights[order])
+    distinct, mass, _ = _distinct(np.asarray(values), np.asarray(weights, dtype=np.float64))
+    return _quantiles(distinct, mass, qs)
+
+
+def _distinct(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted distinct values of `x` with their total weight and their number of rows."""
+    distinct, inverse = np.unique(x, return_inverse=True)
+    mass = np.bincount(inverse, weights=w, minlength=distinct.size)
+    return distinct, mass, np.bincount(inverse, minlength=distinct.size)
+
+
+def _quantiles(distinct: np.ndarray, mass: np.ndarray, qs: Sequence[float]) -> np.ndarray:
+    cum = np.cumsum(mass)
     # a small relative tolerance so q * total equal to a cumulative sum (unit weights) matches it
     targets = np.asarray(qs, dtype=np.float64) * cum[-1] * (1 - 1e-12)
-    idx = np.minimum(np.searchsorted(cum, targets, side="left"), len(v) - 1)
-    return v[idx]
+    return distinct[np.minimum(np.searchsorted(cum, targets, side="left"), distinct.size - 1)]
+
+
+def _edges(distinct: np.ndarray, mass: np.ndarray, bins: int) -> np.ndarray:
+    """`numeric_edges` from the sorted distinct values (float32) and their positive weights."""
+    if distinct.size <= bins:
+        cuts = distinct[:-1]
+    else:
+        cuts = np.unique(_quantiles(distinct, mass, [k / bins for k in range(1, bins)]))
+        cuts = cuts[cuts < distinct[-1]]
+    after = distinct[np.searchsorted(distinct, cuts, side="right")]
+    middle = ((cuts.astype(np.float64) + after) / 2).astype(np.float32)
+    # halfway between two neighbouring float32 values rounds to one of them: then the next one
+    interior = np.where(middle > cuts, middle, after)
+    top = np.nextafter(distinct[-1], np.float32(np.inf))
+    return np.concatenate([distinct[:1], interior, [top]]).astype(np.float32)
 
 
 def numeric_edges(values: np.ndarray, weights: np.ndarray | None = None, *, bins: int = N_BINS):
@@ -71,21 +96,8 @@ def numeric_edges(values: np.ndarray, weights: np.ndarray | None = None, *, bins
     x = np.asarray(values, dtype=np.float32)
     if x.size == 0:
         raise ValueError("no values to bin")
-    w = _weights(x.size, weights)
-    present = x[w > 0]
-    distinct = np.unique(present)
-    if distinct.size <= bins:
-        cuts = distinct[:-1]
-    else:
-        qs = [k / bins for k in range(1, bins)]
-        cuts = np.unique(weighted_quantiles(present, w[w > 0], qs))
-        cuts = cuts[cuts < distinct[-1]]
-    after = distinct[np.searchsorted(distinct, cuts, side="right")]
-    middle = ((cuts.astype(np.float64) + after) / 2).astype(np.float32)
-    # halfway between two neighbouring float32 values rounds to one of them: then the next one
-    interior = np.where(middle > cuts, middle, after)
-    top = np.nextafter(distinct[-1], np.float32(np.inf))
-    return np.concatenate([distinct[:1], interior, [top]]).astype(np.float32)
+    distinct, mass, _ = _distinct(x, _weights(x.size, weights))
+    return _edges(distinct[mass > 0], mass[mass > 0], bins)
 
 
 def numeric_rows(
@@ -93,11 +105,13 @@ def numeric_rows(
 ) -> list[dict[str, Any]]:
     """Bin rows of a numeric feature (or the score): below, the in-range bins, above."""
     x = np.asarray(values, dtype=np.float32)
-    w = _weights(x.size, weights)
-    edges = numeric_edges(x, w, bins=bins)
-    index = np.searchsorted(edges, x, side="right")  # 0 = below, len(edges) = above
-    counts = np.bincount(index, minlength=edges.size + 1)
-    mass = np.bincount(index, weights=w, minlength=edges.size + 1) / w.sum()
+    if x.size == 0:
+        raise ValueError("no values to bin")
+    distinct, mass, rows = _distinct(x, _weights(x.size, weights))
+    edges = _edges(distinct[mass > 0], mass[mass > 0], bins)
+    index = np.searchsorted(edges, distinct, side="right")  # 0 = below, len(edges) = above
+    counts = np.bincount(index, weights=rows, minlength=edges.size + 1)
+    shares = np.bincount(index, weights=mass, minlength=edges.size + 1) / mass.sum()
     bounds = [None, *(float(e) for e in edges), None]
     return [
         {
@@ -106,7 +120,7 @@ def numeric_rows(
             "bin_upper": bounds[b + 1],
             "category": None,
             "reference_rows": int(counts[b]),
-            "reference_share": float(mass[b]),
+            "reference_share": float(shares[b]),
         }
         for b in range(edges.size + 1)
     ]
