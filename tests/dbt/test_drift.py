@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 
 from models_py._dbt import dbt_target_path, run_dbt
+from models_py._errors import DbtRunError
 from models_py._settings import Settings
 from models_py._warehouse import connect
 from models_py.ingest.synth import generate_warehouse
@@ -354,3 +356,19 @@ def test_a_customer_sample_bins_the_hashed_customers_only(drift, tmp_path):
     psi, js, _ = _numpy_drift(reference, np.asarray([r[0] for r in sampled], np.float32))
     assert row["psi"] == pytest.approx(psi, abs=1e-9)
     assert row["js_divergence"] == pytest.approx(js, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"drift_psi_warn": 0.3}, "dbt var drift_psi_warn (0.3) must not exceed drift_psi_alert"),
+        (
+            {"drift_sample_customers": 0},
+            "dbt var drift_sample_customers must be a positive integer, got 0",
+        ),
+    ],
+)
+def test_bad_drift_vars_are_named_errors(drift, bad, message):
+    at_t0, _, _ = drift
+    with pytest.raises(DbtRunError, match=re.escape(message)):
+        run_dbt(at_t0, ["compile", "--select", "fct_drift_bins", "fct_feature_drift"], dbt_vars=bad)

@@ -9,6 +9,11 @@
     term and a bin empty on both sides adds 0. -#}
 {% macro drift_psi_term(reference_share, current_share) -%}
     {%- set eps = drift_float_var('drift_psi_epsilon') -%}
+    {%- if eps <= 0 -%}
+        {{ exceptions.raise_compiler_error(
+            "dbt var drift_psi_epsilon must be above 0 (an empty bin would make PSI infinite), got " ~ eps
+        ) }}
+    {%- endif -%}
     ((greatest({{ current_share }}, {{ eps }}) - greatest({{ reference_share }}, {{ eps }}))
         * ln(greatest({{ current_share }}, {{ eps }}) / greatest({{ reference_share }}, {{ eps }})))
 {%- endmacro %}
