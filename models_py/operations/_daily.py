@@ -149,9 +149,12 @@ def scoring_champions(con, training_relation: str) -> dict[str, str]:
         return {}
     out = {}
     for row in list_models(con):
-        if "champion" in row["aliases"].split(","):
-            if model_row(con, row["model_id"])["training_relation"] == training_relation:
-                out[row["product_group"]] = row["model_id"]
+        is_champion = "champion" in row["aliases"].split(",")
+        if (
+            is_champion
+            and model_row(con, row["model_id"])["training_relation"] == training_relation
+        ):
+            out[row["product_group"]] = row["model_id"]
     return out
 
 
@@ -323,13 +326,9 @@ def run_daily(
     started = time.perf_counter()
     if lookback_days is not None and lookback_days < 0:
         raise ValueError(f"lookback_days must be >= 0 or None, got {lookback_days}")
-    training_relation = str(
-        settings.dbt_vars.get("scoring_training_relation", TRAINING_EXAMPLES)
-    )
+    training_relation = str(settings.dbt_vars.get("scoring_training_relation", TRAINING_EXAMPLES))
     with closing(connect(settings.warehouse, read_only=True)) as con:
-        plan = plan_daily(
-            con, as_of=as_of, backfill=backfill, training_relation=training_relation
-        )
+        plan = plan_daily(con, as_of=as_of, backfill=backfill, training_relation=training_relation)
     logger.info("daily run: scoring cutoff %s", plan.as_of)
     outcome = run_dbt(
         settings,
