@@ -69,7 +69,7 @@ class DailyReport:
 
     plan: DailyPlan
     rows_by_group: Mapping[str, int]
-    models_built: int
+    nodes_built: int
     tests_passed: int
     tests_warned: int
     warnings: tuple[str, ...]
@@ -98,7 +98,7 @@ class DailyReport:
             f"daily run: scoring cutoff {plan.as_of} (orders up to {plan.last_order_date}; "
             f"{previous})",
             f"  scored {self.rows:,} rows in {len(self.rows_by_group)} groups: {groups or 'none'}",
-            f"  dbt build --selector daily: {self.models_built} models, {self.tests_passed} tests "
+            f"  dbt build --selector daily: {self.nodes_built} built, {self.tests_passed} tests "
             f"passed, {self.tests_warned} warned; intermediate tables: {intermediates}",
         ]
         lines += [f"  warning: {w}" for w in self.warnings]
@@ -352,7 +352,7 @@ def run_daily(
     return DailyReport(
         plan=plan,
         rows_by_group=rows,
-        models_built=outcome.count("success"),
+        nodes_built=outcome.count("success"),
         tests_passed=outcome.count("pass"),
         tests_warned=outcome.count("warn"),
         warnings=tuple(outcome.warnings),

@@ -160,3 +160,28 @@ def test_malformed_arguments_are_usage_errors(capsys):
             main(["run", "daily", *args])
         assert exit_.value.code == 2
         assert message in capsys.readouterr().err
+
+
+def test_bad_rows_in_the_new_day_stop_the_run_before_the_scores(wh, capsys):
+    last = append_days(wh)
+    con = duckdb.connect(str(wh))
+    try:  # the load delivered one order twice
+        con.execute(
+            "insert into raw.orders select * from raw.orders where cast(ordered_at as date) = ? "
+            "order by order_id limit 1",
+            [last],
+        )
+        (duplicate,) = con.execute(
+            "select order_id from raw.orders group by 1 having count(*) > 1"
+        ).fetchone()
+    finally:
+        con.close()
+    before = table_fingerprint(wh, SCORES, *ML)
+    assert daily(wh) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: dbt build --selector daily failed:\n")
+    assert (
+        f"duplicate order_id {duplicate} appears 2 times in orders. Each key must appear once: "
+        "deduplicate the source table."
+    ) in err
+    assert table_fingerprint(wh, SCORES, *ML) == before
