@@ -110,6 +110,9 @@ labelled_scores as (
             and scores.as_of_date = labels.as_of_date
 ),
 
+{#- Sums of fractions are taken over decimal(38, 20): exact, so they do not depend on the order
+    the engine adds rows in, and a rebuild gives the same bits (values stay below 10^18). Counts
+    are bigints; ranks are whole or half numbers, exact in a double. #}
 -- One row per distinct (score, decile): a tie group crossing a decile boundary has two.
 score_deciles as (
     select
@@ -117,9 +120,10 @@ score_deciles as (
         model_id,
         as_of_date,
         score,
+        cast(score as decimal(38, 20)) as exact_score,
         decile,
-        cast(count(*) as double) as n_rows,
-        cast(count(*) filter (where is_positive) as double) as n_positives
+        count(*) as n_rows,
+        count(*) filter (where is_positive) as n_positives
     from labelled_scores
     group by product_group, model_id, as_of_date, score, decile
 ),
@@ -130,14 +134,14 @@ score_levels as (
         model_id,
         as_of_date,
         score,
-        sum(n_rows) as level_rows,
-        sum(n_positives) as level_positives
+        exact_score,
+        cast(sum(n_rows) as bigint) as level_rows,
+        cast(sum(n_positives) as bigint) as level_positives
     from score_deciles
-    group by product_group, model_id, as_of_date, score
+    group by product_group, model_id, as_of_date, score, exact_score
 ),
 
-{# Counts are doubles holding whole numbers (exact below 2^53), so rank sums are exact. One sort
-   ascending by score; "at or above" a score = the total minus what lies below it. #}
+{# One sort ascending by score; "at or above" a score = the total minus what lies below it. #}
 level_running as (
     select
         product_group,
@@ -145,16 +149,14 @@ level_running as (
         as_of_date,
         score,
         level_rows,
-        level_positives,
-        level_rows * score as level_expected_positives,
-        level_rows * (1 - score) as level_expected_negatives,
-        coalesce(sum(level_rows) over below, 0) as rows_below,
-        coalesce(sum(level_positives) over below, 0) as positives_below,
-        coalesce(sum(level_rows * score) over below, 0) as expected_positives_below,
-        coalesce(sum(level_rows * (1 - score)) over below, 0) as expected_negatives_below,
-        sum(level_rows) over model_cutoff as total_rows,
-        sum(level_positives) over model_cutoff as total_positives,
-        sum(level_rows * score) over model_cutoff as total_expected_positives
+        level_rows - level_rows * exact_score as level_expected_negatives,
+        cast(coalesce(sum(level_rows) over below, 0) as bigint) as rows_below,
+        cast(coalesce(sum(level_positives) over below, 0) as bigint) as positives_below,
+        coalesce(sum(level_rows * exact_score) over below, 0) as expected_positives_below,
+        coalesce(sum(level_rows - level_rows * exact_score) over below, 0) as expected_negatives_below,
+        cast(sum(level_rows) over model_cutoff as bigint) as total_rows,
+        cast(sum(level_positives) over model_cutoff as bigint) as total_positives,
+        sum(level_rows * exact_score) over model_cutoff as total_expected_positives
     from score_levels
     window
         model_cutoff as (partition by product_group, model_id, as_of_date),
@@ -171,14 +173,15 @@ level_stats as (
         model_id,
         as_of_date,
         score,
-        level_expected_negatives,
-        expected_negatives_below,
         -- average rank of the tied rows at this score (ranks 1..n ascending by score)
-        rows_below + (level_rows + 1) / 2 as average_rank,
+        cast(rows_below as double) + (level_rows + 1) / 2 as average_rank,
         -- precision when every row scoring at or above this score is called positive
-        (total_positives - positives_below) / (total_rows - rows_below) as precision_at_score,
-        (total_expected_positives - expected_positives_below)
-        / (total_rows - rows_below) as expected_precision_at_score
+        cast(total_positives - positives_below as double)
+        / cast(total_rows - rows_below as double) as precision_at_score,
+        cast(total_expected_positives - expected_positives_below as double)
+        / cast(total_rows - rows_below as double) as expected_precision_at_score,
+        -- negative weight a positive weight at this score outranks: all below, half of the ties
+        cast(expected_negatives_below + level_expected_negatives * 0.5 as double) as expected_negatives_outranked
     from level_running
 ),
 
@@ -188,25 +191,28 @@ decile_parts as (
         score_deciles.model_id,
         score_deciles.as_of_date,
         score_deciles.decile,
-        sum(score_deciles.n_rows) as n_rows,
-        sum(score_deciles.n_positives) as n_positives,
-        sum(score_deciles.n_rows * score_deciles.score) as expected_positives,
+        cast(sum(score_deciles.n_rows) as bigint) as n_rows,
+        cast(sum(score_deciles.n_positives) as bigint) as n_positives,
+        sum(score_deciles.n_rows * score_deciles.exact_score) as expected_positives,
         min(score_deciles.score) as min_score,
         max(score_deciles.score) as max_score,
-        sum(score_deciles.n_positives * level_stats.average_rank) as roc_auc_rank_sum,
-        sum(score_deciles.n_positives * level_stats.precision_at_score) as pr_auc_precision_sum,
+        sum(cast(score_deciles.n_positives * level_stats.average_rank as decimal(38, 20))) as roc_auc_rank_sum,
         sum(
+            cast(score_deciles.n_positives * level_stats.precision_at_score as decimal(38, 20))
+        ) as pr_auc_precision_sum,
+        sum(cast(
             (score_deciles.n_rows - score_deciles.n_positives) * score_deciles.score * score_deciles.score
             + score_deciles.n_positives * (1 - score_deciles.score) * (1 - score_deciles.score)
-        ) as brier_squared_error_sum,
-        -- each row: a positive of weight score against the negative weight below it (half when tied)
-        sum(
-            score_deciles.n_rows * score_deciles.score
-            * (level_stats.expected_negatives_below + level_stats.level_expected_negatives / 2)
-        ) as estimated_roc_auc_pair_sum,
-        sum(
+            as decimal(38, 20)
+        )) as brier_squared_error_sum,
+        sum(cast(
+            score_deciles.n_rows * score_deciles.score * level_stats.expected_negatives_outranked
+            as decimal(38, 20)
+        )) as estimated_roc_auc_pair_sum,
+        sum(cast(
             score_deciles.n_rows * score_deciles.score * level_stats.expected_precision_at_score
-        ) as estimated_pr_auc_precision_sum
+            as decimal(38, 20)
+        )) as estimated_pr_auc_precision_sum
     from score_deciles
     inner join level_stats
         on
@@ -231,7 +237,7 @@ computed as (
         cast(cutoff_status.is_matured as boolean) as is_matured,
         cast(decile_parts.n_rows as bigint) as rows,
         cast(decile_parts.expected_positives as double) as expected_positives,
-        cast(decile_parts.expected_positives / decile_parts.n_rows as double) as mean_score,
+        cast(decile_parts.expected_positives as double) / decile_parts.n_rows as mean_score,
         cast(decile_parts.min_score as double) as min_score,
         cast(decile_parts.max_score as double) as max_score,
         cast(case when cutoff_status.is_matured then decile_parts.n_positives end as bigint) as positives,

@@ -36,7 +36,8 @@ test_lift as (
     where split = 'test' and decile = 1
 ),
 
-{# Sums as doubles: the counts are whole numbers far below 2^53, so they stay exact. #}
+{# The parts are summed as decimal(38, 20) (exact: the result does not depend on the order the
+   engine adds the deciles in, so a rebuild gives the same bits), then divided as doubles. #}
 totals as (
     select
         product_group,
@@ -45,17 +46,18 @@ totals as (
         label_window_end,
         is_matured,
         scored_at,
-        sum(cast(rows as double)) as n_rows,
-        sum(cast(positives as double)) as n_positives,
-        sum(expected_positives) as expected_positives,
-        sum(roc_auc_rank_sum) as roc_auc_rank_sum,
-        sum(pr_auc_precision_sum) as pr_auc_precision_sum,
-        sum(brier_squared_error_sum) as brier_squared_error_sum,
-        sum(estimated_roc_auc_pair_sum) as estimated_roc_auc_pair_sum,
-        sum(estimated_pr_auc_precision_sum) as estimated_pr_auc_precision_sum,
-        sum(case when decile = 1 then cast(rows as double) end) as top_decile_rows,
-        sum(case when decile = 1 then cast(positives as double) end) as top_decile_positives,
-        sum(case when decile = 1 then expected_positives end) as top_decile_expected_positives
+        cast(sum(rows) as double) as n_rows,
+        cast(sum(positives) as double) as n_positives,
+        cast(sum(cast(expected_positives as decimal(38, 20))) as double) as expected_positives,
+        cast(sum(cast(roc_auc_rank_sum as decimal(38, 20))) as double) as roc_auc_rank_sum,
+        cast(sum(cast(pr_auc_precision_sum as decimal(38, 20))) as double) as pr_auc_precision_sum,
+        cast(sum(cast(brier_squared_error_sum as decimal(38, 20))) as double) as brier_squared_error_sum,
+        cast(sum(cast(estimated_roc_auc_pair_sum as decimal(38, 20))) as double) as estimated_roc_auc_pair_sum,
+        cast(sum(cast(estimated_pr_auc_precision_sum as decimal(38, 20))) as double)
+            as estimated_pr_auc_precision_sum,
+        cast(sum(case when decile = 1 then rows end) as double) as top_decile_rows,
+        cast(sum(case when decile = 1 then positives end) as double) as top_decile_positives,
+        cast(sum(case when decile = 1 then expected_positives end) as double) as top_decile_expected_positives
     from calibration
     group by product_group, model_id, as_of_date, label_window_end, is_matured, scored_at
 ),
