@@ -194,9 +194,9 @@ def cmd_run_daily(args: argparse.Namespace) -> int:
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
-    from models_py.operations._retrain import retrain
-
     from dataclasses import replace
+
+    from models_py.operations._retrain import retrain
 
     settings = _settings(args)
     settings = replace(settings, dbt_vars={**settings.dbt_vars, **_dbt_vars(args.vars)})
@@ -578,9 +578,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--customers", type=_positive_int, default=50_000)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--spec", type=Path, default=None, help="spec YAML (default: the lean replay spec)")
     p.add_argument(
-        "--workdir", type=Path, default=Path("replay"), help="warehouses per policy (default replay/)"
+        "--spec", type=Path, default=None, help="spec YAML (default: the lean replay spec)"
+    )
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path("replay"),
+        help="warehouses per policy (default replay/)",
     )
     p.add_argument(
         "--results",

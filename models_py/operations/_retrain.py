@@ -434,7 +434,9 @@ def retrain(
         logger.info("%s: %s (%s)", d.evidence.product_group, d.decision, "; ".join(d.reasons))
 
     def write(con, results) -> None:
-        record_decisions(con, _decision_rows(decisions, run_id=run_id, policy=policy, results=results))
+        record_decisions(
+            con, _decision_rows(decisions, run_id=run_id, policy=policy, results=results)
+        )
 
     training = None
     if to_train:

@@ -30,7 +30,15 @@ def retrained(tmp_path_factory):
     spec = work / "lean.yml"
     spec.write_text(LEAN_SPEC)
     before = {r[0] for r in query(wh, "select model_id from ml.model_registry")}
-    base = ["--warehouse", str(wh), "retrain", "--spec", str(spec), "--vars", json.dumps(BUILD_VARS)]
+    base = [
+        "--warehouse",
+        str(wh),
+        "retrain",
+        "--spec",
+        str(spec),
+        "--vars",
+        json.dumps(BUILD_VARS),
+    ]
     assert main([*base, "--group", "sweets"]) == 0
     assert main([*base, "--if-needed"]) == 0
     return wh, spec, before
@@ -43,10 +51,19 @@ def decisions(wh) -> list[dict]:
         "new_model_id, promoted, as_of_date, model_age_days, reference_roc_auc "
         "from ml.retrain_decisions order by decided_at, product_group",
     )
-    keys = (
-        "run_id policy product_group decision reasons champion new_model promoted as_of age "
-        "reference_auc"
-    ).split()
+    keys = [
+        "run_id",
+        "policy",
+        "product_group",
+        "decision",
+        "reasons",
+        "champion",
+        "new_model",
+        "promoted",
+        "as_of",
+        "age",
+        "reference_auc",
+    ]
     return [dict(zip(keys, r, strict=True)) for r in rows]
 
 
@@ -111,8 +128,16 @@ def test_bad_input_is_refused_and_writes_nothing(retrained, tmp_path, capsys, ar
     shutil.copy(wh, copy)
     before = table_fingerprint(copy, *REGISTRY)
     code = main(
-        ["--warehouse", str(copy), "retrain", "--spec", str(spec), "--vars", json.dumps(BUILD_VARS)]
-        + args
+        [
+            "--warehouse",
+            str(copy),
+            "retrain",
+            "--spec",
+            str(spec),
+            "--vars",
+            json.dumps(BUILD_VARS),
+            *args,
+        ]
     )
     assert code != 0
     assert message in capsys.readouterr().err
