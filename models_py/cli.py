@@ -182,6 +182,17 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run_daily(args: argparse.Namespace) -> int:
+    from models_py.operations import run_daily
+
+    options = {} if args.lookback_days is None else {"lookback_days": args.lookback_days}
+    if args.full_refresh:
+        options["lookback_days"] = None
+    report = run_daily(_settings(args), as_of=args.as_of, backfill=args.backfill, **options)
+    _console().print(report.summary())
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from models_py.reporting._report import write_report
 
@@ -457,6 +468,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vars", default=None, help="dbt vars as YAML, e.g. '{horizon_days: 60}'")
     p.set_defaults(func=cmd_build)
 
+    p = sub.add_parser("run", help="a scheduled workflow (docs/operations.md)")
+    run_sub = p.add_subparsers(dest="workflow", required=True)
+    q = run_sub.add_parser(
+        "daily",
+        help="score the new scoring cutoff with the champions (dbt build --selector daily)",
+    )
+    q.add_argument(
+        "--as-of",
+        type=_date,
+        default=None,
+        help="scoring cutoff ('now'; features use events before it), YYYY-MM-DD "
+        "(default: the day after the last order)",
+    )
+    q.add_argument(
+        "--backfill",
+        action="store_true",
+        help="allow a cutoff earlier than the newest scored one (replaces its scores)",
+    )
+    q.add_argument(
+        "--lookback-days",
+        type=_non_negative_int,
+        default=None,
+        help="the intermediate tables recompute the orders from this many days before their "
+        "newest order date (late or corrected orders; default 7)",
+    )
+    q.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild the intermediate tables from all history (after corrections of older "
+        "orders); feature and score history are kept",
+    )
+    q.set_defaults(func=cmd_run_daily)
+
     p = sub.add_parser(
         "score", help="score a table in the warehouse with champion models (bring your own)"
     )
@@ -544,6 +588,25 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
     return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"not a whole number >= 0: {text!r}")
+    return value
+
+
+def _date(text: str):
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
 
 
 def _timestamp(text: str):

@@ -118,6 +118,18 @@
             ('importance_rank', 'integer'),
             ('method', 'varchar'),
         ],
+        'reference_distributions': [
+            ('model_id', 'varchar'),
+            ('product_group', 'varchar'),
+            ('feature_name', 'varchar'),
+            ('feature_kind', 'varchar'),
+            ('bin', 'integer'),
+            ('bin_lower', 'double'),
+            ('bin_upper', 'double'),
+            ('category', 'double'),
+            ('reference_rows', 'bigint'),
+            ('reference_share', 'double'),
+        ],
         'curve_points': [
             ('model_id', 'varchar'),
             ('product_group', 'varchar'),

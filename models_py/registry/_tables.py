@@ -23,6 +23,7 @@ ML_TABLES = (
     "lift_by_decile",
     "calibration_bins",
     "feature_importance",
+    "reference_distributions",
     "curve_points",
 )
 ALIASES = ("champion", "challenger")
