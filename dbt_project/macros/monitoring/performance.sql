@@ -149,3 +149,46 @@
     {%- endfor -%}
     {{- return(literals | join(', ')) -}}
 {% endmacro %}
+
+
+{#-
+  The labels of the matured cutoffs of `plan` (a select of customer_id, product_group,
+  as_of_date): one row per customer with a purchase order of the group in [as_of_date,
+  as_of_date + horizon_days), the label of fct_training_examples. `orders` is
+  int_order_groups_summarised; only its rows in [oldest matured cutoff, now) are read, never an
+  order at or after now. No matured cutoff: no row (and no order read).
+-#}
+{% macro propensity_matured_labels(plan, orders) %}
+    {%- set horizon = propensity_horizon_days() -%}
+    select distinct
+        purchases.customer_id,
+        purchases.product_group,
+        windows.as_of_date
+    from {{ orders }} as purchases
+    inner join (
+        {%- for day in plan.matured %}
+        select
+            {{ propensity_date_literal(day) }} as as_of_date,
+            {{ propensity_date_literal(day, -horizon) }} as label_window_end
+            {%- if not loop.last %}
+        union all
+            {%- endif %}
+        {%- else %}
+        select
+            cast(null as date) as as_of_date,
+            cast(null as date) as label_window_end
+        where false
+        {%- endfor %}
+    ) as windows
+        on
+            purchases.order_date >= windows.as_of_date
+            and purchases.order_date < windows.label_window_end
+    where
+        purchases.is_purchase
+        {%- if plan.matured %}
+        and purchases.order_date >= {{ propensity_date_literal(plan.matured | min) }}
+        and purchases.order_date < {{ propensity_date_literal(plan.now) }}
+        {%- else %}
+        and false
+        {%- endif %}
+{%- endmacro %}

@@ -6,26 +6,28 @@
   has matured (label_window_end <= now): a label is a purchase order of the group in that window,
   as in fct_training_examples, and no order at or after now is read.
 
-  The *_sum columns are each decile's share of the performance figures of fct_model_performance,
-  computed over the whole (group, model, cutoff) sorted by score, so that model only adds them up:
-  - roc_auc_rank_sum: sum of the ranks of the positives (ascending by score, tied scores share
-    their average rank); Mann-Whitney: ROC AUC = (sum - P (P + 1) / 2) / (P N);
+  The *_sum columns are each decile's share of the figures of fct_model_performance, which only
+  adds them up. Ranks are taken over the whole (group, model, cutoff), ascending by score, tied
+  scores sharing their average rank:
+  - roc_auc_rank_sum: sum of the ranks of the positives (Mann-Whitney:
+    ROC AUC = (sum - P (P + 1) / 2) / (P N));
   - pr_auc_precision_sum: sum over positives of the precision at their score (rows at or above
-    it); average precision = sum / P (scikit-learn's average_precision_score);
+    it); average precision = sum / P, as scikit-learn's average_precision_score;
   - brier_squared_error_sum: sum of (score - label)^2;
-  - estimated_roc_auc_pair_sum, estimated_pr_auc_precision_sum: the same with every row counted as
-    a positive of weight score and a negative of weight 1 - score (CBPE).
+  - estimated_roc_auc_rank_sum, estimated_pr_auc_precision_sum: the same with every row counted
+    as a positive of weight score and a negative of weight 1 - score (CBPE); the ROC AUC formula
+    holds with W = sum of scores in place of P.
 
   A table rebuilt from itself: the cutoffs whose rows are missing or stale are computed from the
-  score history, the others are copied from the stored table (propensity_performance_plan), so a
-  daily run reads the scores of the new cutoff and of the cutoff maturing today, not the history.
-  Run with --full-refresh after loading late orders of an already matured window.
+  score history (one sort per group, model and cutoff), the others are copied from the stored
+  table (propensity_performance_plan), so a daily run reads the scores of the new cutoff and of
+  the cutoff maturing that day, not the history. Run with --full-refresh after loading late
+  orders of an already matured window.
 -#}
 {{ config(tags=['monitoring']) }}
 
 {%- set plan = propensity_performance_plan(ref('fct_propensity_scores'), this) -%}
 {%- set horizon = propensity_horizon_days() -%}
-{%- set now_literal = propensity_date_literal(plan.now) if plan.now is not none else 'cast(null as date)' -%}
 
 with scoring_cutoff as (
     select as_of_date as now_date
@@ -33,27 +35,15 @@ with scoring_cutoff as (
     where cutoff_role = 'scoring'
 ),
 
-scores as (
-    select
-        customer_id,
-        product_group,
-        model_id,
-        as_of_date,
-        score,
-        decile,
-        scored_at
-    from {{ ref('fct_propensity_scores') }}
-    where as_of_date in ({{ propensity_date_list(plan.compute) }})
-),
-
 cutoffs as (
     select
-        scores.as_of_date,
-        cast({{ dbt.dateadd('day', horizon, 'scores.as_of_date') }} as date) as label_window_end,
+        as_of_date,
+        cast({{ dbt.dateadd('day', horizon, 'as_of_date') }} as date) as label_window_end,
         count(*) as cutoff_score_rows,
-        max(scores.scored_at) as scored_at
-    from scores
-    group by scores.as_of_date
+        max(scored_at) as scored_at
+    from {{ ref('fct_propensity_scores') }}
+    where as_of_date in ({{ propensity_date_list(plan.compute) }})
+    group by as_of_date
 ),
 
 cutoff_status as (
@@ -64,34 +54,8 @@ cutoff_status as (
     cross join scoring_cutoff
 ),
 
--- Only the matured cutoffs need labels; orders at or after now are never read.
-purchases as (
-    select
-        customer_id,
-        product_group,
-        order_date
-    from {{ ref('int_order_groups_summarised') }}
-    where
-        is_purchase
-        {%- if plan.matured %}
-            and order_date >= {{ propensity_date_literal(plan.matured | min) }}
-            and order_date < {{ now_literal }}
-        {%- else %}
-            and false
-        {%- endif %}
-),
-
 labels as (
-    select distinct
-        purchases.customer_id,
-        purchases.product_group,
-        cutoff_status.as_of_date
-    from purchases
-    inner join cutoff_status
-        on
-            cutoff_status.is_matured
-            and purchases.order_date >= cutoff_status.as_of_date
-            and purchases.order_date < cutoff_status.label_window_end
+    {{ propensity_matured_labels(plan, ref('int_order_groups_summarised')) }}
 ),
 
 labelled_scores as (
@@ -102,129 +66,78 @@ labelled_scores as (
         scores.score,
         scores.decile,
         labels.customer_id is not null as is_positive
-    from scores
+    from {{ ref('fct_propensity_scores') }} as scores
     left join labels
         on
             scores.customer_id = labels.customer_id
             and scores.product_group = labels.product_group
             and scores.as_of_date = labels.as_of_date
+    where scores.as_of_date in ({{ propensity_date_list(plan.compute) }})
 ),
 
-{#- Sums of fractions are taken over decimal(38, 20): exact, so they do not depend on the order
-    the engine adds rows in, and a rebuild gives the same bits (values stay below 10^18). Counts
-    are bigints; ranks are whole or half numbers, exact in a double. #}
--- One row per distinct (score, decile): a tie group crossing a decile boundary has two.
-score_deciles as (
+{# One sort per (group, model, cutoff), descending by score; peers (tied scores) share rank()
+   and cume_dist(), and the running sums (default frame) include them. Running sums of the
+   scores are in fixed point, multiples of 2^-29 held as whole numbers in a double: exact up to
+   2^24 rows, so they do not depend on the order the engine adds rows in. #}
+ranked as (
     select
         product_group,
         model_id,
         as_of_date,
         score,
-        cast(score as decimal(38, 20)) as exact_score,
         decile,
-        count(*) as n_rows,
-        count(*) filter (where is_positive) as n_positives
+        is_positive,
+        count(*) over whole as total_rows,
+        rank() over by_score - 1 as rows_above,
+        cast(round(cume_dist() over by_score * count(*) over whole) as bigint) as rows_at_or_above,
+        sum(case when is_positive then 1 else 0 end) over by_score as positives_at_or_above,
+        sum(round(score * {{ 2 ** 29 }})) over by_score / {{ 2 ** 29 }} as scores_at_or_above
     from labelled_scores
-    group by product_group, model_id, as_of_date, score, decile
-),
-
-score_levels as (
-    select
-        product_group,
-        model_id,
-        as_of_date,
-        score,
-        exact_score,
-        cast(sum(n_rows) as bigint) as level_rows,
-        cast(sum(n_positives) as bigint) as level_positives
-    from score_deciles
-    group by product_group, model_id, as_of_date, score, exact_score
-),
-
-{# One sort ascending by score; "at or above" a score = the total minus what lies below it. #}
-level_running as (
-    select
-        product_group,
-        model_id,
-        as_of_date,
-        score,
-        level_rows,
-        level_rows - level_rows * exact_score as level_expected_negatives,
-        cast(coalesce(sum(level_rows) over below, 0) as bigint) as rows_below,
-        cast(coalesce(sum(level_positives) over below, 0) as bigint) as positives_below,
-        coalesce(sum(level_rows * exact_score) over below, 0) as expected_positives_below,
-        coalesce(sum(level_rows - level_rows * exact_score) over below, 0) as expected_negatives_below,
-        cast(sum(level_rows) over model_cutoff as bigint) as total_rows,
-        cast(sum(level_positives) over model_cutoff as bigint) as total_positives,
-        sum(level_rows * exact_score) over model_cutoff as total_expected_positives
-    from score_levels
     window
-        model_cutoff as (partition by product_group, model_id, as_of_date),
-        below as (
-            partition by product_group, model_id, as_of_date
-            order by score
-            rows between unbounded preceding and 1 preceding
-        )
+        whole as (partition by product_group, model_id, as_of_date),
+        by_score as (partition by product_group, model_id, as_of_date order by score desc)
 ),
 
-level_stats as (
+{# Twice the average ascending rank of the row's tie group: 2 (rows below) + (tied rows) + 1. #}
+row_parts as (
     select
         product_group,
         model_id,
         as_of_date,
+        decile,
         score,
-        -- average rank of the tied rows at this score (ranks 1..n ascending by score)
-        cast(rows_below as double) + (level_rows + 1) / 2 as average_rank,
+        is_positive,
+        2 * (total_rows - rows_at_or_above) + (rows_at_or_above - rows_above) + 1 as twice_rank,
         -- precision when every row scoring at or above this score is called positive
-        cast(total_positives - positives_below as double)
-        / cast(total_rows - rows_below as double) as precision_at_score,
-        cast(total_expected_positives - expected_positives_below as double)
-        / cast(total_rows - rows_below as double) as expected_precision_at_score,
-        -- negative weight a positive weight at this score outranks: all below, half of the ties
-        cast(expected_negatives_below + level_expected_negatives * 0.5 as double) as expected_negatives_outranked
-    from level_running
+        cast(positives_at_or_above as double) / rows_at_or_above as precision_at_score,
+        scores_at_or_above / rows_at_or_above as expected_precision_at_score
+    from ranked
 ),
 
+{# Sums of fractions over decimal(38, 20) (exact, so independent of the order the engine adds
+   rows in: a rebuild gives the same bits); counts and doubled ranks over integers. #}
 decile_parts as (
     select
-        score_deciles.product_group,
-        score_deciles.model_id,
-        score_deciles.as_of_date,
-        score_deciles.decile,
-        cast(sum(score_deciles.n_rows) as bigint) as n_rows,
-        cast(sum(score_deciles.n_positives) as bigint) as n_positives,
-        sum(score_deciles.n_rows * score_deciles.exact_score) as expected_positives,
-        min(score_deciles.score) as min_score,
-        max(score_deciles.score) as max_score,
-        sum(cast(score_deciles.n_positives * level_stats.average_rank as decimal(38, 20))) as roc_auc_rank_sum,
-        sum(
-            cast(score_deciles.n_positives * level_stats.precision_at_score as decimal(38, 20))
-        ) as pr_auc_precision_sum,
+        product_group,
+        model_id,
+        as_of_date,
+        decile,
+        count(*) as n_rows,
+        count(*) filter (where is_positive) as n_positives,
+        sum(cast(score as decimal(38, 20))) as expected_positives,
+        min(score) as min_score,
+        max(score) as max_score,
+        sum(case when is_positive then twice_rank else 0 end) / 2 as roc_auc_rank_sum,
+        sum(cast(case when is_positive then precision_at_score else 0 end as decimal(38, 20)))
+            as pr_auc_precision_sum,
         sum(cast(
-            (score_deciles.n_rows - score_deciles.n_positives) * score_deciles.score * score_deciles.score
-            + score_deciles.n_positives * (1 - score_deciles.score) * (1 - score_deciles.score)
+            case when is_positive then (1 - score) * (1 - score) else score * score end
             as decimal(38, 20)
         )) as brier_squared_error_sum,
-        sum(cast(
-            score_deciles.n_rows * score_deciles.score * level_stats.expected_negatives_outranked
-            as decimal(38, 20)
-        )) as estimated_roc_auc_pair_sum,
-        sum(cast(
-            score_deciles.n_rows * score_deciles.score * level_stats.expected_precision_at_score
-            as decimal(38, 20)
-        )) as estimated_pr_auc_precision_sum
-    from score_deciles
-    inner join level_stats
-        on
-            score_deciles.product_group = level_stats.product_group
-            and score_deciles.model_id = level_stats.model_id
-            and score_deciles.as_of_date = level_stats.as_of_date
-            and score_deciles.score = level_stats.score
-    group by
-        score_deciles.product_group,
-        score_deciles.model_id,
-        score_deciles.as_of_date,
-        score_deciles.decile
+        sum(cast(score * twice_rank / 2 as decimal(38, 20))) as estimated_roc_auc_rank_sum,
+        sum(cast(score * expected_precision_at_score as decimal(38, 20))) as estimated_pr_auc_precision_sum
+    from row_parts
+    group by product_group, model_id, as_of_date, decile
 ),
 
 computed as (
@@ -251,7 +164,7 @@ computed as (
             as pr_auc_precision_sum,
         cast(case when cutoff_status.is_matured then decile_parts.brier_squared_error_sum end as double)
             as brier_squared_error_sum,
-        cast(decile_parts.estimated_roc_auc_pair_sum as double) as estimated_roc_auc_pair_sum,
+        cast(decile_parts.estimated_roc_auc_rank_sum as double) as estimated_roc_auc_rank_sum,
         cast(decile_parts.estimated_pr_auc_precision_sum as double) as estimated_pr_auc_precision_sum,
         cast(cutoff_status.cutoff_score_rows as bigint) as cutoff_score_rows,
         cast(cutoff_status.scored_at as timestamp) as scored_at

@@ -3,7 +3,9 @@
   model_id, as_of_date) of the score history up to "now" (the run's scoring cutoff), beside the
   model's own test-period figures (ml.model_metrics, ml.lift_by_decile).
   - Estimated (every cutoff, from the calibrated scores alone, CBPE): each row counts as a
-    positive of weight score and a negative of weight 1 - score.
+    positive of weight score and a negative of weight 1 - score; the estimated ROC AUC is
+    P(score of a positive > score of a negative), ties half, under these weights (the area under
+    the expected ROC curve, each row's own pair included).
   - Realised (null until label_window_end <= now): from the labels of fct_model_calibration.
   Both sum the per-decile parts of fct_model_calibration (see its header), so this table is
   cheap to rebuild; lift at 10 % is the response of decile 1 of fct_propensity_scores (ntile by
@@ -52,7 +54,7 @@ totals as (
         cast(sum(cast(roc_auc_rank_sum as decimal(38, 20))) as double) as roc_auc_rank_sum,
         cast(sum(cast(pr_auc_precision_sum as decimal(38, 20))) as double) as pr_auc_precision_sum,
         cast(sum(cast(brier_squared_error_sum as decimal(38, 20))) as double) as brier_squared_error_sum,
-        cast(sum(cast(estimated_roc_auc_pair_sum as decimal(38, 20))) as double) as estimated_roc_auc_pair_sum,
+        cast(sum(cast(estimated_roc_auc_rank_sum as decimal(38, 20))) as double) as estimated_roc_auc_rank_sum,
         cast(sum(cast(estimated_pr_auc_precision_sum as decimal(38, 20))) as double)
             as estimated_pr_auc_precision_sum,
         cast(sum(case when decile = 1 then rows end) as double) as top_decile_rows,
@@ -74,7 +76,8 @@ figures as (
         n_positives,
         expected_positives,
         expected_positives / n_rows as estimated_base_rate,
-        estimated_roc_auc_pair_sum
+        -- the same with W = expected_positives fractional positives
+        (estimated_roc_auc_rank_sum - expected_positives * (expected_positives + 1) / 2)
         / nullif(expected_positives * (n_rows - expected_positives), 0) as estimated_roc_auc,
         estimated_pr_auc_precision_sum / nullif(expected_positives, 0) as estimated_pr_auc,
         (top_decile_expected_positives / top_decile_rows)
