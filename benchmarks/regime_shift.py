@@ -8,8 +8,8 @@ Usage::
 Generates the same warehouse (same seed) without and with a 'price_rise' shift at
 end_date - 120 days and prints:
 
-- PSI (10 quantile bins of the reference rows) of the windowed order features, computed in SQL
-  from raw as dbt's fct_customer_features defines them, between the training period (cutoffs
+- PSI (the bins of marts.fct_feature_drift) of order and email features, computed in SQL from
+  raw as dbt's fct_customer_features defines them, between the training period (cutoffs
   shift - 30 k, k = 1..6, every customer created before the cutoff) and the cutoffs 0, 7 and 14
   days after the shift, with and without the shift;
 - ROC AUC on the labels 'any purchase in [T, T + 30 days)' at T = shift + 30 days of the
@@ -30,6 +30,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 
 from models_py.ingest.synth import generate_warehouse
+from models_py.training._reference import numeric_edges
 
 END = dt.date(2026, 10, 1)
 FEATURES = (
@@ -141,12 +142,18 @@ def features(con, cutoff: dt.date) -> dict[str, np.ndarray]:
     return {c: np.asarray(rows[c]) for c in cols}
 
 
-def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
-    """PSI over the reference's quantile bins (ties merged), shares floored at 1e-4."""
-    edges = np.unique(np.quantile(reference, np.arange(1, bins) / bins))
-    e = np.bincount(np.searchsorted(edges, reference), minlength=len(edges) + 1) / len(reference)
-    a = np.bincount(np.searchsorted(edges, current), minlength=len(edges) + 1) / len(current)
-    e, a = np.maximum(e, 1e-4), np.maximum(a, 1e-4)
+def psi(reference: np.ndarray, current: np.ndarray, epsilon: float = 1e-4) -> float:
+    """PSI over the drift marts' bins (`numeric_edges`: 10 quantile bins of the reference, one
+    per value for at most 10 values, plus below and above the reference range), shares floored
+    at `epsilon` (dbt var drift_psi_epsilon)."""
+    edges = numeric_edges(reference)
+    bins = edges.size + 1
+
+    def shares(x: np.ndarray) -> np.ndarray:
+        index = np.searchsorted(edges, np.asarray(x, dtype=np.float32), side="right")
+        return np.maximum(np.bincount(index, minlength=bins) / len(x), epsilon)
+
+    e, a = shares(reference), shares(current)
     return float(np.sum((a - e) * np.log(a / e)))
 
 
@@ -164,7 +171,7 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=50_000)
     parser.add_argument("--days", type=int, default=730)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--shift", default="price_cut")
+    parser.add_argument("--shift", default="migration")
     parser.add_argument("--shift-before-end", type=int, default=120)
     parser.add_argument("--workdir", type=Path, required=True)
     args = parser.parse_args()
@@ -192,13 +199,13 @@ def main() -> None:
     ref_parts = [features(cons["no shift"], t) for t in ref_cutoffs]
     reference = {f: np.concatenate([p[f] for p in ref_parts]) for f in FEATURES}
     print("\nPSI vs the training period (cutoffs shift - 30 k, k = 1..6)")
-    print(f"{'feature':<18}" + "".join(f"{h:>14}" for h in ("days", "no shift", "shift")))
+    print(f"{'feature':<22}{'days':>10}{'no shift':>14}{'shift':>14}")
     for days_after in (0, 7, 14):
         cutoff = shift_at + dt.timedelta(days=days_after)
         cur = {name: features(con, cutoff) for name, con in cons.items()}
         for f in FEATURES:
             values = [psi(reference[f], cur[name][f]) for name in cons]
-            print(f"{f:<18}{days_after:>14}" + "".join(f"{v:>14.3f}" for v in values))
+            print(f"{f:<22}{days_after:>10}" + "".join(f"{v:>14.3f}" for v in values))
 
     # Decay: the same customers at T = shift + 30 (an oracle cutoff when the shift is end - 120).
     t_post = shift_at + dt.timedelta(days=30)

@@ -27,6 +27,12 @@ Semantics shared with the dbt features:
   customers created before then, arms '0', '20', '25' with equal probability; the arm multiplies
   the purchase rate during [assigned_at, assigned_at + 30 days) by 1 + sensitivity x (0, 1.0, 1.5),
   and lines of those purchases carry the discounted price.
+- Regime shift (optional, `shift_at` / `propensity generate --shift-at DATE [--shift KIND]`):
+  from midnight of `shift_at`, prices, the purchase rates of the price-sensitive half and email
+  open tracking change by kind (`_simulate.SHIFTS`; docs/oracle.md, "Regime shift"). Orders,
+  lines and email events before `shift_at` are those of the same warehouse without the shift;
+  `raw.oracle_propensity.probability` integrates the new rates, so it stays exact for windows
+  before, across and after the shift. Not combinable with the observable oracle.
 """
 
 from __future__ import annotations
