@@ -4,6 +4,7 @@ the replayed steps, and bad arguments refused through the CLI before anything is
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import pytest
 
@@ -18,7 +19,7 @@ def test_steps_are_weekly_and_the_last_labels_mature_with_the_data():
     plan = plan_replay(weeks=26, data_end=END, shift_at=dt.date(2026, 6, 1))
     steps = plan.steps
     assert len(steps) == 26
-    assert {(b - a).days for a, b in zip(steps, steps[1:], strict=False)} == {7}
+    assert {(b - a).days for a, b in itertools.pairwise(steps)} == {7}
     assert steps[-1] + dt.timedelta(days=30) == END
     assert plan.shift_step == next(k for k, d in enumerate(steps) if d >= dt.date(2026, 6, 1))
     assert plan.step_of(steps[5]) == 5
