@@ -754,6 +754,7 @@ def train(
     progress: Callable[[TrainProgress], None] | None = None,
     actor: str = "propensity",
     jobs: int | None = None,
+    on_register: Callable[[Any, list[ModelResult]], None] | None = None,
 ) -> TrainReport:
     """Train every target of the specs (default: the packaged ``specs/default.yml``).
 
@@ -771,6 +772,9 @@ def train(
         Recorded as ``changed_by`` in ``ml.alias_history``.
     jobs : int, optional
         Targets fitted at once (default ``settings.threads``); results do not depend on it.
+    on_register : callable, optional
+        Called as ``on_register(con, results)`` inside the registration transaction, after the
+        models are saved, to write more rows that must land with them (or not at all).
 
     Returns
     -------
@@ -831,6 +835,8 @@ def train(
                 register_trained(con, r, actor=actor) if isinstance(r, TrainedModel) else r
                 for r in results
             ]
+            if on_register is not None:
+                on_register(con, registered)
         for index, r in enumerate(results):
             if isinstance(r, TrainedModel):
                 ticks(index, r.target, "register")
