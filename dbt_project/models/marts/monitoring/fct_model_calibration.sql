@@ -24,7 +24,7 @@
   the cutoff maturing that day, not the history. Run with --full-refresh after loading late
   orders of an already matured window.
 -#}
-{{ config(tags=['monitoring']) }}
+{{ config(tags=['monitoring', 'monitoring_performance']) }}
 
 {%- set plan = propensity_performance_plan(ref('fct_propensity_scores'), this) -%}
 {%- set horizon = propensity_horizon_days() -%}
