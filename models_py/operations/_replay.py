@@ -69,7 +69,11 @@ def plan_replay(
             f"date after the first step, e.g. {first + dt.timedelta(days=STEP_DAYS * (weeks // 2))}"
         )
     return ReplayPlan(
-        weeks=weeks, first_as_of=first, data_end=data_end, shift_at=shift_at, horizon_days=horizon_days
+        weeks=weeks,
+        first_as_of=first,
+        data_end=data_end,
+        shift_at=shift_at,
+        horizon_days=horizon_days,
     )
 
 

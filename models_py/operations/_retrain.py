@@ -398,6 +398,11 @@ def retrain(
             f"features would miss the days from {data_cutoff}. Run without --as-of "
             f"(now = {data_cutoff}) or load those days first."
         )
+    # Specs and groups are checked against the stored examples first, so a typo costs no build.
+    with closing(connect(settings.warehouse, read_only=True)) as con:
+        stored = relation_exists(con, "marts.fct_training_examples")
+    if stored:
+        plan_training(settings, spec_path=spec_path, groups=groups)
     # The training cutoffs of "now": label windows that matured before it (dim_cutoffs).
     run_dbt(
         settings,
@@ -429,7 +434,9 @@ def retrain(
         logger.info("%s: %s (%s)", d.evidence.product_group, d.decision, "; ".join(d.reasons))
 
     def write(con, results) -> None:
-        record_decisions(con, _decision_rows(decisions, run_id=run_id, policy=policy, results=results))
+        record_decisions(
+            con, _decision_rows(decisions, run_id=run_id, policy=policy, results=results)
+        )
 
     training = None
     if to_train:

@@ -24,6 +24,7 @@ ML_TABLES = (
     "calibration_bins",
     "feature_importance",
     "reference_distributions",
+    "retrain_decisions",
     "curve_points",
 )
 ALIASES = ("champion", "challenger")

@@ -107,9 +107,9 @@
 
 {#-
   Custom incremental strategy `replace_recent` (config incremental_strategy='replace_recent',
-  recent_column: the date column, replace_state: as above): delete the stored rows from the window's first
-  day on (every row when the window is none), then insert the model's rows. dbt-duckdb runs both
-  in the model's transaction.
+  recent_column: the date column, replace_state: as above): delete the stored rows from the
+  window's first day on (every row when the window is none), then insert the model's rows.
+  dbt-duckdb runs both in the model's transaction.
 -#}
 {% macro get_incremental_replace_recent_sql(arg_dict) %}
     {%- set target = arg_dict['target_relation'] -%}
