@@ -36,7 +36,7 @@ with scoring_cutoff as (
 ),
 
 {# One small integer per (group, model, cutoff) to compute: the sort below partitions on it
-   (sorting on two names and a date costs about twice as much). #}
+   rather than on two names and a date. #}
 partitions as (
     select
         as_of_date,
