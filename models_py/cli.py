@@ -193,6 +193,45 @@ def cmd_run_daily(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from models_py.operations._retrain import retrain
+
+    settings = _settings(args)
+    settings = replace(settings, dbt_vars={**settings.dbt_vars, **_dbt_vars(args.vars)})
+    report = retrain(
+        settings,
+        as_of=args.as_of,
+        if_needed=args.if_needed,
+        spec_path=args.spec,
+        groups=args.group,
+        jobs=args.jobs,
+        actor=_actor(),
+    )
+    _console().print(report.summary())
+    return 1 if report.failed else 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from models_py.operations._replay import replay_generated
+
+    report = replay_generated(
+        _settings(args),
+        weeks=args.weeks,
+        shift_at=args.shift_at,
+        shift=args.shift,
+        policies=args.policy or None,
+        customers=args.customers,
+        seed=args.seed,
+        spec_path=args.spec,
+        workdir=args.workdir,
+        results=args.results,
+    )
+    _console().print(report.text())
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from models_py.reporting._report import write_report
 
@@ -500,6 +539,61 @@ def build_parser() -> argparse.ArgumentParser:
         "orders); feature and score history are kept",
     )
     q.set_defaults(func=cmd_run_daily)
+
+    p = sub.add_parser(
+        "retrain",
+        help="rebuild the training set for 'now' and retrain (every group, or --if-needed)",
+    )
+    p.add_argument(
+        "--if-needed",
+        action="store_true",
+        help="retrain only groups whose champion is old, lost ROC AUC or drifted (spec rules)",
+    )
+    p.add_argument(
+        "--as-of",
+        type=_date,
+        default=None,
+        help="'now', YYYY-MM-DD: training cutoffs are those whose labels matured before it "
+        "(default: the day after the last order)",
+    )
+    p.add_argument("--spec", type=Path, default=None, help="spec YAML (default: packaged specs)")
+    p.add_argument("--group", action="append", default=None, help="only this product group")
+    p.add_argument("--jobs", type=_positive_int, default=None, help="groups fitted at once")
+    p.add_argument("--vars", default=None, help="dbt vars as YAML, e.g. '{horizon_days: 60}'")
+    p.set_defaults(func=cmd_retrain)
+
+    p = sub.add_parser(
+        "replay",
+        help="run the daily and weekly jobs step by step over a generated history, per policy",
+    )
+    p.add_argument("--weeks", type=_positive_int, default=26, help="weekly steps (default 26)")
+    p.add_argument("--shift-at", type=_date, default=None, help="regime shift date, YYYY-MM-DD")
+    p.add_argument("--shift", default=None, help="kind of regime shift (docs/oracle.md)")
+    p.add_argument(
+        "--policy",
+        action="append",
+        choices=("never", "weekly", "if-needed"),
+        default=None,
+        help="retraining policy to replay (repeatable; default all three)",
+    )
+    p.add_argument("--customers", type=_positive_int, default=50_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--spec", type=Path, default=None, help="spec YAML (default: the lean replay spec)"
+    )
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path("replay"),
+        help="warehouses per policy (default replay/)",
+    )
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="DuckDB file for the timeline (default: <workdir>/results.duckdb)",
+    )
+    p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser(
         "score", help="score a table in the warehouse with champion models (bring your own)"
