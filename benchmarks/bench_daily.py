@@ -175,9 +175,7 @@ def prepare(work: Path, customers: int, *, reuse: bool) -> dict:
 def _train(train, settings, work: Path) -> int:
     spec = work / "bench_spec.yml"
     spec.write_text(SPEC)
-    # One group at a time: two at once (jobs=2) intermittently fail in DuckDB's register of an
-    # Arrow table ("python_arrow_scan does not exist"); training is not what this measures.
-    report = train(settings, spec_path=spec, jobs=1)
+    report = train(settings, spec_path=spec)
     if report.failed:
         failed = [(r.product_group, r.message) for r in report.failed]
         raise SystemExit(f"training failed: {failed}")

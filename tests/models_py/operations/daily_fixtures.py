@@ -69,9 +69,7 @@ def daily_template(tmp_path_factory) -> Path:
         run_dbt(settings, ["run"], dbt_vars=BUILD_VARS)
         spec = work / "lean.yml"
         spec.write_text(LEAN_SPEC)
-        # One group at a time: two at once (jobs=2) intermittently fail in DuckDB's register of
-        # an Arrow table ("python_arrow_scan does not exist"), which is not what these tests test.
-        report = train(settings, spec_path=spec, jobs=1)
+        report = train(settings, spec_path=spec)
         assert not report.failed, [r.message for r in report.results]
         assert main(["--warehouse", str(path), "run", "daily"]) == 0
         _TEMPLATE["daily"] = path
