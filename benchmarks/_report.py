@@ -7,6 +7,7 @@ import fcntl
 import os
 import platform
 import re
+import resource
 import subprocess
 import tempfile
 from pathlib import Path
@@ -45,6 +46,25 @@ def machine() -> str:
         f"{cpu}, {os.cpu_count()} cores, {mem}, Python {platform.python_version()}, "
         f"commit {rev or '?'}"
     )
+
+
+def peak_mb() -> float:
+    """Peak resident memory of this process (VmHWM, reset at exec) or of its largest waited-for
+    child (dbt), in MB."""
+    own_kb = next(
+        int(line.split()[1])
+        for line in Path("/proc/self/status").read_text().splitlines()
+        if line.startswith("VmHWM")
+    )
+    children_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own_kb, children_kb) / 1024
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its waited-for children (dbt runs in one)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def write_section(name: str, body: str) -> None:

@@ -32,7 +32,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -46,9 +45,12 @@ from benchmarks._report import (  # noqa: E402
     DEFAULT_WORKDIR,
     add_lock_argument,
     bench_lock,
+    cpu_seconds,
     machine,
+    peak_mb,
     write_section,
 )
+from benchmarks.bench_scoring import SPEC as SCORING_SPEC  # noqa: E402
 
 CASES = ["full_rebuild", "daily_full_intermediates", "daily"]
 WHAT = {
@@ -60,33 +62,8 @@ BUILD_VARS = {"max_training_cutoffs": 4}
 #: Goals of issue 14 for the daily run at 1M customers.
 GOAL_SECONDS, GOAL_PEAK_MB = 60, 4096
 
-SPEC = """# Benchmark spec of benchmarks/bench_daily.py: one HGB candidate, small row caps.
-specs:
-  - name: bench_daily
-    relation: marts.fct_training_examples
-    id_columns: [customer_id]
-    label: label
-    cutoff: as_of_date
-    split: split
-    group: {column: product_group, groups: all_active}
-    features: {numeric_except: []}
-    validation: temporal
-    search: {folds: 2, max_rows: 5000}
-    candidates:
-      hist_gradient_boosting:
-        learning_rate: [0.1]
-        max_iter: [100]
-        max_leaf_nodes: [31]
-        min_samples_leaf: [100]
-        l2_regularization: [1.0]
-    calibration: sigmoid
-    threshold: max_f1
-    promotion: {metric: roc_auc, margin: 0.005}
-    max_training_rows: 20000
-    max_evaluation_rows: 10000
-    importance_rows: 0
-    random_state: 0
-"""
+#: One HGB candidate, small row caps: the scoring benchmark's spec, for every active group.
+SPEC = SCORING_SPEC.format(groups="all_active")
 
 
 def append_day(con, *, copy_of_days_ago: int = 7) -> dt.date:
@@ -182,23 +159,6 @@ def _train(train, settings, work: Path) -> int:
     return len(report.results)
 
 
-def _peak_mb() -> float:
-    """Peak resident memory of this process (VmHWM) or of its largest child (dbt)."""
-    own_kb = next(
-        int(line.split()[1])
-        for line in Path("/proc/self/status").read_text().splitlines()
-        if line.startswith("VmHWM")
-    )
-    children_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own_kb, children_kb) / 1024
-
-
-def _cpu_seconds() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
 def run_case(case: str, warehouse: Path, as_of: dt.date) -> dict:
     """One case in this (child) process, on `warehouse` (a copy with the new day appended)."""
     import duckdb
@@ -207,7 +167,7 @@ def run_case(case: str, warehouse: Path, as_of: dt.date) -> dict:
     from models_py.operations import run_daily
 
     settings = _settings(warehouse)
-    cpu, start = _cpu_seconds(), time.perf_counter()
+    cpu, start = cpu_seconds(), time.perf_counter()
     if case == "full_rebuild":
         outcome = run_dbt(
             settings,
@@ -220,7 +180,7 @@ def run_case(case: str, warehouse: Path, as_of: dt.date) -> dict:
         report = run_daily(settings, as_of=as_of, **options)
         tests = (report.tests_passed, report.tests_warned)
     seconds = time.perf_counter() - start
-    cpu_seconds = _cpu_seconds() - cpu
+    cpu_used = cpu_seconds() - cpu
     results = json.loads((dbt_target_path(settings) / "run_results.json").read_text())["results"]
     slowest = sorted(results, key=lambda r: -r["execution_time"])[:4]
     con = duckdb.connect(str(warehouse), read_only=True)
@@ -234,7 +194,7 @@ def run_case(case: str, warehouse: Path, as_of: dt.date) -> dict:
         con.close()
     return {
         "seconds": seconds,
-        "cpu_seconds": cpu_seconds,
+        "cpu_seconds": cpu_used,
         "nodes": len(results),
         "tests_passed": tests[0],
         "tests_warned": tests[1],
@@ -329,7 +289,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.case is not None:  # child process: one case, result as JSON on the last stdout line
         result = run_case(args.case, args.warehouse, args.as_of)
-        result["peak_mb"] = _peak_mb()
+        result["peak_mb"] = peak_mb()
         result["load_1min"] = os.getloadavg()[0]
         print(json.dumps(result))
         return

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _report import add_lock_argument, bench_lock  # noqa: E402
+from _report import add_lock_argument, bench_lock, cpu_seconds  # noqa: E402
 
 #: Catalogue features the pandas baseline leaves out (copies of a customer column or a lookup of
 #: the RFM scores): every other feature of the catalogue is computed, or pandas_features raises.
@@ -48,13 +48,6 @@ ONE_CUTOFF = "fct_customer_features fct_customer_group_features"
 FROM_RAW = "+fct_customer_features +fct_customer_group_features"
 SCORING_ONLY = {"feature_cutoff_roles": ["scoring"]}
 ALL_CUTOFFS = "fct_customer_features fct_customer_group_features fct_training_examples"
-
-
-def _cpu_seconds() -> float:
-    """User + system CPU seconds of this process and its waited-for children (dbt runs in one)."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _peak_mb() -> float:
@@ -76,7 +69,7 @@ def _child_dbt(warehouse: str, select: str, dbt_vars: dict, project_dir: str = "
     from models_py._dbt import dbt_target_path, run_dbt
 
     settings = _settings(warehouse, project_dir)
-    started, cpu = time.perf_counter(), _cpu_seconds()
+    started, cpu = time.perf_counter(), cpu_seconds()
     run_dbt(settings, ["run", "--full-refresh", "--select", *select.split()], dbt_vars=dbt_vars)
     seconds = time.perf_counter() - started
     # run_dbt's per-warehouse target path: model execution times without dbt's start-up.
@@ -88,7 +81,7 @@ def _child_dbt(warehouse: str, select: str, dbt_vars: dict, project_dir: str = "
         "model_seconds": sum(models.values()),
         "span_seconds": _span_seconds(nodes),
         "models": models,
-        "cpu_seconds": _cpu_seconds() - cpu,
+        "cpu_seconds": cpu_seconds() - cpu,
         "peak_mb": _peak_mb(),
     }
 
@@ -260,14 +253,14 @@ def _child_pandas(warehouse: str) -> dict:
     cutoff = con.execute(
         "select as_of_date from marts.dim_cutoffs where cutoff_role = 'scoring'"
     ).fetchone()[0]
-    started, cpu = time.perf_counter(), _cpu_seconds()
+    started, cpu = time.perf_counter(), cpu_seconds()
     feats, compute = pandas_features(con, cutoff)
     total = time.perf_counter() - started
     con.close()
     return {
         "seconds": total,
         "compute_seconds": compute,
-        "cpu_seconds": _cpu_seconds() - cpu,
+        "cpu_seconds": cpu_seconds() - cpu,
         "peak_mb": _peak_mb(),
         "rows": len(feats),
         "columns": feats.shape[1],
@@ -306,11 +299,11 @@ def _child_floor(warehouse: str, project_dir: str = "") -> dict:
     con = duckdb.connect(warehouse, read_only=True)
     try:
         con.execute("set threads = 2; set preserve_insertion_order = false")
-        started, cpu = time.perf_counter(), _cpu_seconds()
+        started, cpu = time.perf_counter(), cpu_seconds()
         for _, name, kind in FLOOR_MODELS:
             con.execute(f"create temp {kind} {name} as {sql[name]}")
         seconds = time.perf_counter() - started
-        cpu = _cpu_seconds() - cpu
+        cpu = cpu_seconds() - cpu
         rows = con.execute("select count(*) from fct_customer_features").fetchone()[0]
     finally:
         con.close()

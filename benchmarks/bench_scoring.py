@@ -41,7 +41,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._report import DEFAULT_WORKDIR, add_lock_argument, bench_lock  # noqa: E402
+from benchmarks._report import (  # noqa: E402
+    DEFAULT_WORKDIR,
+    add_lock_argument,
+    bench_lock,
+    peak_mb,
+)
 
 #: Child processes find the cache through this variable, set by the parent from --workdir.
 _CACHE_ENV = "PROPENSITY_BENCH_SCORING_DIR"
@@ -396,17 +401,6 @@ def run_case(case: str, customers: int, *, intra_op_threads: int | None) -> dict
     return {"seconds": seconds, "cpu_seconds": cpu_seconds, "rows": rows}
 
 
-def _peak_mb() -> float:
-    """Peak resident memory of this process (VmHWM) or of its largest child (dbt)."""
-    own_kb = next(
-        int(line.split()[1])
-        for line in Path("/proc/self/status").read_text().splitlines()
-        if line.startswith("VmHWM")
-    )
-    children_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own_kb, children_kb) / 1024
-
-
 def _run_child(case: str, customers: int, intra_op_threads: int | None) -> dict | None:
     command = [sys.executable, __file__, "--case", case, "--customers", str(customers)]
     if intra_op_threads is not None:
@@ -575,7 +569,7 @@ def run(args) -> None:
         cores = free_cores()
         result = run_case(args.case, args.customers, intra_op_threads=args.intra_op_threads)
         result["free_cores"] = cores
-        result["peak_mb"] = _peak_mb()
+        result["peak_mb"] = peak_mb()
         result["load_1min"] = os.getloadavg()[0]
         print(json.dumps(result))
         return

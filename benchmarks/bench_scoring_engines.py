@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._report import add_lock_argument, bench_lock  # noqa: E402
+from benchmarks._report import add_lock_argument, bench_lock, peak_mb  # noqa: E402
 
 CASES = [
     "read_list",
@@ -333,17 +333,6 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _peak_mb() -> float:
-    """Peak resident memory of this process (VmHWM, reset at exec) and of its dbt child."""
-    own_kb = next(
-        int(line.split()[1])
-        for line in Path("/proc/self/status").read_text().splitlines()
-        if line.startswith("VmHWM")
-    )
-    children_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own_kb, children_kb) / 1024
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -365,7 +354,7 @@ def run(args) -> None:
 
     if args.case:  # child process: one case, result as JSON on the last stdout line
         result = run_case(args.case, args.warehouse, args.features)
-        result["peak_mb"] = _peak_mb()
+        result["peak_mb"] = peak_mb()
         result["load_1min"] = os.getloadavg()[0]
         print(json.dumps(result))
         return

@@ -19,7 +19,7 @@ import datetime as dt
 import logging
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -146,11 +146,14 @@ def replay_generated(
     generated = replace(settings, warehouse=workdir / "generated.duckdb")
     if generated.warehouse.exists():
         generated.warehouse.unlink()
-    options = (
-        {} if shift_at is None else {"shift_at": shift_at, **({"shift": shift} if shift else {})}
-    )
     generate_warehouse(
-        generated.warehouse, customers=customers, seed=seed, days=days, end_date=end_date, **options
+        generated.warehouse,
+        customers=customers,
+        seed=seed,
+        days=days,
+        end_date=end_date,
+        shift_at=shift_at,
+        **({"shift": shift} if shift else {}),  # else the generator's default kind
     )
     label = label or (f"shift {shift or 'default'} at {shift_at}" if shift_at else "no shift")
     return run_replay(
@@ -173,11 +176,11 @@ def run_replay(
     workdir: Path,
     results: Path,
     label: str = "",
-    on_step: Callable[[str, int, dt.date], None] | None = None,
 ) -> ReplayReport:
     """Replay `plan` for every policy on copies of `settings.warehouse` (generated beforehand)."""
     from models_py.operations._daily import run_daily
     from models_py.operations._retrain import retrain
+    from models_py.reporting._replay_page import write_replay_page
 
     unknown = sorted(set(policies) - set(POLICIES))
     if unknown:
@@ -198,8 +201,6 @@ def run_replay(
         wh = replace(settings, warehouse=workdir / f"{policy}.duckdb")
         shutil.copyfile(base.warehouse, wh.warehouse)
         for k, as_of in enumerate(plan.steps):
-            if on_step is not None:
-                on_step(policy, k, as_of)
             run_daily(wh, as_of=as_of)
             # Step 0's models were trained just before it; the last step's would never score.
             if k in (0, len(plan.steps) - 1) or policy == "never":
@@ -216,9 +217,7 @@ def run_replay(
         )
         report.seconds[policy] = time.perf_counter() - started
         _collect(wh, results, plan=plan, policy=policy, label=label)
-    report.summary = summarise(results, plan=plan, label=label)
-    from models_py.reporting._replay_page import write_replay_page
-
+    report.summary = summarise(results, label=label)
     report.page = write_replay_page(results, workdir / "replay.html")
     return report
 
@@ -236,9 +235,11 @@ create table if not exists replay.timeline (
 
 def _collect(wh: Settings, results: Path, *, plan: ReplayPlan, policy: str, label: str) -> None:
     """Append one policy's timeline to ``replay.timeline`` of `results` (replacing its rows)."""
+    from models_py.registry import ml_table
+
     with closing(connect(wh.warehouse, read_only=True)) as con:
         rows = con.execute(
-            """
+            f"""
             with perf as (
                 select product_group, model_id, as_of_date, roc_auc, estimated_roc_auc
                 from marts.fct_model_performance
@@ -255,7 +256,7 @@ def _collect(wh: Settings, results: Path, *, plan: ReplayPlan, policy: str, labe
             ),
             decisions as (
                 select product_group, as_of_date, decision, reasons
-                from ml.retrain_decisions
+                from {ml_table("retrain_decisions")}
                 qualify row_number() over (
                     partition by product_group, as_of_date order by decided_at desc) = 1
             )
@@ -293,7 +294,7 @@ def _collect(wh: Settings, results: Path, *, plan: ReplayPlan, policy: str, labe
         )
 
 
-def summarise(results: Path, *, plan: ReplayPlan, label: str) -> list[dict]:
+def summarise(results: Path, *, label: str) -> list[dict]:
     """Per policy: mean realised ROC AUC before and after the shift, retrains, alerts."""
     with closing(connect(results, read_only=True)) as con:
         cur = con.execute(

@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from models_py._errors import ConfigError
@@ -36,8 +36,6 @@ from models_py.registry._decisions import record_decisions
 from models_py.training._specs import RetrainingRules
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_HORIZON_DAYS = 30
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -185,16 +183,13 @@ def gather_evidence(
     from models_py.registry import ml_table
 
     unknown: list[str] = []
-    last = None
-    if relation_exists(con, ml_table("retrain_decisions").replace('"', "")):
-        row = _one(
-            con,
-            f"select max(as_of_date) from {ml_table('retrain_decisions')} "
-            "where product_group = ? and spec_name = ? and decision = 'retrain' "
-            "and as_of_date <= ?",
-            [product_group, spec_name, now],
-        )
-        last = row[0] if row else None
+    # The registry tables exist: the training-set build before this creates any missing one.
+    last = _one(
+        con,
+        f"select max(as_of_date) from {ml_table('retrain_decisions')} "
+        "where product_group = ? and spec_name = ? and decision = 'retrain' and as_of_date <= ?",
+        [product_group, spec_name, now],
+    )[0]
     champion = get_alias(con, product_group, "champion")
     if champion is None:
         return Evidence(
@@ -240,31 +235,29 @@ def gather_evidence(
     drift_as_of = score_status = None
     alerts: tuple[str, ...] = ()
     if relation_exists(con, "marts.fct_feature_drift"):
-        row = _one(
-            con,
-            "select max(as_of_date) from marts.fct_feature_drift "
-            "where model_id = ? and product_group = ? and as_of_date <= ?",
-            [champion, product_group, now],
-        )
-        drift_as_of = row[0] if row else None
-        if drift_as_of is not None:
-            alerts = tuple(
-                r[0]
-                for r in con.execute(
-                    "select feature_name from marts.fct_feature_drift where model_id = ? "
-                    "and product_group = ? and as_of_date = ? and drift_status = 'alert' "
-                    "order by psi desc",
-                    [champion, product_group, drift_as_of],
-                ).fetchall()
+        # The champion's newest drift cutoff: its alerted features (by PSI) and score status.
+        rows = con.execute(
+            """
+            with newest as (
+                select max(as_of_date) as as_of_date from marts.fct_feature_drift
+                where model_id = $model and product_group = $group and as_of_date <= $now
             )
-            if relation_exists(con, "marts.fct_score_drift"):
-                row = _one(
-                    con,
-                    "select drift_status from marts.fct_score_drift where model_id = ? "
-                    "and product_group = ? and as_of_date = ?",
-                    [champion, product_group, drift_as_of],
-                )
-                score_status = row[0] if row else None
+            select
+                newest.as_of_date,
+                (select drift_status from marts.fct_score_drift as s
+                 where s.model_id = $model and s.product_group = $group
+                   and s.as_of_date = newest.as_of_date),
+                f.feature_name
+            from newest
+            left join marts.fct_feature_drift as f
+                on f.model_id = $model and f.product_group = $group
+                and f.as_of_date = newest.as_of_date and f.drift_status = 'alert'
+            order by f.psi desc
+            """,
+            {"model": champion, "group": product_group, "now": now},
+        ).fetchall()
+        drift_as_of, score_status = rows[0][0], rows[0][1]
+        alerts = tuple(r[2] for r in rows if r[2] is not None)
     else:
         unknown.append("marts.fct_feature_drift is missing (run `propensity run daily`)")
     return Evidence(
@@ -299,7 +292,6 @@ class RetrainReport:
     decisions: tuple[Decision, ...]
     training: object | None  # models_py.training.TrainReport
     seconds: float
-    notes: tuple[str, ...] = field(default=())
 
     @property
     def failed(self) -> bool:
@@ -320,7 +312,6 @@ class RetrainReport:
                 )
             lines.append(f"  {g}: {d.decision}{outcome}")
             lines += [f"      {reason}" for reason in d.reasons]
-        lines += [f"  note: {n}" for n in self.notes]
         lines.append(f"  done in {self.seconds:.1f} s")
         return "\n".join(lines)
 
@@ -418,8 +409,11 @@ def retrain(
     targets = plan_training(settings, spec_path=spec_path, groups=groups)
     if not targets:
         raise ConfigError("no product group to retrain: the spec resolves to no target")
-    horizon = int(settings.dbt_vars.get("horizon_days", DEFAULT_HORIZON_DAYS))
     with closing(connect(settings.warehouse, read_only=True)) as con:
+        # The label horizon the build just used (dbt var horizon_days), read back, not assumed.
+        horizon = con.execute(
+            "select max(label_window_end - as_of_date) from marts.dim_cutoffs"
+        ).fetchone()[0]
         decisions = []
         for t in targets:
             ev = gather_evidence(

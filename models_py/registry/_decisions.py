@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from models_py.registry._registry import _insert
-from models_py.registry._tables import ml_table
 
 DECISION_COLUMNS = (
     "run_id",
@@ -38,14 +37,3 @@ def record_decisions(con, rows: Sequence[Mapping[str, Any]]) -> None:
         if extra:
             raise ValueError(f"unknown retrain_decisions columns: {sorted(extra)}")
     _insert(con, "retrain_decisions", rows)
-
-
-def list_decisions(con, *, product_group: str | None = None) -> list[dict[str, Any]]:
-    """Every recorded decision, newest first."""
-    cur = con.execute(
-        f"select * from {ml_table('retrain_decisions')} "
-        "where ? is null or product_group = ? order by decided_at desc, product_group",
-        [product_group, product_group],
-    )
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]

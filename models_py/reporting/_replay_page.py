@@ -61,25 +61,18 @@ def write_replay_page(results: Path | str, out: Path | str) -> Path:
             ax.set(xlabel="week", ylabel="ROC AUC (dotted: estimated)", title=f"{group}: ROC AUC")
             ax.legend(fontsize=7)
             images.append(_png(fig))
-        never = [r for r in part if r["policy"] == (policies[0] if policies else "")]
-        if never:
+        if policies:  # drift does not depend on the policy until a retrain: the first one's
+            first = [r for r in part if r["policy"] == policies[0]]
+            steps = sorted({r["step"] for r in first})
+            psi = {(r["product_group"], r["step"]): r["max_feature_psi"] or 0.0 for r in first}
             fig, ax = plt.subplots(figsize=(4, 3.2))
-            steps = sorted({r["step"] for r in never})
-            grid = [
-                [
-                    next(
-                        (
-                            r["max_feature_psi"] or 0.0
-                            for r in never
-                            if r["product_group"] == g and r["step"] == s
-                        ),
-                        0.0,
-                    )
-                    for s in steps
-                ]
-                for g in groups
-            ]
-            image = ax.imshow(grid, aspect="auto", cmap="Reds", vmin=0, vmax=0.5)
+            image = ax.imshow(
+                [[psi.get((g, step), 0.0) for step in steps] for g in groups],
+                aspect="auto",
+                cmap="Reds",
+                vmin=0,
+                vmax=0.5,
+            )
             ax.set_yticks(range(len(groups)), groups)
             ax.set(xlabel="week", title=f"max feature PSI ({policies[0]})")
             fig.colorbar(image, ax=ax)

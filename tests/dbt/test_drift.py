@@ -23,6 +23,7 @@ from models_py._settings import Settings
 from models_py._warehouse import connect
 from models_py.ingest.synth import generate_warehouse
 from models_py.training._train import train
+from tests.models_py.training.training_fixtures import hgb_spec
 
 pytestmark = [
     pytest.mark.slow,
@@ -34,24 +35,7 @@ T0 = END - dt.timedelta(days=14)
 T1 = END
 EPSILON = 1e-4  # dbt var drift_psi_epsilon (default)
 UNSEEN = 1.0  # rfm_segment_code category removed from the `any` model's reference
-SPEC = """
-specs:
-  - name: purchase_propensity
-    relation: marts.fct_training_examples
-    id_columns: [customer_id]
-    label: label
-    cutoff: as_of_date
-    split: split
-    group: {column: product_group, groups: [any, wine]}
-    features: {numeric_except: []}
-    categorical: [rfm_segment_code]
-    search: {folds: 2}
-    candidates:
-      hist_gradient_boosting: {max_iter: [30], learning_rate: [0.1], max_leaf_nodes: [15]}
-    threshold: max_f1
-    promotion: {metric: roc_auc, margin: 0.005}
-    importance_rows: 200
-"""
+SPEC = hgb_spec(groups=["any", "wine"], max_leaf_nodes=15, importance_rows=200)
 
 
 def _rows(settings: Settings, sql: str, params: list | None = None) -> list[dict]:

@@ -27,6 +27,7 @@ from models_py._warehouse import connect
 from models_py.ingest.synth import generate_warehouse
 from models_py.registry import promote_model
 from models_py.training._train import train
+from tests.models_py.training.training_fixtures import hgb_spec
 
 pytestmark = pytest.mark.slow
 
@@ -42,24 +43,6 @@ MONITOR = "fct_model_calibration fct_model_performance"
 # Everything the performance marts read besides the score history: orders (raw -> staging ->
 # intermediate) and dim_cutoffs.
 FROM_ORDERS = "+int_order_groups_summarised dim_cutoffs " + MONITOR
-SPEC = """
-specs:
-  - name: lean
-    relation: marts.fct_training_examples
-    id_columns: [customer_id]
-    label: label
-    cutoff: as_of_date
-    split: split
-    group: {column: product_group, groups: [any, wine]}
-    features: {numeric_except: []}
-    categorical: [rfm_segment_code]
-    search: {folds: 2}
-    candidates:
-      hist_gradient_boosting: {max_iter: [MAX_ITER], learning_rate: [0.1], max_leaf_nodes: [LEAVES]}
-    calibration: sigmoid
-    threshold: max_f1
-    promotion: {metric: roc_auc, margin: 0.005}
-"""
 REALISED = ("positives", "base_rate", "roc_auc", "pr_auc", "brier", "lift_at_10")
 
 
@@ -90,7 +73,15 @@ def _train(
     settings: Settings, tmp: Path, groups: list[str], *, max_iter: int, leaves: int
 ) -> dict[str, str]:
     spec = tmp / f"spec_{max_iter}_{leaves}.yml"
-    spec.write_text(SPEC.replace("MAX_ITER", str(max_iter)).replace("LEAVES", str(leaves)))
+    spec.write_text(
+        hgb_spec(
+            name="lean",
+            groups=list(GROUPS),
+            max_iter=max_iter,
+            max_leaf_nodes=leaves,
+            calibration="sigmoid",
+        )
+    )
     report = train(settings, spec_path=spec, groups=groups, jobs=1)
     assert not report.failed, [r.message for r in report.failed]
     return {r.product_group: r.model_id for r in report.results}

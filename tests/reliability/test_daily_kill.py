@@ -11,6 +11,8 @@ import pytest
 
 from models_py._dbt import dbt_target_path
 from models_py._settings import Settings
+from models_py.registry import ML_TABLES as REGISTRY_TABLES
+from models_py.registry import SCHEMA
 from tests.models_py.operations.daily_fixtures import (
     FIRST_CUTOFF,
     SCORED_GROUPS,
@@ -29,16 +31,8 @@ from tests.reliability._warehouses import (
 pytestmark = pytest.mark.slow
 
 SCORES = "marts.fct_propensity_scores"
-ML_TABLES = (
-    "ml.model_registry",
-    "ml.model_aliases",
-    "ml.alias_history",
-    "ml.model_metrics",
-    "ml.lift_by_decile",
-    "ml.calibration_bins",
-    "ml.feature_importance",
-    "ml.curve_points",
-)
+#: Every registry table (the registry's own list, so a table added later is covered).
+ML_TABLES = tuple(f"{SCHEMA}.{t}" for t in REGISTRY_TABLES)
 MODEL_START = "START sql incremental model marts.fct_propensity_scores"
 MODEL_DONE = "OK created sql incremental model marts.fct_propensity_scores"
 

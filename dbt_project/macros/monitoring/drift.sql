@@ -38,6 +38,19 @@
 {%- endmacro %}
 
 
+{#- The aggregates of one distribution over its bins (rows of fct_drift_bins, grouped by the
+    caller): psi, js_divergence, unseen_share (current share in bins the reference never saw),
+    bins, reference_rows, current_rows. -#}
+{% macro drift_aggregates() -%}
+    sum({{ drift_psi_term('reference_share', 'current_share') }}) as psi,
+    greatest(0, least(1, sum({{ drift_js_term('reference_share', 'current_share') }}))) as js_divergence,
+    sum(case when reference_rows = 0 then current_share else 0 end) as unseen_share,
+    count(*) as bins,
+    sum(reference_rows) as reference_rows,
+    sum(current_rows) as current_rows
+{%- endmacro %}
+
+
 {#- 'alert' from dbt var drift_psi_alert up, 'warn' from drift_psi_warn up, else 'ok'; null when
     `is_monitored` is false (dbt var drift_ignore_features). -#}
 {% macro drift_status(psi, is_monitored='true') -%}

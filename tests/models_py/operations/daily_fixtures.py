@@ -16,6 +16,7 @@ from models_py._dbt import run_dbt
 from models_py._settings import Settings
 from models_py.cli import main
 from tests.conftest import REPO_ROOT
+from tests.models_py.training.training_fixtures import hgb_spec
 
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 
@@ -32,26 +33,16 @@ SCORED_GROUPS = ("any", "sweets", "wine")
 UNSCORED_GROUPS = ("alcohol", "books", "garden", "gifts", "kitchen", "party", "spirits", "toys")
 BUILD_VARS = {"max_training_cutoffs": 4}
 
-LEAN_SPEC = """
-specs:
-  - name: lean
-    relation: marts.fct_training_examples
-    id_columns: [customer_id]
-    label: label
-    cutoff: as_of_date
-    split: split
-    group: {column: product_group, groups: [any, sweets, wine]}
-    features: {numeric_except: []}
-    search: {folds: 2, max_rows: 3000}
-    candidates:
-      hist_gradient_boosting: {max_iter: [30], learning_rate: [0.1], max_leaf_nodes: [7]}
-    calibration: sigmoid
-    threshold: max_f1
-    promotion: {metric: roc_auc, margin: 0.005}
-    max_training_rows: 4000
-    max_evaluation_rows: 4000
-    importance_rows: 0
-"""
+LEAN_SPEC = hgb_spec(
+    name="lean",
+    groups=list(SCORED_GROUPS),
+    categorical=None,
+    search={"folds": 2, "max_rows": 3000},
+    calibration="sigmoid",
+    max_training_rows=4000,
+    max_evaluation_rows=4000,
+    importance_rows=0,
+)
 
 _TEMPLATE: dict[str, Path] = {}
 

@@ -10,7 +10,8 @@ import pytest
 
 from models_py._errors import ConfigError
 from models_py.cli import main
-from models_py.operations._replay import plan_replay
+from models_py.operations._replay import plan_replay, summarise
+from tests.models_py.operations.replay_fixtures import SHIFT_STEP, write_timeline
 
 END = dt.date(2026, 10, 1)
 
@@ -46,3 +47,35 @@ def test_the_cli_refuses_a_shift_outside_the_steps_before_generating(tmp_path, c
     assert code != 0
     assert "outside the replayed steps" in capsys.readouterr().err
     assert not (tmp_path / "r" / "generated.duckdb").exists()
+
+
+def test_the_summary_counts_retrains_alerts_and_decay_per_policy(tmp_path):
+    results = tmp_path / "results.duckdb"
+    write_timeline(results)
+    summary = {r["policy"]: r for r in summarise(results, label="shift price_rise at 2026-07-01")}
+    assert set(summary) == {"never", "if-needed"}
+    never, if_needed = summary["never"], summary["if-needed"]
+    assert never["auc_before"] == pytest.approx(0.90) and never["auc_after"] == pytest.approx(0.85)
+    assert if_needed["auc_after"] == pytest.approx(0.90)
+    assert (never["retrains"], if_needed["retrains"]) == (0, 2)  # step 5, both groups
+    assert never["alerts_before"] == if_needed["alerts_before"] == 0
+    assert never["first_alert_step"] == if_needed["first_alert_step"] == SHIFT_STEP
+    assert never["max_estimate_error_before"] == pytest.approx(0.005)
+    assert summarise(results, label="another replay") == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--jobs", "0"], "argument --jobs: not a positive whole number: '0'"),
+        (["retrain", "--jobs", "two"], "argument --jobs: not a positive whole number: 'two'"),
+        (["retrain", "--as-of", "1/10/2026"], "not a date (YYYY-MM-DD): '1/10/2026'"),
+        (["replay", "--weeks", "0"], "argument --weeks: not a positive whole number: '0'"),
+        (["replay", "--policy", "monthly"], "invalid choice: 'monthly'"),
+    ],
+)
+def test_malformed_training_and_replay_arguments_are_usage_errors(capsys, args, message):
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err

@@ -20,7 +20,11 @@ from models_py.training._reference import (
     weighted_quantiles,
 )
 from models_py.training._train import plan_training, train_target
-from tests.models_py.training.training_fixtures import copy_warehouse, template_warehouse
+from tests.models_py.training.training_fixtures import (
+    copy_warehouse,
+    hgb_spec,
+    template_warehouse,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:Field onnx.AttributeProto:DeprecationWarning")
 
@@ -133,26 +137,9 @@ def test_reference_rows_cover_every_feature_and_the_score():
 
 # ----------------------------------------------------------------- written with the model
 
-LEAN_SPEC = """
-specs:
-  - name: purchase_propensity
-    relation: marts.fct_training_examples
-    id_columns: [customer_id]
-    label: label
-    cutoff: as_of_date
-    split: split
-    group: {column: product_group, groups: all_active}
-    features: {numeric_except: []}
-    categorical: [rfm_segment_code]
-    search: {folds: 2}
-    candidates:
-      hist_gradient_boosting: {max_iter: [20], learning_rate: [0.1], max_leaf_nodes: [7]}
-    threshold: max_f1
-    promotion: {metric: roc_auc, margin: 0.005}
-    max_training_rows: 20000
-    max_evaluation_rows: 20000
-    importance_rows: 200
-"""
+LEAN_SPEC = hgb_spec(
+    max_iter=20, max_training_rows=20000, max_evaluation_rows=20000, importance_rows=200
+)
 
 
 @pytest.fixture(scope="module")

@@ -170,6 +170,45 @@ specs:
       observable_probability: observable_probability
 """
 
+
+def hgb_spec(
+    *,
+    name: str = "purchase_propensity",
+    groups: str | list[str] = "all_active",
+    max_iter: int = 30,
+    max_leaf_nodes: int = 7,
+    **fields,
+) -> str:
+    """A one-candidate (HistGradientBoosting) spec for tests, as YAML text. `fields` add or
+    replace spec keys; a key given as None is left out (its default applies)."""
+    import yaml
+
+    spec = {
+        "name": name,
+        "relation": "marts.fct_training_examples",
+        "id_columns": ["customer_id"],
+        "label": "label",
+        "cutoff": "as_of_date",
+        "split": "split",
+        "group": {"column": "product_group", "groups": groups},
+        "features": {"numeric_except": []},
+        "categorical": ["rfm_segment_code"],
+        "search": {"folds": 2},
+        "candidates": {
+            "hist_gradient_boosting": {
+                "max_iter": [max_iter],
+                "learning_rate": [0.1],
+                "max_leaf_nodes": [max_leaf_nodes],
+            }
+        },
+        "threshold": "max_f1",
+        "promotion": {"metric": "roc_auc", "margin": 0.005},
+    }
+    spec.update(fields)
+    spec = {k: v for k, v in spec.items() if v is not None}
+    return yaml.safe_dump({"specs": [spec]}, sort_keys=False)
+
+
 _TEMPLATE: dict[str, Settings] = {}
 
 

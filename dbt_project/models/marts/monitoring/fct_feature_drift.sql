@@ -35,12 +35,7 @@ per_feature as (
         as_of_date,
         feature_name,
         feature_kind,
-        sum({{ drift_psi_term('reference_share', 'current_share') }}) as psi,
-        greatest(0, least(1, sum({{ drift_js_term('reference_share', 'current_share') }}))) as js_divergence,
-        sum(case when reference_rows = 0 then current_share else 0 end) as unseen_share,
-        count(*) as bins,
-        sum(reference_rows) as reference_rows,
-        sum(current_rows) as current_rows
+        {{ drift_aggregates() }}
     from bins
     group by product_group, model_id, as_of_date, feature_name, feature_kind
 ),
