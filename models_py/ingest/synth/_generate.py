@@ -27,6 +27,12 @@ from models_py.ingest.synth._calendar import (
     build_calendar,
 )
 from models_py.ingest.synth._catalog import Catalog, build_catalog
+from models_py.ingest.synth._shift import (
+    DEFAULT_SHIFT,
+    PROVISIONAL_ORDER_ID,
+    RegimeShift,
+    regime_shift,
+)
 from models_py.ingest.synth._simulate import (
     ARMS,
     EVENT_TYPES,
@@ -75,7 +81,16 @@ GROUND_TRUTH_DDL: dict[str, dict[str, str]] = {
         "price_sensitivity": "DOUBLE",
     },
 }
-TABLE_ORDER = (*RAW_CONTRACT, *GROUND_TRUTH_DDL)
+#: Written only with a regime shift (and dropped by a generation without one).
+SHIFT_DDL: dict[str, dict[str, str]] = {
+    "oracle_regime_shift": {
+        "customer_id": "BIGINT",
+        "shift": "VARCHAR",
+        "shift_at": "DATE",
+        # Multiplier of the customer's purchase rate from shift_at on.
+        "purchase_rate_factor": "DOUBLE",
+    },
+}
 STAGING_PREFIX = "__synth_"
 DUCKDB_MEMORY_LIMIT = "512MB"
 
@@ -94,6 +109,8 @@ class GenerationReport:
         The history is [start_date, end_date); dbt's default scoring cutoff is `end_date`.
     oracle_cutoffs : tuple[date, ...]
         The as-of dates of `raw.oracle_propensity`, newest first.
+    shift, shift_at : str or None, date or None
+        The regime shift and its first day (None without one).
     seconds : float
         Wall time of the generation.
     """
@@ -104,6 +121,8 @@ class GenerationReport:
     start_date: dt.date
     end_date: dt.date
     oracle_cutoffs: tuple[dt.date, ...]
+    shift: str | None = None
+    shift_at: dt.date | None = None
     rows: Mapping[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -123,6 +142,8 @@ class GenerationReport:
                 f"({self.oracle_cutoffs[-1]} .. {self.oracle_cutoffs[0]}, every "
                 f"{CUTOFF_STEP_DAYS} days, horizon {HORIZON_DAYS} days)"
             )
+        if self.shift_at is not None:
+            lines.append(f"  regime shift {self.shift!r} from {self.shift_at}")
         lines.append(f"  done in {self.seconds:.1f} s")
         return "\n".join(lines)
 
@@ -137,9 +158,10 @@ class _Writer:
     failure and leaves the previous tables untouched.
     """
 
-    def __init__(self, con) -> None:
+    def __init__(self, con, *, shifted: bool = False) -> None:
         self.con = con
-        self.rows: dict[str, int] = dict.fromkeys(TABLE_ORDER, 0)
+        self.columns = {**RAW_CONTRACT, **GROUND_TRUTH_DDL, **(SHIFT_DDL if shifted else {})}
+        self.rows: dict[str, int] = dict.fromkeys(self.columns, 0)
 
     @staticmethod
     def staging(name: str) -> str:
@@ -147,9 +169,8 @@ class _Writer:
 
     def create_all(self) -> None:
         self.discard()  # leftovers of an interrupted run
-        columns = {**RAW_CONTRACT, **GROUND_TRUTH_DDL}
-        for name in TABLE_ORDER:
-            cols = ", ".join(f"{quote_ident(c)} {t}" for c, t in columns[name].items())
+        for name, columns in self.columns.items():
+            cols = ", ".join(f"{quote_ident(c)} {t}" for c, t in columns.items())
             target = qualified(RAW_SCHEMA, self.staging(name))
             self.con.execute(f"create or replace table {target} ({cols})")
 
@@ -167,9 +188,20 @@ class _Writer:
             self.con.unregister(view)
         self.rows[name] += table.num_rows
 
+    def renumber_orders(self, *, provisional: int, first: int) -> None:
+        """Give the orders with ids from `provisional` on the ids from `first` on."""
+        for name in ("orders", "order_lines"):
+            self.con.execute(
+                f"update {qualified(RAW_SCHEMA, self.staging(name))} "
+                "set order_id = order_id - $provisional + $first where order_id >= $provisional",
+                {"provisional": provisional, "first": first},
+            )
+
     def publish(self) -> None:
         with transaction(self.con):
-            for name in TABLE_ORDER:
+            for name in SHIFT_DDL.keys() - self.columns.keys():  # a shift of an earlier run
+                self.con.execute(f"drop table if exists {qualified(RAW_SCHEMA, name)}")
+            for name in self.columns:
                 self.con.execute(f"drop table if exists {qualified(RAW_SCHEMA, name)}")
                 self.con.execute(
                     f"alter table {qualified(RAW_SCHEMA, self.staging(name))} "
@@ -213,6 +245,8 @@ def generate_warehouse(
     chunk_size: int = 100_000,
     oracle_cutoffs: int | None = None,
     observable_cutoffs: int = 0,
+    shift_at: dt.date | None = None,
+    shift: str = DEFAULT_SHIFT,
 ) -> GenerationReport:
     """Write a synthetic warehouse with known ground truth into schema `raw` of a DuckDB file.
 
@@ -245,6 +279,18 @@ def generate_warehouse(
         is computed: the best probability any model can reach from the observable history
         (docs/oracle.md). About 2 ms of one core per customer and cutoff; 0 (default) leaves the
         column NULL. It is written after the raw tables are published, in its own transaction.
+        With a shift, only cutoffs whose label window ends on or before `shift_at` are allowed
+        (the observable oracle models the regime before the shift).
+    shift_at : date, optional
+        First day of a regime shift: from midnight of that day on the customers behave as
+        `shift` says (models_py/ingest/synth/_shift.py; docs/oracle.md, "Regime shift").
+        Everything dated before it is identical to the warehouse without a shift;
+        `raw.oracle_propensity` follows the new regime in every label window reaching past it,
+        and `raw.oracle_regime_shift` holds each customer's purchase-rate factor. Must fall
+        after the first day of the history and before `end_date`. None (default): no shift,
+        the same warehouse as before shifts existed.
+    shift : str
+        Kind of regime shift (`SHIFT_KINDS`): ``email_push`` (default).
 
     Returns
     -------
@@ -273,13 +319,26 @@ def generate_warehouse(
             f"observable_cutoffs must be between 0 and {max(oracle_cutoffs - 1, 0)} (the oracle's "
             f"cutoffs with a full label window), got {observable_cutoffs!r}"
         )
+    if not isinstance(end_date, dt.date) or isinstance(end_date, dt.datetime):
+        raise ConfigError(f"end_date must be a date such as 2026-10-01, got {end_date!r}")
     started = time.perf_counter()
     path = Path(path)
     calendar = build_calendar(end_date=end_date, days=days, n_cutoffs=oracle_cutoffs)
+    regime = regime_shift(shift_at, shift, calendar=calendar)
+    observable = [calendar.date_of(d) for d in calendar.cutoff_days[1 : 1 + observable_cutoffs]]
+    if regime is not None and observable and observable[-1] + dt.timedelta(HORIZON_DAYS) > shift_at:
+        raise ConfigError(
+            f"observable_cutoffs={observable_cutoffs} includes cutoffs whose label window reaches "
+            f"past shift_at {shift_at} (oldest: {observable[-1]}); the observable oracle models "
+            "the regime before the shift only: ask for fewer cutoffs or a later shift"
+        )
     n_chunks = math.ceil(customers / chunk_size)
-    catalog_seq, *chunk_seqs = np.random.SeedSequence(seed).spawn(1 + n_chunks)
+    # Children 1 + n_chunks .. 2 n_chunks are the chunks' streams of the new regime; spawning
+    # them leaves the first 1 + n_chunks children (and so the unshifted simulation) unchanged.
+    catalog_seq, *chunk_seqs = np.random.SeedSequence(seed).spawn(1 + 2 * n_chunks)
+    chunk_seqs, shift_seqs = chunk_seqs[:n_chunks], chunk_seqs[n_chunks:]
     catalog = build_catalog(np.random.default_rng(catalog_seq))
-    out = _Output.build(calendar, catalog)
+    out = _Output.build(calendar, catalog, regime)
     logger.info(
         "generating %d customers in %d chunks into %s (seed %d)", customers, n_chunks, path, seed
     )
@@ -289,13 +348,14 @@ def generate_warehouse(
         # generator never reads them back, so a small cache keeps memory flat as customers grow.
         con.execute(f"set memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
         con.execute(f"create schema if not exists {quote_ident(RAW_SCHEMA)}")
-        writer = _Writer(con)
+        writer = _Writer(con, shifted=regime is not None)
         writer.create_all()
         try:
             writer.append("products", catalog.products_table())
             writer.append("product_group_rules", rules_to_arrow(list(catalog.rules)))
             next_order_id = 1
-            for i, seq in enumerate(chunk_seqs):
+            next_shift_id = PROVISIONAL_ORDER_ID
+            for i, (seq, shift_seq) in enumerate(zip(chunk_seqs, shift_seqs, strict=True)):
                 n = min(chunk_size, customers - i * chunk_size)
                 rng = np.random.default_rng(seq)
                 c = draw_customers(
@@ -306,18 +366,28 @@ def generate_warehouse(
                     catalog=catalog,
                     last_customer_on_last_day=(i == n_chunks - 1),
                 )
-                next_order_id = _write_chunk(writer, rng, c, out, first_order_id=next_order_id)
+                next_order_id, next_shift_id = _write_chunk(
+                    writer,
+                    rng,
+                    c,
+                    out,
+                    first_order_id=next_order_id,
+                    shift_rng=None if regime is None else np.random.default_rng(shift_seq),
+                    shift_first_order_id=next_shift_id,
+                )
                 logger.info("chunk %d/%d: %d customers written", i + 1, n_chunks, n)
+            if regime is not None:
+                writer.renumber_orders(provisional=PROVISIONAL_ORDER_ID, first=next_order_id)
             writer.publish()
         except BaseException:
             writer.discard()
             raise
     finally:
         con.close()
-    if observable_cutoffs:
+    if observable:
         _write_observable_oracle(
             path,
-            cutoffs=[calendar.date_of(d) for d in calendar.cutoff_days[1 : 1 + observable_cutoffs]],
+            cutoffs=observable,
             seed=seed,
             end_date=end_date,
             days=days,
@@ -329,6 +399,8 @@ def generate_warehouse(
         start_date=calendar.start,
         end_date=calendar.end,
         oracle_cutoffs=tuple(calendar.date_of(d) for d in calendar.cutoff_days),
+        shift=None if regime is None else regime.kind,
+        shift_at=None if regime is None else regime.at,
         rows=dict(writer.rows),
         seconds=time.perf_counter() - started,
     )
@@ -376,6 +448,7 @@ class _Output:
 
     calendar: Calendar
     catalog: Catalog
+    shift: RegimeShift | None
     epoch_us: int
     product_ids: pa.Array
     groups: pa.Array
@@ -384,11 +457,15 @@ class _Output:
     arms: pa.Array
 
     @classmethod
-    def build(cls, calendar: Calendar, catalog: Catalog) -> _Output:
-        campaigns = [f"cmp_{calendar.date_of(d):%Y%m%d}" for d in calendar.campaign_days]
+    def build(cls, calendar: Calendar, catalog: Catalog, shift: RegimeShift | None) -> _Output:
+        days = list(calendar.campaign_days)
+        if shift is not None:  # indices as simulate_emails gives them
+            days += list(shift.campaign_days(calendar))
+        campaigns = [f"cmp_{calendar.date_of(d):%Y%m%d}" for d in days]
         return cls(
             calendar=calendar,
             catalog=catalog,
+            shift=shift,
             epoch_us=date32(calendar.start) * SECONDS_PER_DAY * 1_000_000,
             product_ids=pa.array(catalog.product_id.tolist(), pa.string()),
             groups=pa.array(list(catalog.groups), pa.string()),
@@ -402,14 +479,43 @@ class _Output:
 
 
 def _write_chunk(
-    writer: _Writer, rng: np.random.Generator, c: Customers, out: _Output, *, first_order_id: int
-) -> int:
-    """Simulate and append one chunk of customers; returns the next free order id."""
-    cal, catalog = out.calendar, out.catalog
+    writer: _Writer,
+    rng: np.random.Generator,
+    c: Customers,
+    out: _Output,
+    *,
+    first_order_id: int,
+    shift_rng: np.random.Generator | None = None,
+    shift_first_order_id: int = PROVISIONAL_ORDER_ID,
+) -> tuple[int, int]:
+    """Simulate and append one chunk of customers; returns the next free order id of the
+    unshifted simulation and the next provisional id of the new regime's orders."""
+    cal, catalog, shift = out.calendar, out.catalog, out.shift
     writer.append("customers", customers_table(c, out.epoch_us))
     writer.append("oracle_customer_state", _state_table(c, out.epoch_us))
+    if shift is not None:
+        writer.append(
+            "oracle_regime_shift",
+            pa.table(
+                {
+                    "customer_id": pa.array(c.customer_id, pa.int64()),
+                    "shift": pa.array([shift.kind] * len(c.customer_id), pa.string()),
+                    "shift_at": pa.array([shift.at] * len(c.customer_id), pa.date32()),
+                    "purchase_rate_factor": pa.array(shift.rate_factor(c), pa.float64()),
+                }
+            ),
+        )
 
-    o = simulate_orders(rng, c, calendar=cal, catalog=catalog, first_order_id=first_order_id)
+    o = simulate_orders(
+        rng,
+        c,
+        calendar=cal,
+        catalog=catalog,
+        first_order_id=first_order_id,
+        shift=shift,
+        shift_rng=shift_rng,
+        shift_first_order_id=shift_first_order_id,
+    )
     writer.append(
         "orders",
         pa.table(
@@ -431,10 +537,12 @@ def _write_chunk(
             }
         ),
     )
-    next_order_id = first_order_id + len(o.order_id)
+    next_order_id = first_order_id + o.ids_used
+    # Orders of the new regime carry ids from the provisional range (renumbered at the end).
+    next_shift_id = shift_first_order_id + int((o.order_id >= shift_first_order_id).sum())
     del o
 
-    cust, camp, etype, sec = simulate_emails(rng, c, calendar=cal)
+    cust, camp, etype, sec = simulate_emails(rng, c, calendar=cal, shift=shift, shift_rng=shift_rng)
     writer.append(
         "email_events",
         pa.table(
@@ -460,7 +568,7 @@ def _write_chunk(
             }
         ),
     )
-    eff = treatment_effects(c, calendar=cal)
+    eff = treatment_effects(c, calendar=cal, shift=shift)
     writer.append(
         "oracle_treatment_effect",
         pa.table(
@@ -478,7 +586,7 @@ def _write_chunk(
     q = group_hit_probability(c, catalog=catalog)
     g = len(catalog.groups)
     for cutoff in cal.cutoff_days:
-        exists, prob = oracle_probabilities(c, calendar=cal, q=q, cutoff_day=cutoff)
+        exists, prob = oracle_probabilities(c, calendar=cal, q=q, cutoff_day=cutoff, shift=shift)
         idx = np.flatnonzero(exists)
         as_of = np.full(len(idx) * g, date32(cal.date_of(cutoff)), dtype=np.int32)
         writer.append(
@@ -492,7 +600,7 @@ def _write_chunk(
                 }
             ),
         )
-    return next_order_id
+    return next_order_id, next_shift_id
 
 
 def _ts(epoch_us: int, seconds: np.ndarray) -> pa.Array:

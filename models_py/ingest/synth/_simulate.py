@@ -18,12 +18,16 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
 from models_py.ingest.synth._calendar import HORIZON_DAYS, SECONDS_PER_DAY, Calendar, time_of_day
 from models_py.ingest.synth._catalog import Catalog
+
+if TYPE_CHECKING:
+    from models_py.ingest.synth._shift import RegimeShift
 
 EXPERIMENT_ID = "discount_2026q3"
 ARMS = ("0", "20", "25")
@@ -204,6 +208,29 @@ class Orders:
     line_price: np.ndarray
     n_purchases: int
     n_returns: int
+    ids_used: int  # order ids first_order_id .. first_order_id + ids_used - 1 are taken
+
+    @classmethod
+    def concat(cls, a: Orders, b: Orders) -> Orders:
+        """The orders of both (ids as they are); `ids_used` is that of `a`."""
+        arrays = {
+            name: np.concatenate([getattr(a, name), getattr(b, name)])
+            for name in (
+                "order_id",
+                "customer_id",
+                "seconds",
+                "line_order_id",
+                "line_product",
+                "line_quantity",
+                "line_price",
+            )
+        }
+        return cls(
+            **arrays,
+            n_purchases=a.n_purchases + b.n_purchases,
+            n_returns=a.n_returns + b.n_returns,
+            ids_used=a.ids_used,
+        )
 
 
 def simulate_orders(
@@ -213,7 +240,19 @@ def simulate_orders(
     calendar: Calendar,
     catalog: Catalog,
     first_order_id: int,
+    shift: RegimeShift | None = None,
+    shift_rng: np.random.Generator | None = None,
+    shift_first_order_id: int = 0,
 ) -> Orders:
+    """Purchases (Poisson process while alive, welcome purchases) and their returns.
+
+    With a `shift`, the unshifted process is simulated first with `rng` (the same random numbers
+    as without a shift), its Poisson purchases at or after the shift are dropped with their
+    returns, and the purchases of the new regime from the shift on are drawn with `shift_rng`
+    (ids from `shift_first_order_id`). Welcome purchases are kept: the shift does not change
+    them. `ids_used` counts the ids of the unshifted simulation, dropped ones included, so the
+    next chunk's ids do not depend on the shift.
+    """
     cal = calendar
     n = len(c.rate)
     days = float(cal.days)
@@ -225,6 +264,61 @@ def simulate_orders(
     hi = np.stack([np.minimum(alive_hi, a_exp), np.minimum(alive_hi, e_exp), alive_hi], axis=1)
     hi = np.maximum(hi, lo)
     mult = np.stack([np.ones(n), c.factor, np.ones(n)], axis=1)
+    orders = _purchases(
+        rng,
+        c,
+        lo=lo,
+        hi=hi,
+        mult=mult,
+        welcome=True,
+        calendar=cal,
+        catalog=catalog,
+        first_order_id=first_order_id,
+        drop_from_sec=None if shift is None else shift.sec,
+    )
+    if shift is None:
+        return orders
+    if shift_rng is None:
+        raise ValueError("simulate_orders: a shift needs its own random generator (shift_rng)")
+    start = float(shift.day)
+    lo = np.maximum(lo, start)
+    hi = np.maximum(hi, lo)
+    new = _purchases(
+        shift_rng,
+        c,
+        lo=lo,
+        hi=hi,
+        mult=mult * shift.rate_factor(c)[:, None],
+        welcome=False,
+        calendar=cal,
+        catalog=catalog,
+        first_order_id=shift_first_order_id,
+        drop_from_sec=None,
+    )
+    return Orders.concat(orders, new)
+
+
+def _purchases(
+    rng: np.random.Generator,
+    c: Customers,
+    *,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    mult: np.ndarray,
+    welcome: bool,
+    calendar: Calendar,
+    catalog: Catalog,
+    first_order_id: int,
+    drop_from_sec: int | None,
+) -> Orders:
+    """Poisson purchases with intensity rate * mult * s(t) on the 3 segments [lo, hi) per
+    customer (segment 1 is the experiment window: its lines carry the arm's discount), plus the
+    welcome purchases when `welcome`, their items and returns. Ids by customer, then time.
+    `drop_from_sec` drops the Poisson purchases from that second on (with their returns) after
+    the ids are assigned."""
+    cal = calendar
+    n = len(c.rate)
+    a_exp, e_exp = float(cal.experiment_day), float(cal.experiment_end_day)
     l_lo, l_hi = cal.integral(lo), cal.integral(hi)
     counts = rng.poisson(c.rate[:, None] * mult * (l_hi - l_lo)).ravel()
     seg = np.repeat(np.arange(3 * n), counts)
@@ -240,14 +334,16 @@ def simulate_orders(
     frac = np.where(ok, frac2, frac)
     sec = np.maximum(_seconds(day, frac), c.created_sec[cust])
     discount = np.where((seg % 3 == 1) & (c.arm[cust] > 0), c.arm[cust], 0)
-    # Welcome purchases at the exact second of sign-up.
-    w = np.flatnonzero(c.welcome)
-    cust = np.concatenate([cust, w])
-    sec = np.concatenate([sec, c.created_sec[w]])
-    in_exp_window = (c.created_sec[w] >= a_exp * SECONDS_PER_DAY) & (
-        c.created_sec[w] < e_exp * SECONDS_PER_DAY
-    )
-    discount = np.concatenate([discount, np.where(in_exp_window & (c.arm[w] > 0), c.arm[w], 0)])
+    n_poisson = len(cust)
+    if welcome:
+        # Welcome purchases at the exact second of sign-up.
+        w = np.flatnonzero(c.welcome)
+        cust = np.concatenate([cust, w])
+        sec = np.concatenate([sec, c.created_sec[w]])
+        in_exp_window = (c.created_sec[w] >= a_exp * SECONDS_PER_DAY) & (
+            c.created_sec[w] < e_exp * SECONDS_PER_DAY
+        )
+        discount = np.concatenate([discount, np.where(in_exp_window & (c.arm[w] > 0), c.arm[w], 0)])
     m = len(cust)
     discount_pct = np.array([0.0, 20.0, 25.0])[discount]
 
@@ -294,17 +390,31 @@ def simulate_orders(
     ids = np.empty(len(order), dtype=np.int64)
     ids[order] = first_order_id + np.arange(len(order))
     line_ids = np.concatenate([ids[line_order], ids[m + ret_index[line_order[r_lines]]]])
+    line_product = np.concatenate([line_product, line_product[r_lines]])
+    line_qty = np.concatenate([line_qty, r_qty])
+    line_price = np.concatenate([line_price, line_price[r_lines]])
+    ids_used = len(order)
+    if drop_from_sec is not None:
+        dropped = (np.arange(m) < n_poisson) & (sec >= drop_from_sec)
+        kept_order = ~np.concatenate([dropped, dropped[ret_orders]])
+        order = order[kept_order[order]]
+        kept_line = ~np.concatenate([dropped[line_order], dropped[line_order[r_lines]]])
+        line_ids, line_product = line_ids[kept_line], line_product[kept_line]
+        line_qty, line_price = line_qty[kept_line], line_price[kept_line]
+        m -= int(dropped.sum())
+        ret_orders = ret_orders[~dropped[ret_orders]]
     lsort = np.argsort(line_ids, kind="stable")
     return Orders(
         order_id=ids[order],
         customer_id=c.customer_id[all_cust[order]],
         seconds=all_sec[order],
         line_order_id=line_ids[lsort],
-        line_product=np.concatenate([line_product, line_product[r_lines]])[lsort],
-        line_quantity=np.concatenate([line_qty, r_qty])[lsort],
-        line_price=np.concatenate([line_price, line_price[r_lines]])[lsort],
+        line_product=line_product[lsort],
+        line_quantity=line_qty[lsort],
+        line_price=line_price[lsort],
         n_purchases=m,
         n_returns=len(ret_orders),
+        ids_used=ids_used,
     )
 
 
@@ -312,11 +422,22 @@ def simulate_orders(
 
 
 def simulate_emails(
-    rng: np.random.Generator, c: Customers, *, calendar: Calendar, b: Behaviour = BEHAVIOUR
+    rng: np.random.Generator,
+    c: Customers,
+    *,
+    calendar: Calendar,
+    b: Behaviour = BEHAVIOUR,
+    shift: RegimeShift | None = None,
+    shift_rng: np.random.Generator | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Campaign sends to opted-in customers and the funnel they trigger.
 
     Returns customer index, campaign index, event type index (into EVENT_TYPES) and seconds.
+    Campaign indices point into ``calendar.campaign_days`` followed by
+    ``shift.campaign_days(calendar)``. With a `shift`, the weekly campaigns from the shift day on
+    are dropped (the events of earlier campaigns are kept, even an open after the shift) and the
+    campaigns of the new regime are drawn with `shift_rng`, to the customers who have not
+    unsubscribed before.
     """
     cal = calendar
     n = len(c.rate)
@@ -328,16 +449,80 @@ def simulate_emails(
     )
     ci, cj = np.nonzero(eligible)
     del eligible
+    send = base_sec[cj] + rng.integers(0, 3 * 3600, len(ci))
+    bad = rng.random(n) < b.bad_email_share
+    cust, camp, etype, sec = _email_funnel(rng, c, ci, cj, send, bad=bad, calendar=cal, b=b)
+    if shift is None:
+        return cust, camp, etype, sec
+    if shift_rng is None:
+        raise ValueError("simulate_emails: a shift needs its own random generator (shift_rng)")
+    kept = cal.campaign_days[camp] < shift.day
+    cust, camp, etype, sec = cust[kept], camp[kept], etype[kept], sec[kept]
+    unsubscribed = np.zeros(n, dtype=bool)
+    unsubscribed[cust[etype == EVENT_TYPES.index("unsubscribe")]] = True
+    push = shift.email_push
+    days = shift.campaign_days(cal)
+    base_sec = days * SECONDS_PER_DAY + 9 * 3600
+    eligible = (
+        (c.email_opt_in & ~unsubscribed)[:, None]
+        & (c.created_sec[:, None] < base_sec[None, :])
+        & (shift_rng.random((n, len(base_sec)), dtype=np.float32) < push.audience)
+    )
+    ci, cj = np.nonzero(eligible)
+    del eligible
+    send = base_sec[cj] + shift_rng.integers(0, 3 * 3600, len(ci))
+    new = _email_funnel(
+        shift_rng,
+        c,
+        ci,
+        cj + len(cal.campaign_days),
+        send,
+        bad=bad,
+        calendar=cal,
+        b=b,
+        open_logit=push.open_logit,
+        click_logit=push.click_logit,
+        unsubscribe_scale=push.unsubscribe_scale,
+    )
+    cust, camp, etype, sec = (
+        np.concatenate(pair) for pair in zip((cust, camp, etype, sec), new, strict=True)
+    )
+    order = np.lexsort((etype, sec, cust))
+    return cust[order], camp[order], etype[order], sec[order]
+
+
+def _email_funnel(
+    rng: np.random.Generator,
+    c: Customers,
+    ci: np.ndarray,
+    cj: np.ndarray,
+    send: np.ndarray,
+    *,
+    bad: np.ndarray,
+    calendar: Calendar,
+    b: Behaviour,
+    open_logit: float = 0.0,
+    click_logit: float = 0.0,
+    unsubscribe_scale: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Events of the sends (customer ci, campaign cj at second `send`, sorted by customer then
+    campaign): bounce, open, click, unsubscribe; sends stop after a customer's first
+    unsubscribe. The logit offsets and the unsubscribe scale are those of a regime shift."""
     s = len(ci)
-    send = base_sec[cj] + rng.integers(0, 3 * 3600, s)
     alive = c.death[ci] * SECONDS_PER_DAY > send
     activity = np.clip(np.log(c.rate[ci] / b.mean_rate), -3.0, 3.0)
     z = c.engagement[ci]
-    bad = rng.random(n) < b.bad_email_share
     bounce = rng.random(s) < np.where(bad[ci], 0.5, 0.002)
-    opened = ~bounce & (rng.random(s) < _sigmoid(-2.0 + 0.7 * z + 0.3 * activity + 1.3 * alive))
-    clicked = opened & (rng.random(s) < _sigmoid(-2.4 + 0.5 * z + 0.3 * activity + 0.6 * alive))
-    unsub = ~bounce & (rng.random(s) < np.where(opened & ~clicked, 0.008, 0.002) + 0.003 * ~alive)
+    opened = ~bounce & (
+        rng.random(s) < _sigmoid(-2.0 + open_logit + 0.7 * z + 0.3 * activity + 1.3 * alive)
+    )
+    clicked = opened & (
+        rng.random(s) < _sigmoid(-2.4 + click_logit + 0.5 * z + 0.3 * activity + 0.6 * alive)
+    )
+    unsub = ~bounce & (
+        rng.random(s)
+        < np.where(opened & ~clicked, 0.008, 0.002) * unsubscribe_scale + 0.003 * ~alive
+    )
     # Sends stop after a customer's first unsubscribe.
     row_first = np.r_[True, ci[1:] != ci[:-1]] if s else np.zeros(0, dtype=bool)
     before = np.cumsum(unsub) - unsub
@@ -362,7 +547,7 @@ def simulate_emails(
     camp = np.concatenate([cj[m] for m, _, _ in parts])
     etype = np.concatenate([np.full(int(m.sum()), t, dtype=np.int8) for m, _, t in parts])
     sec = np.concatenate([t[m] for m, t, _ in parts])
-    inside = sec < cal.days * SECONDS_PER_DAY
+    inside = sec < calendar.days * SECONDS_PER_DAY
     cust, camp, etype, sec = cust[inside], camp[inside], etype[inside], sec[inside]
     order = np.lexsort((etype, sec, cust))
     return cust[order], camp[order], etype[order], sec[order]
@@ -382,27 +567,48 @@ def group_hit_probability(c: Customers, *, catalog: Catalog) -> np.ndarray:
 
 
 def oracle_probabilities(
-    c: Customers, *, calendar: Calendar, q: np.ndarray, cutoff_day: int
+    c: Customers,
+    *,
+    calendar: Calendar,
+    q: np.ndarray,
+    cutoff_day: int,
+    shift: RegimeShift | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """P(at least one purchase with a group-G item in [T, T + horizon)) given the latent state.
 
     Purchases in the window are Poisson with mean rate * integral of s * m over
     [T, min(T + horizon, death)); thinning by q (see `group_hit_probability`) gives
-    P = 1 - exp(-q * rate * integral). Returns (mask of customers created before T, (n, groups)).
+    P = 1 - exp(-q * rate * integral). With a `shift`, the part of the window from the shift on
+    counts f times, f = ``shift.rate_factor``. Returns (mask of customers created before T,
+    (n, groups)).
     """
     exists = c.created_day < cutoff_day
     hi = np.minimum(float(cutoff_day + HORIZON_DAYS), c.death)
     integral = window_integral(calendar, c, float(cutoff_day), hi)
+    if shift is not None:
+        after = window_integral(calendar, c, float(max(cutoff_day, shift.day)), hi)
+        integral = integral + (shift.rate_factor(c) - 1.0) * after
     prob = -np.expm1(-q * (c.rate * integral)[:, None])
     return exists, prob
 
 
-def treatment_effects(c: Customers, *, calendar: Calendar, b: Behaviour = BEHAVIOUR) -> dict:
-    """True P(any purchase in the experiment window) under arm 0 and each treated arm."""
+def treatment_effects(
+    c: Customers,
+    *,
+    calendar: Calendar,
+    b: Behaviour = BEHAVIOUR,
+    shift: RegimeShift | None = None,
+) -> dict:
+    """True P(any purchase in the experiment window) under arm 0 and each treated arm (with a
+    `shift`, the purchase rate from the shift on is that of the new regime)."""
     idx = np.flatnonzero(c.in_experiment)
     a = float(calendar.experiment_day)
     hi = np.minimum(float(calendar.experiment_end_day), c.death[idx])
     base_integral = np.where(hi > a, calendar.integral(hi) - calendar.integral(a), 0.0)
+    if shift is not None:
+        lo = max(a, float(shift.day))
+        after = np.where(hi > lo, calendar.integral(hi) - calendar.integral(lo), 0.0)
+        base_integral = base_integral + (shift.rate_factor(c)[idx] - 1.0) * after
     base_mean = c.rate[idx] * base_integral
     baseline = -np.expm1(-base_mean)
     out: dict[str, list[np.ndarray]] = {
