@@ -35,6 +35,11 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
         ["--rows", "50000", "--features", "20", "--no-write"],
         [],
     ),
+    "daily": (
+        "bench_daily.py",
+        ["--customers", "3000", "--no-write", "--workdir", "{tmp}/daily"],
+        [],
+    ),
     "oracle_gap": ("oracle_gap.py", ["--customers", "5000", "--no-write"], []),
     "oracle_posterior": (
         "oracle_posterior.py",

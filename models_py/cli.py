@@ -182,6 +182,56 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run_daily(args: argparse.Namespace) -> int:
+    from models_py.operations import run_daily
+
+    options = {} if args.lookback_days is None else {"lookback_days": args.lookback_days}
+    if args.full_refresh:
+        options["lookback_days"] = None
+    report = run_daily(_settings(args), as_of=args.as_of, backfill=args.backfill, **options)
+    _console().print(report.summary())
+    return 0
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from models_py.operations._retrain import retrain
+
+    settings = _settings(args)
+    settings = replace(settings, dbt_vars={**settings.dbt_vars, **_dbt_vars(args.vars)})
+    report = retrain(
+        settings,
+        as_of=args.as_of,
+        if_needed=args.if_needed,
+        spec_path=args.spec,
+        groups=args.group,
+        jobs=args.jobs,
+        actor=_actor(),
+    )
+    _console().print(report.summary())
+    return 1 if report.failed else 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from models_py.operations._replay import replay_generated
+
+    report = replay_generated(
+        _settings(args),
+        weeks=args.weeks,
+        shift_at=args.shift_at,
+        shift=args.shift,
+        policies=args.policy or None,
+        customers=args.customers,
+        seed=args.seed,
+        spec_path=args.spec,
+        workdir=args.workdir,
+        results=args.results,
+    )
+    _console().print(report.text())
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from models_py.reporting._report import write_report
 
@@ -457,6 +507,94 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vars", default=None, help="dbt vars as YAML, e.g. '{horizon_days: 60}'")
     p.set_defaults(func=cmd_build)
 
+    p = sub.add_parser("run", help="a scheduled workflow (docs/operations.md)")
+    run_sub = p.add_subparsers(dest="workflow", required=True)
+    q = run_sub.add_parser(
+        "daily",
+        help="score the new scoring cutoff with the champions (dbt build --selector daily)",
+    )
+    q.add_argument(
+        "--as-of",
+        type=_date,
+        default=None,
+        help="scoring cutoff ('now'; features use events before it), YYYY-MM-DD "
+        "(default: the day after the last order)",
+    )
+    q.add_argument(
+        "--backfill",
+        action="store_true",
+        help="allow a cutoff earlier than the newest scored one (replaces its scores)",
+    )
+    q.add_argument(
+        "--lookback-days",
+        type=_non_negative_int,
+        default=None,
+        help="the intermediate tables recompute the orders from this many days before their "
+        "newest order date (late or corrected orders; default 7)",
+    )
+    q.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild the intermediate tables from all history (after corrections of older "
+        "orders); feature and score history are kept",
+    )
+    q.set_defaults(func=cmd_run_daily)
+
+    p = sub.add_parser(
+        "retrain",
+        help="rebuild the training set for 'now' and retrain (every group, or --if-needed)",
+    )
+    p.add_argument(
+        "--if-needed",
+        action="store_true",
+        help="retrain only groups whose champion is old, lost ROC AUC or drifted (spec rules)",
+    )
+    p.add_argument(
+        "--as-of",
+        type=_date,
+        default=None,
+        help="'now', YYYY-MM-DD: training cutoffs are those whose labels matured before it "
+        "(default: the day after the last order)",
+    )
+    p.add_argument("--spec", type=Path, default=None, help="spec YAML (default: packaged specs)")
+    p.add_argument("--group", action="append", default=None, help="only this product group")
+    p.add_argument("--jobs", type=_positive_int, default=None, help="groups fitted at once")
+    p.add_argument("--vars", default=None, help="dbt vars as YAML, e.g. '{horizon_days: 60}'")
+    p.set_defaults(func=cmd_retrain)
+
+    p = sub.add_parser(
+        "replay",
+        help="run the daily and weekly jobs step by step over a generated history, per policy",
+    )
+    p.add_argument("--weeks", type=_positive_int, default=26, help="weekly steps (default 26)")
+    p.add_argument("--shift-at", type=_date, default=None, help="regime shift date, YYYY-MM-DD")
+    p.add_argument("--shift", default=None, help="kind of regime shift (docs/oracle.md)")
+    p.add_argument(
+        "--policy",
+        action="append",
+        choices=("never", "weekly", "if-needed"),
+        default=None,
+        help="retraining policy to replay (repeatable; default all three)",
+    )
+    p.add_argument("--customers", type=_positive_int, default=50_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--spec", type=Path, default=None, help="spec YAML (default: the lean replay spec)"
+    )
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path("replay"),
+        help="warehouses per policy (default replay/)",
+    )
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="DuckDB file for the timeline (default: <workdir>/results.duckdb)",
+    )
+    p.set_defaults(func=cmd_replay)
+
     p = sub.add_parser(
         "score", help="score a table in the warehouse with champion models (bring your own)"
     )
@@ -544,6 +682,25 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
     return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"not a whole number >= 0: {text!r}")
+    return value
+
+
+def _date(text: str):
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
 
 
 def _timestamp(text: str):

@@ -1,5 +1,6 @@
 """The model registry (schema `_tables.SCHEMA`, ``ml``): models (ONNX bytes only, never pickles),
-aliases per product group (`champion`, `challenger`), the alias history, and evaluation tables.
+aliases per product group (`champion`, `challenger`), the alias history, evaluation tables and
+the drift references of each model.
 
 The DDL is dbt's (see `_tables`). This module writes rows, each change in one transaction, and
 reads models and aliases; `_evaluation` reads the evaluation tables for reports.
@@ -11,9 +12,12 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import pyarrow as pa
 
 from models_py._errors import PropensityError, WarehouseError
 from models_py._warehouse import relation_columns, transaction
@@ -62,13 +66,38 @@ class Evaluation:
     calibration: list[dict[str, Any]] = field(default_factory=list)
     importance: list[dict[str, Any]] = field(default_factory=list)
     curves: list[dict[str, Any]] = field(default_factory=list)
+    #: Drift references: bins of each feature and of the score on the training rows.
+    reference: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
 
 
-def _insert(con, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+#: Arrow types of the reference rows: hundreds per model go in as one Arrow table, not row by row.
+_REFERENCE_TYPES = {
+    "model_id": pa.string(),
+    "product_group": pa.string(),
+    "feature_name": pa.string(),
+    "feature_kind": pa.string(),
+    "bin": pa.int32(),
+    "bin_lower": pa.float64(),
+    "bin_upper": pa.float64(),
+    "category": pa.float64(),
+    "reference_rows": pa.int64(),
+    "reference_share": pa.float64(),
+}
+
+
+def _insert(
+    con,
+    table: str,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    types: Mapping[str, pa.DataType] | None = None,
+) -> None:
+    """Insert `rows` (dicts with the same keys) into registry table `table`; with `types` (an
+    Arrow type per column) as one Arrow table."""
     if not rows:
         return
     columns = list(rows[0])
@@ -81,6 +110,15 @@ def _insert(con, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
             "ensure_ml_tables`) to add the new columns, then retry."
         )
     cols = ", ".join(f'"{c}"' for c in columns)
+    if types is not None:
+        data = pa.table({c: pa.array([r[c] for r in rows], types[c]) for c in columns})
+        view = f"__propensity_rows_{uuid.uuid4().hex[:8]}"
+        con.register(view, data)
+        try:
+            con.execute(f"insert into {ml_table(table)} ({cols}) select {cols} from {view}")
+        finally:
+            con.unregister(view)
+        return
     marks = ", ".join("?" for _ in columns)
     con.executemany(
         f"insert into {ml_table(table)} ({cols}) values ({marks})",
@@ -180,6 +218,12 @@ def register_model(
         _insert(con, "calibration_bins", [{**common, **r} for r in evaluation.calibration])
         _insert(con, "feature_importance", [{**common, **r} for r in evaluation.importance])
         _insert(con, "curve_points", [{**common, **r} for r in evaluation.curves])
+        _insert(
+            con,
+            "reference_distributions",
+            [{**common, **r} for r in evaluation.reference],
+            types=_REFERENCE_TYPES,
+        )
         _set_alias(
             con,
             product_group=record.product_group,

@@ -23,6 +23,8 @@ ML_TABLES = (
     "lift_by_decile",
     "calibration_bins",
     "feature_importance",
+    "reference_distributions",
+    "retrain_decisions",
     "curve_points",
 )
 ALIASES = ("champion", "challenger")

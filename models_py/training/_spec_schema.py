@@ -73,6 +73,17 @@ class PromotionSchema(_Schema):
     margin: float = Field(0.0, ge=0, lt=1)
 
 
+class RetrainingSchema(_Schema):
+    """When `propensity retrain --if-needed` retrains a group (docs/operations.md)."""
+
+    max_age_days: int = Field(90, ge=1)
+    auc_drop: float = Field(0.02, gt=0, lt=1)
+    drift_top_features: int = Field(10, ge=1)
+    drift_min_alerts: int = Field(1, ge=1)
+    score_drift: bool = True
+    min_days_between: int = Field(7, ge=0)
+
+
 class OracleSchema(_Schema):
     relation: Relation
     probability: str = "probability"
@@ -105,6 +116,7 @@ class SpecSchema(_Schema):
     calibration: Literal["sigmoid"] = "sigmoid"
     threshold: Literal["max_f1"] | PrecisionAt | None = None
     promotion: PromotionSchema | None = None
+    retraining: RetrainingSchema | None = None
     max_training_rows: int = Field(100_000, ge=100)
     max_evaluation_rows: int = Field(100_000, ge=100)
     importance_rows: int = Field(2_000, ge=0)
@@ -251,6 +263,16 @@ RULES: dict[str, str] = {
     "promotion": "promotion accepts {metric: roc_auc | pr_auc, margin: 0.005}",
     "promotion.metric": f"promotion metric must be one of {PROMOTION_METRICS}",
     "promotion.margin": "promotion margin must be a number in [0, 1)",
+    "retraining": (
+        "retraining accepts {max_age_days: 90, auc_drop: 0.02, drift_top_features: 10, "
+        "drift_min_alerts: 1, score_drift: true, min_days_between: 7}"
+    ),
+    "retraining.max_age_days": "retraining max_age_days must be an integer >= 1",
+    "retraining.auc_drop": "retraining auc_drop must be a number in (0, 1)",
+    "retraining.drift_top_features": "retraining drift_top_features must be an integer >= 1",
+    "retraining.drift_min_alerts": "retraining drift_min_alerts must be an integer >= 1",
+    "retraining.score_drift": "retraining score_drift must be true or false",
+    "retraining.min_days_between": "retraining min_days_between must be an integer >= 0",
     "max_training_rows": "max_training_rows must be an integer >= 100",
     "max_evaluation_rows": "max_evaluation_rows must be an integer >= 100",
     "importance_rows": "importance_rows must be an integer >= 0",

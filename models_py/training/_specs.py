@@ -66,6 +66,22 @@ class OracleSpec:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RetrainingRules:
+    """When `propensity retrain --if-needed` retrains a group: the champion is older than
+    `max_age_days`; its ROC AUC (realised, else estimated) is below its test ROC AUC by more than
+    `auc_drop`; the score drifts (`score_drift`) or at least `drift_min_alerts` of its
+    `drift_top_features` most important features drift ('alert'). Never within
+    `min_days_between` days of the group's last retrain."""
+
+    max_age_days: int = 90
+    auc_drop: float = 0.02
+    drift_top_features: int = 10
+    drift_min_alerts: int = 1
+    score_drift: bool = True
+    min_days_between: int = 7
+
+
+@dataclass(frozen=True, kw_only=True)
 class ModelSpec:
     """One validated model spec (see docs/training.md for every field)."""
 
@@ -91,6 +107,7 @@ class ModelSpec:
     threshold: ThresholdRule = field(default_factory=lambda: ThresholdRule(kind="max_f1"))
     promotion_metric: str = "roc_auc"
     promotion_margin: float = 0.0
+    retraining: RetrainingRules = field(default_factory=RetrainingRules)
     max_training_rows: int = 100_000
     max_evaluation_rows: int = 100_000
     importance_rows: int = 2_000
@@ -199,6 +216,7 @@ def parse_spec(raw: Mapping[str, Any]) -> ModelSpec:
         threshold=threshold,
         promotion_metric=promotion.metric,
         promotion_margin=float(promotion.margin),
+        retraining=RetrainingRules(**(s.retraining.model_dump() if s.retraining else {})),
         max_training_rows=s.max_training_rows,
         max_evaluation_rows=s.max_evaluation_rows,
         importance_rows=s.importance_rows,

@@ -16,6 +16,8 @@ One spec expands to one training target per product group. For each target:
 4. it is Platt-calibrated on the validation period, the threshold is chosen there by the spec's
    rule, and it is evaluated on the test period (metrics, lift, calibration, importance);
 5. the ONNX export must match scikit-learn within 1e-5 on every test row, else nothing is written;
+   the bins of every feature and of the exported model's score on the train rows are kept as its
+   drift reference;
 6. the model is registered as challenger and promoted to champion when its test metric beats the
    current champion's on the same test rows by the spec's margin (the first model is promoted).
 """
@@ -82,6 +84,7 @@ from models_py.training._export import (
     library_versions,
     onnx_predict_proba,
 )
+from models_py.training._reference import reference_rows
 from models_py.training._specs import ModelSpec, TrainingTarget, load_specs, resolve_spec
 
 logger = logging.getLogger(__name__)
@@ -351,6 +354,14 @@ class Evaluated:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Reference:
+    """Step 5b: the drift references, the bins of every feature and of the calibrated score on
+    the training rows (`models_py.training._reference`), for ``ml.reference_distributions``."""
+
+    rows: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True, kw_only=True)
 class Export:
     """Step 5: the ONNX bytes that passed the parity gate."""
 
@@ -369,6 +380,7 @@ class TrainedModel:
     choice: Choice
     calibration: Calibration
     evaluation: Evaluated
+    reference: Reference
     export: Export
     rows: dict[str, int]
     seconds: float
@@ -559,6 +571,17 @@ def export(
     )
 
 
+def reference(target: TrainingTarget, ex: Examples, exported: Export) -> Reference:
+    """Step 5b: bin every feature and the calibrated score on the training rows (the rows the
+    model was fitted on, within the spec's `max_training_rows`), unweighted: the examples carry
+    no sampling weights, and the model saw each row once. The score comes from the exported ONNX
+    model, so it is computed as scoring computes it."""
+    X_tr = ex.part("train")[0]
+    score = onnx_predict_proba(exported.onnx_model, X_tr)[:, 1]
+    rows = reference_rows(X_tr, target.feature_names, score, categorical=target.categorical)
+    return Reference(rows=tuple(rows))
+
+
 def fit_target(
     settings: Settings,
     target: TrainingTarget,
@@ -592,6 +615,7 @@ def fit_target(
             rows = {**rows, "validation": calibration.cv["rows"]}
         evaluation = evaluate(target, ex, calibration)
         exported = export(target, ex, choice, calibration, export_hook=export_hook)
+        references = reference(target, ex, exported)
     step("export")
     trained = TrainedModel(
         target=target,
@@ -599,6 +623,7 @@ def fit_target(
         choice=choice,
         calibration=calibration,
         evaluation=evaluation,
+        reference=references,
         export=exported,
         rows=rows,
         seconds=time.perf_counter() - started,
@@ -673,6 +698,7 @@ def register_trained(con, trained: TrainedModel, *, actor: str = "propensity") -
         calibration=[{"split": "test", **r} for r in ev.calibration_bins],
         importance=ev.importance,
         curves=[{"split": "test", **r} for r in ev.curves],
+        reference=list(trained.reference.rows),
     )
     register_model(con, record, rows, promote=promote, reason=reason, actor=actor)
     logger.info("%s/%s: registered %s; %s", spec.name, target.product_group, exp.model_id, reason)
@@ -728,6 +754,7 @@ def train(
     progress: Callable[[TrainProgress], None] | None = None,
     actor: str = "propensity",
     jobs: int | None = None,
+    on_register: Callable[[Any, list[ModelResult]], None] | None = None,
 ) -> TrainReport:
     """Train every target of the specs (default: the packaged ``specs/default.yml``).
 
@@ -745,6 +772,9 @@ def train(
         Recorded as ``changed_by`` in ``ml.alias_history``.
     jobs : int, optional
         Targets fitted at once (default ``settings.threads``); results do not depend on it.
+    on_register : callable, optional
+        Called as ``on_register(con, results)`` inside the registration transaction, after the
+        models are saved, to write more rows that must land with them (or not at all).
 
     Returns
     -------
@@ -805,6 +835,8 @@ def train(
                 register_trained(con, r, actor=actor) if isinstance(r, TrainedModel) else r
                 for r in results
             ]
+            if on_register is not None:
+                on_register(con, registered)
         for index, r in enumerate(results):
             if isinstance(r, TrainedModel):
                 ticks(index, r.target, "register")

@@ -153,3 +153,40 @@
     {%- endif -%}
     {{- return(propensity_date_literal(model['propensity_as_of_date'], days_before)) -}}
 {% endmacro %}
+
+
+{#-
+  The training cutoffs a scoring-only run keeps: when dbt var feature_cutoff_roles names no
+  training role (the daily run: [scoring]) and var training_cutoffs is null, the cutoffs and
+  splits stored in fct_training_examples (built next to dim_cutoffs, in the same schema), as a
+  list of {as_of_date, cutoff_role}; otherwise none (derive them from the scoring cutoff). So a
+  daily run with a moving scoring cutoff leaves dim_cutoffs describing the stored training examples
+  the champions were trained on; a build of fct_training_examples (selector training_set) moves
+  them.
+-#}
+{% macro propensity_stored_training_cutoffs() %}
+    {%- set roles = var('feature_cutoff_roles', none) -%}
+    {%- if roles is string -%}{%- set roles = [roles] -%}{%- endif -%}
+    {%- if not execute or roles is none or var('training_cutoffs') is not none
+        or (roles | select('in', ['train', 'validation', 'test']) | list) -%}
+        {{- return(none) -}}
+    {%- endif -%}
+    {%- set relation = adapter.get_relation(
+        database=this.database, schema=this.schema, identifier='fct_training_examples') -%}
+    {%- if relation is none -%}
+        {{- return(none) -}}
+    {%- endif -%}
+    {%- set rows = run_query(
+        'select as_of_date, min(split) as split from ' ~ relation ~ ' group by as_of_date order by as_of_date'
+    ).rows -%}
+    {%- if rows | length == 0 -%}
+        {{- return(none) -}}
+    {%- endif -%}
+    {%- set cutoffs = [] -%}
+    {%- for row in rows -%}
+        {%- set d = row[0] -%}
+        {%- if d is string -%}{%- set d = propensity_parse_date(d, 'as_of_date in ' ~ relation) -%}{%- endif -%}
+        {%- do cutoffs.append({'as_of_date': d, 'cutoff_role': row[1]}) -%}
+    {%- endfor -%}
+    {{- return(cutoffs) -}}
+{% endmacro %}

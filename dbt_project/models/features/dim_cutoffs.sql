@@ -7,6 +7,10 @@
     Only cutoffs whose label window is fully observed (T + horizon_days <= scoring cutoff) are kept.
   - roles: the newest test_cutoffs training cutoffs are 'test', the validation_cutoffs before
     them 'validation', the rest 'train'.
+  - a scoring-only run (var feature_cutoff_roles without a training role, the daily run) keeps
+    the training cutoffs and roles stored in fct_training_examples instead of deriving new ones
+    from its scoring cutoff (macro propensity_stored_training_cutoffs), with the same rule that
+    their label window ends on or before the scoring cutoff.
   Invalid vars (horizon <= 0, an empty list, a malformed date) stop the build at compile time.
 -#}
 {%- set horizon = propensity_horizon_days() -%}
@@ -17,6 +21,7 @@
 {%- set n_validation = propensity_int_var('validation_cutoffs', 0) -%}
 {%- set explicit = propensity_explicit_training_cutoffs() -%}
 {%- set scoring_var = var('scoring_cutoff') -%}
+{%- set stored = propensity_stored_training_cutoffs() -%}
 
 with orders as (
     select * from {{ ref('int_orders_summarised') }}
@@ -77,14 +82,28 @@ ranked as (
 ),
 
 training as (
-    select
-        as_of_date,
-        case
-            when newest_rank <= {{ n_test }} then 'test'
-            when newest_rank <= {{ n_test + n_validation }} then 'validation'
-            else 'train'
-        end as cutoff_role
-    from ranked
+    {%- if stored is not none %}
+        select
+            stored.as_of_date,
+            stored.cutoff_role
+        from (
+            values
+            {%- for c in stored %}
+                ({{ propensity_date_literal(c.as_of_date) }}, '{{ c.cutoff_role }}'){% if not loop.last %},{% endif %}
+            {%- endfor %}
+        ) as stored (as_of_date, cutoff_role)
+        cross join scoring
+        where {{ dbt.dateadd('day', horizon, 'stored.as_of_date') }} <= scoring.as_of_date
+    {%- else %}
+        select
+            as_of_date,
+            case
+                when newest_rank <= {{ n_test }} then 'test'
+                when newest_rank <= {{ n_test + n_validation }} then 'validation'
+                else 'train'
+            end as cutoff_role
+        from ranked
+    {%- endif %}
 ),
 
 unioned as (

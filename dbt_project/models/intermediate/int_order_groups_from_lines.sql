@@ -6,13 +6,32 @@
   of `any` are not written twice.
   One aggregate of the lines joined to their group (then to their order), no window: each cutoff
   reads the rows before it (the last purchase of a group is a max per cutoff).
+  Daily runs (dbt var intermediate_lookback_days set): incremental like int_orders_summarised,
+  the orders of the recent days only; every row is rebuilt when the product-group mapping
+  differs from the one the table was built with (stored as the table comment).
 -#}
+{{
+    config(
+        materialized=propensity_intermediate_materialized(),
+        incremental_strategy='replace_recent',
+        recent_column='order_date',
+        replace_state='product_groups',
+        post_hook="{{ propensity_store_state() }}",
+        on_schema_change='fail',
+    )
+}}
+{%- set since = propensity_replace_since(this, 'order_date', propensity_replace_state(), announce=true)
+    if is_incremental() else none %}
+
 with orders as (
     select
         order_id,
         customer_id,
         order_date
     from {{ ref('int_orders_summarised') }}
+    {%- if since is not none %}
+        where order_date >= {{ propensity_date_literal(since) }}
+    {%- endif %}
 ),
 
 lines as (
@@ -22,6 +41,9 @@ lines as (
         quantity,
         line_amount
     from {{ ref('stg_raw__order_lines') }}
+    {%- if since is not none %}
+        where order_id in (select orders.order_id from orders)
+    {%- endif %}
 ),
 
 {# Groups are aggregated under a small integer key and named after the aggregate: the group-by

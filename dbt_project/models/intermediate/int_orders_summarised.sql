@@ -8,13 +8,32 @@
   The number of purchase days before a cutoff is counted per cutoff by the feature model
   (distinct_purchase_days), not flagged here: a per-(customer, day) flag would need an aggregate
   over every order and a join back on order_id.
+  Daily runs (dbt var intermediate_lookback_days set): incremental, the orders of the recent days
+  only are recomputed (macros/intermediate/recent_orders.sql); a customer's first purchase day
+  then comes from the stored orders before the window and the recomputed ones.
 -#}
+{{
+    config(
+        materialized=propensity_intermediate_materialized(),
+        incremental_strategy='replace_recent',
+        recent_column='order_date',
+        on_schema_change='fail',
+    )
+}}
+{%- set since = propensity_replace_since(this, 'order_date') if is_incremental() else none %}
+
 with orders as (
     select * from {{ ref('stg_raw__orders') }}
+    {%- if since is not none %}
+        where ordered_at >= cast({{ propensity_date_literal(since) }} as timestamp)
+    {%- endif %}
 ),
 
 lines as (
     select * from {{ ref('stg_raw__order_lines') }}
+    {%- if since is not none %}
+        where order_id in (select orders.order_id from orders)
+    {%- endif %}
 ),
 
 lines_per_order as (
@@ -49,8 +68,24 @@ first_purchase_day as (
     select
         customer_id,
         min(order_date) as first_purchase_date
-    from joined
-    where is_purchase
+    from (
+        select
+            customer_id,
+            order_date
+        from joined
+        where is_purchase
+        {%- if since is not none %}
+            union all
+            select
+                stored.customer_id,
+                stored.order_date
+            from {{ this }} as stored
+            where
+                stored.is_purchase
+                and stored.order_date < {{ propensity_date_literal(since) }}
+                and stored.customer_id in (select joined.customer_id from joined)
+        {%- endif %}
+    ) as purchases
     group by customer_id
 ),
 

@@ -1,0 +1,232 @@
+"""`propensity replay`: the daily and weekly jobs run step by step over generated history.
+
+One generated warehouse (optionally with a regime shift) is copied once per retraining policy;
+each copy then lives through the same weeks: at every step the daily job scores the step's
+cutoff ("now") and builds the monitoring marts, then the policy acts (``never``: nothing;
+``weekly``: retrain every group; ``if-needed``: `propensity retrain --if-needed`). Every job
+sees only data before its step's date: features are point in time, training cutoffs are those
+whose label windows matured before now, and the monitoring marts read no order at or after now.
+
+When every step has run, the performance marts are built once more with "now" at the end of the
+data, so that every step's labels have matured, and the timeline (realised and estimated ROC AUC,
+drift, retrain decisions per step, group and policy) is written to ``replay.timeline`` of a
+results DuckDB file, which the report's monitoring page reads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from contextlib import closing
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from models_py._dbt import run_dbt
+from models_py._errors import ConfigError
+from models_py._settings import Settings
+from models_py._warehouse import connect
+
+logger = logging.getLogger(__name__)
+
+POLICIES = ("never", "weekly", "if-needed")
+STEP_DAYS = 7
+#: The packaged lean spec: one gradient-boosting candidate for `any` and two groups.
+REPLAY_SPEC = Path(__file__).resolve().parent.parent / "training" / "specs" / "replay.yml"
+
+
+@dataclass(frozen=True)
+class ReplayPlan:
+    """The dates of a replay: steps ``first + 7 k`` (k < weeks), data up to ``data_end``."""
+
+    weeks: int
+    first_as_of: dt.date
+    data_end: dt.date
+    shift_at: dt.date | None
+    horizon_days: int
+
+    @property
+    def steps(self) -> list[dt.date]:
+        return [self.first_as_of + dt.timedelta(days=STEP_DAYS * k) for k in range(self.weeks)]
+
+    def step_of(self, day: dt.date) -> int:
+        return (day - self.first_as_of).days // STEP_DAYS
+
+
+def plan_replay(
+    *, weeks: int, data_end: dt.date, horizon_days: int = 30, shift_at: dt.date | None = None
+) -> ReplayPlan:
+    """The last step's label window ends at the end of the data; steps are a week apart."""
+    if weeks < 2:
+        raise ConfigError(f"--weeks must be at least 2, got {weeks}")
+    last = data_end - dt.timedelta(days=horizon_days)
+    first = last - dt.timedelta(days=STEP_DAYS * (weeks - 1))
+    if shift_at is not None and not first < shift_at <= last:
+        raise ConfigError(
+            f"--shift-at {shift_at} is outside the replayed steps ({first} .. {last}): choose a "
+            f"date after the first step, e.g. {first + dt.timedelta(days=STEP_DAYS * (weeks // 2))}"
+        )
+    return ReplayPlan(
+        weeks=weeks,
+        first_as_of=first,
+        data_end=data_end,
+        shift_at=shift_at,
+        horizon_days=horizon_days,
+    )
+
+
+@dataclass
+class ReplayReport:
+    plan: ReplayPlan
+    results: Path
+    seconds: dict[str, float] = field(default_factory=dict)
+    summary: list[dict] = field(default_factory=list)
+
+
+def run_replay(
+    settings: Settings,
+    *,
+    plan: ReplayPlan,
+    policies: Sequence[str] = POLICIES,
+    spec_path: Path | None = None,
+    workdir: Path,
+    results: Path,
+    label: str = "",
+    on_step: Callable[[str, int, dt.date], None] | None = None,
+) -> ReplayReport:
+    """Replay `plan` for every policy on copies of `settings.warehouse` (generated beforehand)."""
+    from models_py.operations._daily import run_daily
+    from models_py.operations._retrain import retrain
+
+    unknown = sorted(set(policies) - set(POLICIES))
+    if unknown:
+        raise ConfigError(f"unknown policy {unknown}: choose among {', '.join(POLICIES)}")
+    spec_path = Path(spec_path) if spec_path is not None else REPLAY_SPEC
+    workdir.mkdir(parents=True, exist_ok=True)
+    report = ReplayReport(plan=plan, results=results)
+
+    # The models every policy starts from: trained at the first step, before anything shifted.
+    started = time.perf_counter()
+    base = replace(settings, warehouse=workdir / "start.duckdb")
+    shutil.copyfile(settings.warehouse, base.warehouse)
+    retrain(base, as_of=plan.first_as_of, if_needed=False, spec_path=spec_path)
+    report.seconds["initial training"] = time.perf_counter() - started
+
+    for policy in policies:
+        started = time.perf_counter()
+        wh = replace(settings, warehouse=workdir / f"{policy}.duckdb")
+        shutil.copyfile(base.warehouse, wh.warehouse)
+        for k, as_of in enumerate(plan.steps):
+            if on_step is not None:
+                on_step(policy, k, as_of)
+            run_daily(wh, as_of=as_of)
+            if k == len(plan.steps) - 1 or policy == "never":
+                continue
+            retrain(wh, as_of=as_of, if_needed=policy == "if-needed", spec_path=spec_path)
+        # Every step's labels have matured at the end of the data: realised figures for all.
+        run_dbt(
+            wh,
+            ["run", "--select", "dim_cutoffs", "tag:monitoring_performance"],
+            extra_vars={"scoring_cutoff": plan.data_end.isoformat()},
+        )
+        report.seconds[policy] = time.perf_counter() - started
+        _collect(wh, results, plan=plan, policy=policy, label=label)
+    report.summary = summarise(results, plan=plan, label=label)
+    return report
+
+
+_TIMELINE_DDL = """
+create schema if not exists replay;
+create table if not exists replay.timeline (
+    label varchar, policy varchar, step integer, as_of_date date, product_group varchar,
+    model_id varchar, shifted boolean, realised_roc_auc double, estimated_roc_auc double,
+    score_psi double, max_feature_psi double, feature_alerts integer, alerted_features varchar,
+    decision varchar, reasons varchar
+)
+"""
+
+
+def _collect(wh: Settings, results: Path, *, plan: ReplayPlan, policy: str, label: str) -> None:
+    """Append one policy's timeline to ``replay.timeline`` of `results` (replacing its rows)."""
+    with closing(connect(wh.warehouse, read_only=True)) as con:
+        rows = con.execute(
+            """
+            with perf as (
+                select product_group, model_id, as_of_date, roc_auc, estimated_roc_auc
+                from marts.fct_model_performance
+            ),
+            feature_drift as (
+                select
+                    product_group, model_id, as_of_date,
+                    max(psi) as max_feature_psi,
+                    count(*) filter (where drift_status = 'alert') as feature_alerts,
+                    string_agg(feature_name, ', ' order by psi desc)
+                        filter (where drift_status = 'alert') as alerted_features
+                from marts.fct_feature_drift
+                group by all
+            ),
+            decisions as (
+                select product_group, as_of_date, decision, reasons
+                from ml.retrain_decisions
+                qualify row_number() over (
+                    partition by product_group, as_of_date order by decided_at desc) = 1
+            )
+            select
+                perf.product_group, perf.model_id, perf.as_of_date,
+                perf.roc_auc, perf.estimated_roc_auc, score_drift.psi,
+                feature_drift.max_feature_psi, coalesce(feature_drift.feature_alerts, 0),
+                feature_drift.alerted_features, decisions.decision, decisions.reasons
+            from perf
+            left join marts.fct_score_drift as score_drift
+                using (product_group, model_id, as_of_date)
+            left join feature_drift using (product_group, model_id, as_of_date)
+            left join decisions using (product_group, as_of_date)
+            order by perf.product_group, perf.as_of_date
+            """
+        ).fetchall()
+    with closing(connect(results)) as out:
+        out.execute(_TIMELINE_DDL)
+        out.execute("delete from replay.timeline where label = ? and policy = ?", [label, policy])
+        out.executemany(
+            "insert into replay.timeline values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    label,
+                    policy,
+                    plan.step_of(r[2]),
+                    r[2],
+                    r[0],
+                    r[1],
+                    plan.shift_at is not None and r[2] >= plan.shift_at,
+                    *r[3:],
+                )
+                for r in rows
+            ],
+        )
+
+
+def summarise(results: Path, *, plan: ReplayPlan, label: str) -> list[dict]:
+    """Per policy: mean realised ROC AUC before and after the shift, retrains, alerts."""
+    with closing(connect(results, read_only=True)) as con:
+        cur = con.execute(
+            """
+            select
+                policy,
+                avg(realised_roc_auc) filter (where not shifted) as auc_before,
+                avg(realised_roc_auc) filter (where shifted) as auc_after,
+                max(abs(estimated_roc_auc - realised_roc_auc)) filter (where not shifted)
+                    as max_estimate_error_before,
+                count(*) filter (where decision = 'retrain') as retrains,
+                count(*) filter (where feature_alerts > 0 and not shifted) as alerts_before,
+                min(step) filter (where feature_alerts > 0 and shifted) as first_alert_step
+            from replay.timeline
+            where label = ?
+            group by policy
+            order by policy
+            """,
+            [label],
+        )
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
