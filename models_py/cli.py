@@ -60,12 +60,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from models_py.ingest.synth import generate_warehouse
 
     settings = _settings(args)
+    if args.shift is not None and args.shift_at is None:
+        raise ConfigError("--shift needs --shift-at DATE (the first day of the new regime)")
     report = generate_warehouse(
         settings.warehouse,
         customers=args.customers,
         seed=args.seed,
         days=args.days,
+        **({"end_date": args.end_date} if args.end_date else {}),
         observable_cutoffs=args.observable_cutoffs,
+        shift_at=args.shift_at,
+        shift=args.shift,
     )
     _console().print(report.summary())
     return 0
@@ -454,11 +459,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--days", type=int, default=730, help="days of history (default 730)")
     p.add_argument(
+        "--end-date",
+        type=_date,
+        default=None,
+        help="first day after the history, dbt's default scoring cutoff (default 2026-10-01)",
+    )
+    p.add_argument(
         "--observable-cutoffs",
         type=int,
         default=0,
         help="also compute the observable oracle (best achievable probability, docs/oracle.md) "
         "for this many of the newest labelled cutoffs; about 2 ms per customer and cutoff",
+    )
+    p.add_argument(
+        "--shift-at",
+        type=_date,
+        default=None,
+        help="first day of a regime shift, YYYY-MM-DD (docs/oracle.md, 'Regime shift'); "
+        "everything before it is as without a shift",
+    )
+    p.add_argument(
+        "--shift",
+        default=None,
+        help="kind of regime shift with --shift-at (default email_fatigue; docs/oracle.md)",
     )
     p.set_defaults(func=cmd_generate)
 

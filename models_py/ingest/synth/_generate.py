@@ -246,7 +246,7 @@ def generate_warehouse(
     oracle_cutoffs: int | None = None,
     observable_cutoffs: int = 0,
     shift_at: dt.date | None = None,
-    shift: str = DEFAULT_SHIFT,
+    shift: str | None = DEFAULT_SHIFT,
 ) -> GenerationReport:
     """Write a synthetic warehouse with known ground truth into schema `raw` of a DuckDB file.
 
@@ -290,7 +290,7 @@ def generate_warehouse(
         after the first day of the history and before `end_date`. None (default): no shift,
         the same warehouse as before shifts existed.
     shift : str
-        Kind of regime shift (`SHIFT_KINDS`): ``email_push`` (default).
+        Kind of regime shift (`SHIFT_KINDS`): ``email_fatigue`` (default; None means the default).
 
     Returns
     -------

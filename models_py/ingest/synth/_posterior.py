@@ -663,13 +663,17 @@ def observable_oracle(
     Raises
     ------
     InputDataError
-        When the products do not match the generator's catalogue for `seed`.
+        When the products do not match the generator's catalogue for `seed`, or when the
+        warehouse has a regime shift (`raw.oracle_regime_shift`) and the label window
+        [cutoff, cutoff + 30 days) ends after its first day: the likelihood here is that of the
+        regime before the shift.
     """
     started = time.perf_counter()
     calendar, catalog = generator_parts(seed=seed, end_date=end_date, days=days)
     con = connect(path, read_only=True)
     try:
         _check_catalog(con, catalog, seed)
+        _check_regime(con, cutoff)
         obs = load_observed(con, cutoff=cutoff, calendar=calendar, catalog=catalog)
     finally:
         con.close()
@@ -711,4 +715,23 @@ def _check_catalog(con, catalog: Catalog, seed: int) -> None:
         raise InputDataError(
             f"raw.products does not match the generator's catalogue for seed {seed}: pass the "
             "seed the warehouse was generated with (`propensity generate --seed`)"
+        )
+
+
+def _check_regime(con, cutoff: dt.date) -> None:
+    """Refuse cutoffs whose label window reaches into a regime shift (a model of the old regime)."""
+    shifted = con.execute(
+        "select count(*) from information_schema.tables "
+        "where table_schema = 'raw' and table_name = 'oracle_regime_shift'"
+    ).fetchone()[0]
+    if not shifted:
+        return
+    row = con.execute("select min(shift_at), min(shift) from raw.oracle_regime_shift").fetchone()
+    shift_at, kind = row
+    if shift_at is not None and cutoff + dt.timedelta(days=HORIZON_DAYS) > shift_at:
+        raise InputDataError(
+            f"the warehouse has a regime shift {kind!r} from {shift_at}: the observable oracle "
+            f"models the regime before it, so cutoff {cutoff} (label window to "
+            f"{cutoff + dt.timedelta(days=HORIZON_DAYS)}) is out of its reach; use a cutoff on "
+            f"or before {shift_at - dt.timedelta(days=HORIZON_DAYS)}"
         )

@@ -460,13 +460,13 @@ def simulate_emails(
     cust, camp, etype, sec = cust[kept], camp[kept], etype[kept], sec[kept]
     unsubscribed = np.zeros(n, dtype=bool)
     unsubscribed[cust[etype == EVENT_TYPES.index("unsubscribe")]] = True
-    push = shift.email_push
+    regime = shift.email
     days = shift.campaign_days(cal)
     base_sec = days * SECONDS_PER_DAY + 9 * 3600
     eligible = (
         (c.email_opt_in & ~unsubscribed)[:, None]
         & (c.created_sec[:, None] < base_sec[None, :])
-        & (shift_rng.random((n, len(base_sec)), dtype=np.float32) < push.audience)
+        & (shift_rng.random((n, len(base_sec)), dtype=np.float32) < regime.audience)
     )
     ci, cj = np.nonzero(eligible)
     del eligible
@@ -480,9 +480,9 @@ def simulate_emails(
         bad=bad,
         calendar=cal,
         b=b,
-        open_logit=push.open_logit,
-        click_logit=push.click_logit,
-        unsubscribe_scale=push.unsubscribe_scale,
+        open_logit=regime.open_logit,
+        click_logit=regime.click_logit,
+        unsubscribe_scale=regime.unsubscribe_scale,
     )
     cust, camp, etype, sec = (
         np.concatenate(pair) for pair in zip((cust, camp, etype, sec), new, strict=True)
