@@ -326,6 +326,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-models", action="store_true", help="oracle table only")
     parser.add_argument("--workdir", type=Path, help="where the warehouses go (default: TMPDIR)")
     parser.add_argument("--keep", action="store_true", help="keep the warehouses")
+    parser.add_argument(
+        "--reuse", action="store_true", help="reuse the warehouses of --workdir (built and kept)"
+    )
     add_lock_argument(parser)
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="propensity-shift-"))
@@ -336,18 +339,22 @@ def main(argv: list[str] | None = None) -> int:
                 f"{machine()}; {args.customers:,} customers, seed {args.seed}, "
                 f"{args.shift} from {args.shift_at}, end {END}"
             )
-            paths = generate(
-                workdir,
-                customers=args.customers,
-                seed=args.seed,
-                shift_at=args.shift_at,
-                shift=args.shift,
-            )
+            if args.reuse:
+                paths = {name: workdir / f"{name}.duckdb" for name in ("unshifted", "shifted")}
+            else:
+                paths = generate(
+                    workdir,
+                    customers=args.customers,
+                    seed=args.seed,
+                    shift_at=args.shift_at,
+                    shift=args.shift,
+                )
             print(oracle_table(paths, seed=args.seed, groups=args.oracle_groups))
             if not args.no_models:
                 steps, training = replay_dates(END)
                 started = time.perf_counter()
-                build_features(paths["shifted"], groups=args.groups, dates=steps + training)
+                if not args.reuse:
+                    build_features(paths["shifted"], groups=args.groups, dates=steps + training)
                 print(f"features in {time.perf_counter() - started:.0f} s")
                 print(
                     models_and_drift(

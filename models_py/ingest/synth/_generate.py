@@ -279,8 +279,7 @@ def generate_warehouse(
         is computed: the best probability any model can reach from the observable history
         (docs/oracle.md). About 2 ms of one core per customer and cutoff; 0 (default) leaves the
         column NULL. It is written after the raw tables are published, in its own transaction.
-        With a shift, only cutoffs whose label window ends on or before `shift_at` are allowed
-        (the observable oracle models the regime before the shift).
+        With a shift, it models the new regime from `shift_at` on (docs/oracle.md).
     shift_at : date, optional
         First day of a regime shift: from midnight of that day on the customers behave as
         `shift` says (models_py/ingest/synth/_shift.py; docs/oracle.md, "Regime shift").
@@ -326,12 +325,6 @@ def generate_warehouse(
     calendar = build_calendar(end_date=end_date, days=days, n_cutoffs=oracle_cutoffs)
     regime = regime_shift(shift_at, shift, calendar=calendar)
     observable = [calendar.date_of(d) for d in calendar.cutoff_days[1 : 1 + observable_cutoffs]]
-    if regime is not None and observable and observable[-1] + dt.timedelta(HORIZON_DAYS) > shift_at:
-        raise ConfigError(
-            f"observable_cutoffs={observable_cutoffs} includes cutoffs whose label window reaches "
-            f"past shift_at {shift_at} (oldest: {observable[-1]}); the observable oracle models "
-            "the regime before the shift only: ask for fewer cutoffs or a later shift"
-        )
     n_chunks = math.ceil(customers / chunk_size)
     # Children 1 + n_chunks .. 2 n_chunks are the chunks' streams of the new regime; spawning
     # them leaves the first 1 + n_chunks children (and so the unshifted simulation) unchanged.
@@ -391,6 +384,7 @@ def generate_warehouse(
             seed=seed,
             end_date=end_date,
             days=days,
+            shift=regime,
         )
     report = GenerationReport(
         path=path,
@@ -414,7 +408,13 @@ def generate_warehouse(
 
 
 def _write_observable_oracle(
-    path: Path, *, cutoffs: list[dt.date], seed: int, end_date: dt.date, days: int
+    path: Path,
+    *,
+    cutoffs: list[dt.date],
+    seed: int,
+    end_date: dt.date,
+    days: int,
+    shift: RegimeShift | None,
 ) -> None:
     """Fill raw.oracle_propensity.observable_probability for `cutoffs` (one transaction)."""
     from models_py.ingest.synth._posterior import observable_oracle  # scipy: imported when needed
@@ -422,7 +422,15 @@ def _write_observable_oracle(
     # Computed from a read-only connection first: DuckDB refuses a read-only and a read-write
     # connection to one file in the same process.
     tables = [
-        observable_oracle(path, cutoff=cutoff, seed=seed, end_date=end_date, days=days)
+        observable_oracle(
+            path,
+            cutoff=cutoff,
+            seed=seed,
+            end_date=end_date,
+            days=days,
+            shift_at=None if shift is None else shift.at,
+            shift=None if shift is None else shift.kind,
+        )
         for cutoff in cutoffs
     ]
     con = connect(path)

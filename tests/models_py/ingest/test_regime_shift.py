@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from contextlib import closing
 
 import duckdb
 import numpy as np
+import pyarrow.compute as pc
 import pytest
 
 from models_py._errors import ConfigError, InputDataError
 from models_py._warehouse import connect
 from models_py.ingest.synth import generate_warehouse
-from models_py.ingest.synth._posterior import observable_oracle
+from models_py.ingest.synth._posterior import (
+    generator_parts,
+    load_observed,
+    observable_oracle,
+    posterior_probabilities,
+)
 from models_py.ingest.synth._shift import DEFAULT_SHIFT, EMAIL_FATIGUE, SHIFT_KINDS
 from models_py.ingest.synth._simulate import BEHAVIOUR
 
@@ -313,10 +320,47 @@ def test_oracle_after_the_shift_is_calibrated_against_the_realised_purchases(con
         assert expected > 30 and abs(z) < 4, (part.sum(), y[part].sum(), expected)
 
 
-def test_observable_oracle_refuses_cutoffs_whose_window_reaches_the_shift(warehouses):
+def test_observable_oracle_needs_the_regime_the_warehouse_was_generated_with(warehouses):
+    unshifted, shifted, _ = warehouses
+    cutoff = SHIFT_AT + dt.timedelta(days=10)
+    with pytest.raises(InputDataError, match="with regime shift 'email_fatigue' from 2026-06-23"):
+        observable_oracle(shifted, cutoff=cutoff, seed=SEED, days=DAYS)
+    with pytest.raises(InputDataError, match="with no regime shift"):
+        observable_oracle(unshifted, cutoff=cutoff, seed=SEED, days=DAYS, shift_at=SHIFT_AT)
+
+
+OBSERVABLE_CUTOFF = dt.date(2026, 7, 3)  # an oracle cutoff 10 days after the shift
+
+
+def test_observable_oracle_follows_the_new_regime(warehouses, con):
+    """E[latent oracle | observations] = observable oracle, also where the shift moves purchases
+    most; the posterior of the old regime (same observations) overestimates the engaged."""
     _, shifted, _ = warehouses
-    with pytest.raises(InputDataError, match="regime shift 'email_fatigue' from 2026-06-23"):
-        observable_oracle(shifted, cutoff=SHIFT_AT - dt.timedelta(days=29), seed=SEED, days=DAYS)
+    table = observable_oracle(
+        shifted, cutoff=OBSERVABLE_CUTOFF, seed=SEED, days=DAYS, shift_at=SHIFT_AT
+    )
+    calendar, catalog = generator_parts(seed=SEED, end_date=END, days=DAYS)
+    with closing(connect(shifted, read_only=True)) as wh:
+        obs = load_observed(wh, cutoff=OBSERVABLE_CUTOFF, calendar=calendar, catalog=catalog)
+    old = posterior_probabilities(
+        obs, cutoff=OBSERVABLE_CUTOFF, calendar=calendar, catalog=catalog, seed=SEED
+    )[:, catalog.groups.index("any")]
+    latent = con.execute(
+        "select probability from s.raw.oracle_propensity "
+        "where as_of_date = ? and product_group = 'any' order by customer_id",
+        [OBSERVABLE_CUTOFF],
+    ).fetchnumpy()
+    any_rows = table.filter(pc.equal(table["product_group"], "any"))
+    new = any_rows["probability"].to_numpy()
+    np.testing.assert_array_equal(any_rows["customer_id"].to_numpy(), obs.customer_id)
+    p = latent["probability"]
+    # Tower property on observable parts: all, the opted-in (whom the shift touches), the top
+    # 40 % by the observable oracle. The old regime's posterior overestimates them (by 9-16 %).
+    top = new >= np.quantile(new, 0.6)
+    for part in (p >= 0, obs.opt_in, top):
+        expected = p[part].sum()
+        assert abs(new[part].sum() / expected - 1) < 0.04, (part.sum(), expected)
+        assert old[part].sum() / expected - 1 > 0.06
 
 
 @pytest.mark.parametrize(
@@ -330,10 +374,6 @@ def test_observable_oracle_refuses_cutoffs_whose_window_reaches_the_shift(wareho
         ({"shift_at": "2026-06-01"}, "shift_at must be a date"),
         ({"shift_at": SHIFT_AT, "shift": "price_crash"}, "unknown regime shift 'price_crash'"),
         ({"shift": "nope"}, "choose one of " + ", ".join(sorted(SHIFT_KINDS))),
-        (
-            {"shift_at": SHIFT_AT, "observable_cutoffs": 4},
-            "label window reaches past shift_at 2026-06-23",
-        ),
     ],
 )
 def test_bad_shift_arguments_raise_config_error(tmp_path, kwargs, message):
@@ -343,15 +383,19 @@ def test_bad_shift_arguments_raise_config_error(tmp_path, kwargs, message):
     assert not path.exists()
 
 
-def test_regenerating_without_a_shift_drops_the_shift_table(tmp_path):
+def test_observable_column_with_a_shift_and_regenerating_without_one(tmp_path):
     path = tmp_path / "wh.duckdb"
-    generate_warehouse(path, customers=200, days=200, shift_at=END - dt.timedelta(days=50))
+    shift_at = END - dt.timedelta(days=50)
+    generate_warehouse(path, customers=200, days=200, shift_at=shift_at, observable_cutoffs=1)
+    with closing(connect(path, read_only=True)) as con:
+        filled = con.execute(
+            "select as_of_date, count(observable_probability) from raw.oracle_propensity "
+            "where observable_probability is not null group by all"
+        ).fetchall()
+    assert len(filled) == 1 and filled[0][0] == END - dt.timedelta(days=30) and filled[0][1] > 0
     generate_warehouse(path, customers=200, days=200)
-    con = connect(path, read_only=True)
-    try:
+    with closing(connect(path, read_only=True)) as con:
         tables = {r[0] for r in con.execute("select table_name from duckdb_tables()").fetchall()}
-    finally:
-        con.close()
     assert "orders" in tables and "oracle_regime_shift" not in tables
 
 
