@@ -72,6 +72,7 @@ events as (
 
 select
     shifted.as_of_date,
+    shifted.customer_id,
     shifted.product_group,
     shifted.probability,
     unshifted.probability as unshifted_probability,
@@ -145,6 +146,85 @@ def oracle_table(paths: dict[str, Path], *, seed: int, groups: list[str]) -> str
                 f"| {day} | {group} | {int(y.sum()):,} / {len(y):,} | {new_auc:.4f} | "
                 f"{old_auc:.4f} | {new_auc - old_auc:+.4f} | {z:+.1f} |"
             )
+    return "\n".join(lines)
+
+
+def observable_table(
+    paths: dict[str, Path],
+    *,
+    seed: int,
+    shift_at: dt.date,
+    shift: str,
+    cutoffs: list[dt.date],
+    groups: list[str],
+) -> str:
+    """AUC against the realised labels of the observable oracle of the new regime and of the
+    posterior of the old regime on the same observations (the best a model of the old regime
+    can do), with the latent oracle of the new regime for reference."""
+    import pyarrow as pa
+    from sklearn.metrics import roc_auc_score
+
+    from models_py._warehouse import connect
+    from models_py.ingest.synth._posterior import (
+        generator_parts,
+        load_observed,
+        observable_oracle,
+        posterior_probabilities,
+    )
+
+    calendar, catalog = generator_parts(seed=seed, end_date=END, days=730)
+    pid, gid = np.nonzero(catalog.membership)
+    member = pa.table(
+        {
+            "product_id": pa.array(catalog.product_id[pid].tolist(), pa.string()),
+            "product_group": pa.array([catalog.groups[g] for g in gid], pa.string()),
+        }
+    )
+    lines = [
+        "| cutoff | group | positives / rows | latent oracle, new regime | observable oracle, new "
+        "regime | posterior of the old regime | loss |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for cutoff in cutoffs:
+        started = time.perf_counter()
+        new = observable_oracle(
+            paths["shifted"],
+            cutoff=cutoff,
+            seed=seed,
+            end_date=END,
+            shift_at=shift_at,
+            shift=shift,
+        )
+        con = connect(paths["shifted"], read_only=True)
+        try:
+            obs = load_observed(con, cutoff=cutoff, calendar=calendar, catalog=catalog)
+            con.register("member", member)
+            con.register("observable", new)
+            r = con.execute(
+                LABELS_SQL.replace("unshifted.raw.oracle_propensity", "observable").replace(
+                    "unshifted.probability", "unshifted.probability"
+                ),
+                {"end": END},
+            ).fetchnumpy()
+        finally:
+            con.close()
+        old = posterior_probabilities(
+            obs, cutoff=cutoff, calendar=calendar, catalog=catalog, seed=seed
+        )
+        for group in groups:
+            m = (r["as_of_date"] == np.datetime64(cutoff)) & (r["product_group"] == group)
+            order = np.argsort(r["customer_id"][m])
+            y = r["label"][m][order]
+            latent = r["probability"][m][order]
+            observable = r["unshifted_probability"][m][order]
+            a_old = roc_auc_score(y, old[:, catalog.groups.index(group)])
+            a_new = roc_auc_score(y, observable)
+            lines.append(
+                f"| {cutoff} | {group} | {int(y.sum()):,} / {len(y):,} | "
+                f"{roc_auc_score(y, latent):.4f} | {a_new:.4f} | {a_old:.4f} | "
+                f"{a_new - a_old:+.4f} |"
+            )
+        print(f"observable oracle at {cutoff} in {time.perf_counter() - started:.0f} s", flush=True)
     return "\n".join(lines)
 
 
@@ -233,7 +313,8 @@ def psi(reference: np.ndarray, current: np.ndarray, *, categorical: bool) -> flo
     return float(np.sum((c - r) * np.log(c / r)))
 
 
-def models_and_drift(path: Path, *, groups: list[str], shift_at: dt.date, seed: int) -> str:
+def models_and_drift(path: Path, *, groups: list[str], shift_at: dt.date, seed: int) -> None:
+    """Print, group by group, the stale and same-period models' AUC per step and the drift."""
     from sklearn.metrics import roc_auc_score
 
     steps, training = replay_dates(END)
@@ -304,8 +385,9 @@ def models_and_drift(path: Path, *, groups: list[str], shift_at: dt.date, seed: 
                 f"| {k} | {s} | {', '.join(alert) or '-'} | {', '.join(warn) or '-'} | "
                 f"{values[0][1]} {values[0][0]:.3f} |"
             )
-        print(f"{group}: models and drift in {time.perf_counter() - started:.0f} s")
-    return "\n".join(out)
+        out.append(f"\n({group}: models and drift in {time.perf_counter() - started:.0f} s)")
+        print("\n".join(out), flush=True)  # one group at a time
+        out = []
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -323,7 +405,14 @@ def main(argv: list[str] | None = None) -> int:
         "--groups", nargs="+", default=["any", "sweets", "gifts"], help="groups to model"
     )
     parser.add_argument("--oracle-groups", nargs="+", default=["any", "sweets", "wine", "gifts"])
-    parser.add_argument("--no-models", action="store_true", help="oracle table only")
+    parser.add_argument("--no-models", action="store_true", help="no features, models, drift")
+    parser.add_argument(
+        "--observable",
+        nargs="*",
+        type=dt.date.fromisoformat,
+        default=[],
+        help="cutoffs at which to compute the observable oracle (about 2 ms per customer)",
+    )
     parser.add_argument("--workdir", type=Path, help="where the warehouses go (default: TMPDIR)")
     parser.add_argument("--keep", action="store_true", help="keep the warehouses")
     parser.add_argument(
@@ -349,17 +438,25 @@ def main(argv: list[str] | None = None) -> int:
                     shift_at=args.shift_at,
                     shift=args.shift,
                 )
-            print(oracle_table(paths, seed=args.seed, groups=args.oracle_groups))
+            print(oracle_table(paths, seed=args.seed, groups=args.oracle_groups), flush=True)
+            if args.observable:
+                table = observable_table(
+                    paths,
+                    seed=args.seed,
+                    shift_at=args.shift_at,
+                    shift=args.shift,
+                    cutoffs=args.observable,
+                    groups=args.oracle_groups,
+                )
+                print(table, flush=True)
             if not args.no_models:
                 steps, training = replay_dates(END)
                 started = time.perf_counter()
                 if not args.reuse:
                     build_features(paths["shifted"], groups=args.groups, dates=steps + training)
                 print(f"features in {time.perf_counter() - started:.0f} s")
-                print(
-                    models_and_drift(
-                        paths["shifted"], groups=args.groups, shift_at=args.shift_at, seed=args.seed
-                    )
+                models_and_drift(
+                    paths["shifted"], groups=args.groups, shift_at=args.shift_at, seed=args.seed
                 )
     finally:
         if not args.keep and args.workdir is None:
