@@ -1,468 +1,247 @@
-"""What a regime shift of the generator does to the oracle, to a model trained before it and to
-the feature distributions the drift marts compare (docs/oracle.md, "Regime shift").
+"""Regime shift of the synthetic generator: is it visible to drift monitoring and does it decay a
+model trained before it? (docs/oracle.md, "Regime shift").
 
 Usage::
 
-    .venv/bin/python benchmarks/regime_shift.py                      # 50k customers, seed 0
-    .venv/bin/python benchmarks/regime_shift.py --customers 5000 --no-models
+    .venv/bin/python benchmarks/regime_shift.py --customers 50000 --workdir /tmp/shift
 
-Generates the warehouse twice with the same seed, without and with the shift (default
-``email_fatigue`` at end_date - 114 days: week 13 of a 26-week replay whose last step's label window
-ends at end_date), then prints:
+Generates the same warehouse (same seed) without and with a 'price_rise' shift at
+end_date - 120 days and prints:
 
-1. **Oracle**: per 30-day oracle cutoff and group, the ROC AUC against the realised labels of
-   the shifted warehouse of its own oracle (the new regime) and of the unshifted warehouse's
-   oracle (the same latent state under the old regime: the best a model of the old regime can
-   do), and the calibration z of the shifted oracle ((positives - sum p) / binomial sd).
-2. **Models** (unless --no-models): features at the 26 weekly steps of the replay and at the 12
-   monthly cutoffs before its first step (dbt, groups restricted to --groups), a gradient-boosting
-   model per group trained on the monthly cutoffs as the replay's first training does (the
-   "stale" model), and, at each step, a model fitted on the same step's period (half of the
-   customers; both evaluated on the other half): the stale model's AUC before and after the
-   shift and its gap to the same-period model.
-3. **Drift**: PSI of every monitored feature at every step against the stale model's training
-   rows, binned as `ml.reference_distributions` bins them (models_py/training/_reference.py):
-   the features at warn (>= 0.1) and alert (>= 0.25) per step.
-
-Nothing is written to the docs; the figures in docs/oracle.md come from this script.
+- PSI (the bins of marts.fct_feature_drift) of order and email features, computed in SQL from
+  raw as dbt's fct_customer_features defines them, between the training period (cutoffs
+  shift - 30 k, k = 1..6, every customer created before the cutoff) and the cutoffs 0, 7 and 14
+  days after the shift, with and without the shift;
+- ROC AUC on the labels 'any purchase in [T, T + 30 days)' at T = shift + 30 days of the
+  pre-shift oracle (the oracle of the warehouse without the shift), of the true oracle, and of a
+  gradient-boosting model trained on cutoffs before the shift.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import shutil
-import sys
-import tempfile
 import time
 from pathlib import Path
 
+import duckdb
 import numpy as np
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import roc_auc_score
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from _report import add_lock_argument, bench_lock, machine  # noqa: E402
+from models_py.ingest.synth import generate_warehouse
+from models_py.training._reference import numeric_edges
 
 END = dt.date(2026, 10, 1)
-WEEKS = 26
-STEP = 7
-HORIZON = 30
-#: Features the drift marts report without a status (dbt var drift_ignore_features).
-IGNORED = ("tenure_days", "btyd_age_days", "btyd_recency_days")
-CATEGORICAL = ("rfm_segment_code",)
-PSI_WARN, PSI_ALERT, PSI_EPSILON = 0.1, 0.25, 1e-4
-MAX_TRAIN_ROWS = 150_000
-
-LABELS_SQL = """
-with cutoffs as (
-    select distinct as_of_date from raw.oracle_propensity where as_of_date < $end
+FEATURES = (
+    "spend_7d",
+    "spend_30d",
+    "order_count_7d",
+    "order_count_30d",
+    "avg_order_value",
+    "spend_total",
+    "email_opens_30d",
+    "email_open_rate_30d",
+    "days_since_last_open",
+    "days_since_last_order",
+)
+FEATURES_SQL = """
+with orders as (
+    select
+        o.customer_id,
+        o.ordered_at,
+        round(sum(l.quantity * l.unit_price), 2) as net_amount,
+        max(l.quantity) > 0 as is_purchase
+    from raw.orders as o
+    inner join raw.order_lines as l on o.order_id = l.order_id
+    where o.ordered_at < $cutoff
+    group by all
 ),
 
-events as (
-    select distinct cutoffs.as_of_date, orders.customer_id, member.product_group
-    from cutoffs
-    inner join raw.orders as orders
-        on orders.ordered_at >= cutoffs.as_of_date
-        and orders.ordered_at < cutoffs.as_of_date + interval 30 day
-    inner join raw.order_lines as lines on orders.order_id = lines.order_id and lines.quantity > 0
-    inner join member on lines.product_id = member.product_id
+agg as (
+    select
+        customer_id,
+        sum(net_amount) as spend_total,
+        sum(is_purchase::int) as order_count,
+        sum(case when ordered_at >= $cutoff - interval 7 day then net_amount else 0 end)
+            as spend_7d,
+        sum(case when ordered_at >= $cutoff - interval 30 day then net_amount else 0 end)
+            as spend_30d,
+        sum(case when is_purchase and ordered_at >= $cutoff - interval 7 day then 1 else 0 end)
+            as order_count_7d,
+        sum(case when is_purchase and ordered_at >= $cutoff - interval 30 day then 1 else 0 end)
+            as order_count_30d
+    from orders
+    group by customer_id
+),
+
+emails as (
+    select
+        customer_id,
+        sum(case when event_type = 'sent' then 1 else 0 end) as sends_30d,
+        sum(case when event_type = 'open' then 1 else 0 end) as opens_30d
+    from raw.email_events
+    where occurred_at < $cutoff and occurred_at >= $cutoff - interval 30 day
+    group by customer_id
+),
+
+last_open as (
+    select customer_id, max(occurred_at)::date as last_open_date
+    from raw.email_events
+    where occurred_at < $cutoff and event_type = 'open'
+    group by customer_id
+),
+
+last_order as (
+    select customer_id, max(ordered_at)::date as last_order_date
+    from orders
+    where is_purchase
+    group by customer_id
+),
+
+labels as (
+    select distinct customer_id
+    from raw.orders as o
+    inner join raw.order_lines as l on o.order_id = l.order_id
+    where l.quantity > 0 and o.ordered_at >= $cutoff and o.ordered_at < $cutoff + interval 30 day
 )
 
 select
-    shifted.as_of_date,
-    shifted.customer_id,
-    shifted.product_group,
-    shifted.probability,
-    unshifted.probability as unshifted_probability,
-    events.customer_id is not null as label
-from raw.oracle_propensity as shifted
-inner join unshifted.raw.oracle_propensity as unshifted
-    using (customer_id, product_group, as_of_date)
-left join events using (as_of_date, customer_id, product_group)
-where shifted.as_of_date < $end
+    c.customer_id,
+    coalesce(a.spend_7d, 0)::double as spend_7d,
+    coalesce(a.spend_30d, 0)::double as spend_30d,
+    coalesce(a.order_count_7d, 0)::double as order_count_7d,
+    coalesce(a.order_count_30d, 0)::double as order_count_30d,
+    case when a.order_count > 0 then round(a.spend_total / a.order_count, 2) else 0 end::double
+        as avg_order_value,
+    coalesce(a.spend_total, 0)::double as spend_total,
+    coalesce(e.opens_30d, 0)::double as email_opens_30d,
+    case when e.sends_30d > 0 then least(1, e.opens_30d / e.sends_30d) else 0 end::double
+        as email_open_rate_30d,
+    coalesce(least(date_diff('day', lo.last_open_date, $cutoff::date), 3650), 3650)::double
+        as days_since_last_open,
+    coalesce(least(date_diff('day', lr.last_order_date, $cutoff::date), 3650), 3650)::double
+        as days_since_last_order,
+    date_diff('day', c.created_at::date, $cutoff::date)::double as tenure_days,
+    (labels.customer_id is not null)::int as label
+from raw.customers as c
+left join agg as a on c.customer_id = a.customer_id
+left join emails as e on c.customer_id = e.customer_id
+left join last_open as lo on c.customer_id = lo.customer_id
+left join last_order as lr on c.customer_id = lr.customer_id
+left join labels on c.customer_id = labels.customer_id
+where c.created_at < $cutoff
+order by c.customer_id
 """
 
 
-def replay_dates(end: dt.date) -> tuple[list[dt.date], list[dt.date]]:
-    """The replay's weekly steps (the last one's label window ends at `end`) and the 12 monthly
-    training cutoffs of its first training (newest first)."""
-    last = end - dt.timedelta(days=HORIZON)
-    first = last - dt.timedelta(days=STEP * (WEEKS - 1))
-    steps = [first + dt.timedelta(days=STEP * k) for k in range(WEEKS)]
-    training = [first - dt.timedelta(days=HORIZON + 30 * k) for k in range(12)]
-    return steps, training
+def features(con, cutoff: dt.date) -> dict[str, np.ndarray]:
+    rel = con.execute(FEATURES_SQL, {"cutoff": dt.datetime.combine(cutoff, dt.time())})
+    cols = [d[0] for d in rel.description]
+    rows = rel.fetchnumpy()
+    return {c: np.asarray(rows[c]) for c in cols}
 
 
-def generate(workdir: Path, *, customers: int, seed: int, shift_at: dt.date, shift: str):
-    from models_py.ingest.synth import generate_warehouse
+def psi(reference: np.ndarray, current: np.ndarray, epsilon: float = 1e-4) -> float:
+    """PSI over the drift marts' bins (`numeric_edges`: 10 quantile bins of the reference, one
+    per value for at most 10 values, plus below and above the reference range), shares floored
+    at `epsilon` (dbt var drift_psi_epsilon)."""
+    edges = numeric_edges(reference)
+    bins = edges.size + 1
 
-    paths = {}
-    for name, kwargs in (("unshifted", {}), ("shifted", {"shift_at": shift_at, "shift": shift})):
-        path = workdir / f"{name}.duckdb"
-        started = time.perf_counter()
-        generate_warehouse(path, customers=customers, seed=seed, end_date=END, **kwargs)
-        print(f"generated {name} in {time.perf_counter() - started:.0f} s")
-        paths[name] = path
-    return paths
+    def shares(x: np.ndarray) -> np.ndarray:
+        index = np.searchsorted(edges, np.asarray(x, dtype=np.float32), side="right")
+        return np.maximum(np.bincount(index, minlength=bins) / len(x), epsilon)
 
-
-def oracle_table(paths: dict[str, Path], *, seed: int, groups: list[str]) -> str:
-    import pyarrow as pa
-    from sklearn.metrics import roc_auc_score
-
-    from models_py._warehouse import connect
-    from models_py.ingest.synth._posterior import generator_parts
-
-    _, catalog = generator_parts(seed=seed, end_date=END, days=730)
-    pid, gid = np.nonzero(catalog.membership)
-    member = pa.table(
-        {
-            "product_id": pa.array(catalog.product_id[pid].tolist(), pa.string()),
-            "product_group": pa.array([catalog.groups[g] for g in gid], pa.string()),
-        }
-    )
-    con = connect(paths["shifted"], read_only=True)
-    try:
-        con.register("member", member)
-        con.execute(f"attach '{paths['unshifted']}' as unshifted (read_only)")
-        r = con.execute(LABELS_SQL, {"end": END}).fetchnumpy()
-    finally:
-        con.close()
-    lines = [
-        "| cutoff | group | positives / rows | AUC, oracle of the new regime | AUC, oracle of the "
-        "old regime | loss | calibration z |",
-        "|---|---|---:|---:|---:|---:|---:|",
-    ]
-    for cutoff in sorted(set(r["as_of_date"].tolist()))[-6:]:
-        for group in groups:
-            m = (r["as_of_date"] == cutoff) & (r["product_group"] == group)
-            y, p, old = r["label"][m], r["probability"][m], r["unshifted_probability"][m]
-            new_auc, old_auc = roc_auc_score(y, p), roc_auc_score(y, old)
-            z = (y.sum() - p.sum()) / np.sqrt((p * (1 - p)).sum())
-            day = cutoff.date() if hasattr(cutoff, "date") else cutoff
-            lines.append(
-                f"| {day} | {group} | {int(y.sum()):,} / {len(y):,} | {new_auc:.4f} | "
-                f"{old_auc:.4f} | {new_auc - old_auc:+.4f} | {z:+.1f} |"
-            )
-    return "\n".join(lines)
+    e, a = shares(reference), shares(current)
+    return float(np.sum((a - e) * np.log(a / e)))
 
 
-def observable_table(
-    paths: dict[str, Path],
-    *,
-    seed: int,
-    shift_at: dt.date,
-    shift: str,
-    cutoffs: list[dt.date],
-    groups: list[str],
-) -> str:
-    """AUC against the realised labels of the observable oracle of the new regime and of the
-    posterior of the old regime on the same observations (the best a model of the old regime
-    can do), with the latent oracle of the new regime for reference."""
-    import pyarrow as pa
-    from sklearn.metrics import roc_auc_score
-
-    from models_py._warehouse import connect
-    from models_py.ingest.synth._posterior import (
-        generator_parts,
-        load_observed,
-        observable_oracle,
-        posterior_probabilities,
-    )
-
-    calendar, catalog = generator_parts(seed=seed, end_date=END, days=730)
-    pid, gid = np.nonzero(catalog.membership)
-    member = pa.table(
-        {
-            "product_id": pa.array(catalog.product_id[pid].tolist(), pa.string()),
-            "product_group": pa.array([catalog.groups[g] for g in gid], pa.string()),
-        }
-    )
-    lines = [
-        "| cutoff | group | positives / rows | latent oracle, new regime | observable oracle, new "
-        "regime | posterior of the old regime | loss |",
-        "|---|---|---:|---:|---:|---:|---:|",
-    ]
-    for cutoff in cutoffs:
-        started = time.perf_counter()
-        new = observable_oracle(
-            paths["shifted"],
-            cutoff=cutoff,
-            seed=seed,
-            end_date=END,
-            shift_at=shift_at,
-            shift=shift,
-        )
-        con = connect(paths["shifted"], read_only=True)
-        try:
-            obs = load_observed(con, cutoff=cutoff, calendar=calendar, catalog=catalog)
-            con.register("member", member)
-            con.register("observable", new)
-            r = con.execute(
-                LABELS_SQL.replace("unshifted.raw.oracle_propensity", "observable").replace(
-                    "unshifted.probability", "unshifted.probability"
-                ),
-                {"end": END},
-            ).fetchnumpy()
-        finally:
-            con.close()
-        old = posterior_probabilities(
-            obs, cutoff=cutoff, calendar=calendar, catalog=catalog, seed=seed
-        )
-        for group in groups:
-            m = (r["as_of_date"] == np.datetime64(cutoff)) & (r["product_group"] == group)
-            order = np.argsort(r["customer_id"][m])
-            y = r["label"][m][order]
-            latent = r["probability"][m][order]
-            observable = r["unshifted_probability"][m][order]
-            a_old = roc_auc_score(y, old[:, catalog.groups.index(group)])
-            a_new = roc_auc_score(y, observable)
-            lines.append(
-                f"| {cutoff} | {group} | {int(y.sum()):,} / {len(y):,} | "
-                f"{roc_auc_score(y, latent):.4f} | {a_new:.4f} | {a_old:.4f} | "
-                f"{a_new - a_old:+.4f} |"
-            )
-        print(f"observable oracle at {cutoff} in {time.perf_counter() - started:.0f} s", flush=True)
-    return "\n".join(lines)
+def oracle_any(con, cutoff: dt.date) -> tuple[np.ndarray, np.ndarray]:
+    rows = con.execute(
+        "select customer_id, probability from raw.oracle_propensity "
+        "where product_group = 'any' and as_of_date = ? order by customer_id",
+        [cutoff],
+    ).fetchnumpy()
+    return np.asarray(rows["customer_id"]), np.asarray(rows["probability"])
 
 
-def build_features(path: Path, *, groups: list[str], dates: list[dt.date]) -> None:
-    """dbt: training examples at `dates` for `groups` only (the other rules are deleted)."""
-    from models_py._dbt import run_dbt
-    from models_py._settings import Settings
-    from models_py._warehouse import connect
-
-    con = connect(path)
-    try:
-        con.execute(
-            "delete from raw.product_group_rules where not list_contains($groups, product_group)",
-            {"groups": groups},
-        )
-    finally:
-        con.close()
-    run_dbt(
-        Settings(warehouse=path),
-        ["run", "--select", "+fct_training_examples"],
-        dbt_vars={
-            "training_cutoffs": [d.isoformat() for d in sorted(dates)],
-            "scoring_cutoff": END.isoformat(),
-        },
-    )
-
-
-def load_examples(path: Path, group: str):
-    from models_py._warehouse import connect
-
-    con = connect(path, read_only=True)
-    try:
-        rel = con.execute(
-            "select * exclude (product_group, split) from marts.fct_training_examples "
-            "where product_group = ? order by as_of_date, customer_id",
-            [group],
-        )
-        names = [d[0] for d in rel.description]
-        data = rel.fetchnumpy()
-    finally:
-        con.close()
-    features = [n for n in names if n not in ("customer_id", "as_of_date", "label")]
-    numeric = [n for n in features if np.asarray(data[n]).dtype.kind in "biuf"]
-    x = np.column_stack([np.asarray(data[n], dtype=np.float32) for n in numeric])
-    cutoff = np.asarray(data["as_of_date"]).astype("datetime64[D]").astype(object)
-    return (
-        numeric,
-        x,
-        np.asarray(data["label"], dtype=bool),
-        cutoff,
-        np.asarray(data["customer_id"]),
-    )
-
-
-def fit(x: np.ndarray, y: np.ndarray, *, seed: int):
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
-    if len(y) > MAX_TRAIN_ROWS:
-        keep = np.random.default_rng(seed).choice(len(y), MAX_TRAIN_ROWS, replace=False)
-        x, y = x[keep], y[keep]
-    model = HistGradientBoostingClassifier(
-        learning_rate=0.1,
-        max_iter=200,
-        max_leaf_nodes=31,
-        min_samples_leaf=100,
-        l2_regularization=1.0,
-        random_state=seed,
-    )
-    return model.fit(x, y)
-
-
-def psi(reference: np.ndarray, current: np.ndarray, *, categorical: bool) -> float:
-    from models_py.training._reference import numeric_edges
-
-    if categorical:
-        cats = np.unique(reference)
-        r = np.array([np.mean(reference == c) for c in cats] + [0.0])
-        c = np.array([np.mean(current == c) for c in cats] + [np.mean(~np.isin(current, cats))])
-    else:
-        edges = numeric_edges(reference)
-        bins = len(edges) + 1
-        r = np.bincount(np.searchsorted(edges, reference, side="right"), minlength=bins)
-        c = np.bincount(np.searchsorted(edges, current, side="right"), minlength=bins)
-        r, c = r / r.sum(), c / c.sum()
-    r, c = np.maximum(r, PSI_EPSILON), np.maximum(c, PSI_EPSILON)
-    return float(np.sum((c - r) * np.log(c / r)))
-
-
-def models_and_drift(path: Path, *, groups: list[str], shift_at: dt.date, seed: int) -> None:
-    """Print, group by group, the stale and same-period models' AUC per step and the drift."""
-    from sklearn.metrics import roc_auc_score
-
-    steps, training = replay_dates(END)
-    train_cutoffs = set(training[2:])  # the replay's 'train' role: all but test and validation
-    out = []
-    for group in groups:
-        started = time.perf_counter()
-        names, x, y, cutoff, customer = load_examples(path, group)
-        train = np.isin(cutoff, list(train_cutoffs))
-        stale = fit(x[train], y[train], seed=seed)
-        odd = customer % 2 == 1
-        horizon = dt.timedelta(days=HORIZON)
-        periods = {
-            "before": [s for s in steps if s + horizon <= shift_at],
-            "after": [s for s in steps if s >= shift_at],
-        }
-        rows = []
-        for period_steps in periods.values():
-            in_period = np.isin(cutoff, period_steps)
-            same = fit(x[in_period & ~odd], y[in_period & ~odd], seed=seed)
-            for s in period_steps:
-                at = (cutoff == s) & odd
-                a_stale = roc_auc_score(y[at], stale.predict_proba(x[at])[:, 1])
-                a_same = roc_auc_score(y[at], same.predict_proba(x[at])[:, 1])
-                rows.append((s, int(y[at].sum()), int(at.sum()), a_stale, a_same))
-        # Steps whose label window straddles the shift: the stale model only.
-        for s in steps:
-            if s < shift_at < s + horizon:
-                at = (cutoff == s) & odd
-                a_stale = roc_auc_score(y[at], stale.predict_proba(x[at])[:, 1])
-                rows.append((s, int(y[at].sum()), int(at.sum()), a_stale, float("nan")))
-        rows.sort()
-        out.append(f"\n### {group}: stale model vs a model of the same period (odd customers)\n")
-        out.append("| step | cutoff | positives / rows | stale AUC | same-period AUC | gap |")
-        out.append("|---:|---|---:|---:|---:|---:|")
-        for s, pos, n, a_stale, a_same in rows:
-            gap = "-" if np.isnan(a_same) else f"{a_same - a_stale:+.4f}"
-            same_text = "-" if np.isnan(a_same) else f"{a_same:.4f}"
-            k = steps.index(s)
-            out.append(f"| {k} | {s} | {pos:,} / {n:,} | {a_stale:.4f} | {same_text} | {gap} |")
-        for label, period in (
-            ("before (label window ends by the shift)", "before"),
-            ("after (cutoff on or after the shift)", "after"),
-        ):
-            sel = [r for r in rows if r[0] in periods[period]]
-            if sel:
-                out.append(
-                    f"\nmean {label}: stale {np.mean([r[3] for r in sel]):.4f}, same-period "
-                    f"{np.mean([r[4] for r in sel]):.4f}, gap "
-                    f"{np.mean([r[4] - r[3] for r in sel]):+.4f} ({len(sel)} steps)"
-                )
-
-        # Drift of every monitored feature against the stale model's training rows.
-        out.append(f"\n{group}: drift per step (PSI against the training rows)\n")
-        out.append("| step | cutoff | alert (>= 0.25) | warn (>= 0.1) | largest PSI |")
-        out.append("|---:|---|---|---|---|")
-        for k, s in enumerate(steps):
-            at = cutoff == s
-            values = []
-            for j, name in enumerate(names):
-                if name in IGNORED:
-                    continue
-                values.append((psi(x[train, j], x[at, j], categorical=name in CATEGORICAL), name))
-            values.sort(reverse=True)
-            alert = [f"{n} {v:.2f}" for v, n in values if v >= PSI_ALERT]
-            warn = [f"{n} {v:.2f}" for v, n in values if PSI_WARN <= v < PSI_ALERT]
-            out.append(
-                f"| {k} | {s} | {', '.join(alert) or '-'} | {', '.join(warn) or '-'} | "
-                f"{values[0][1]} {values[0][0]:.3f} |"
-            )
-        out.append(f"\n({group}: models and drift in {time.perf_counter() - started:.0f} s)")
-        print("\n".join(out), flush=True)  # one group at a time
-        out = []
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=50_000)
+    parser.add_argument("--days", type=int, default=730)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--shift", default="email_fatigue")
-    parser.add_argument(
-        "--shift-at",
-        type=dt.date.fromisoformat,
-        default=END - dt.timedelta(days=114),
-        help="default end_date - 114 days: week 13 of a 26-week replay",
+    parser.add_argument("--shift", default="migration")
+    parser.add_argument("--shift-before-end", type=int, default=120)
+    parser.add_argument("--workdir", type=Path, required=True)
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    shift_at = END - dt.timedelta(days=args.shift_before_end)
+    paths = {"no shift": args.workdir / "no_shift.duckdb", "shift": args.workdir / "shift.duckdb"}
+    started = time.perf_counter()
+    for name, path in paths.items():
+        generate_warehouse(
+            path,
+            customers=args.customers,
+            seed=args.seed,
+            days=args.days,
+            end_date=END,
+            shift_at=shift_at if name == "shift" else None,
+            shift=args.shift,
+        )
+    cons = {name: duckdb.connect(str(p), read_only=True) for name, p in paths.items()}
+    print(
+        f"customers {args.customers}, days {args.days}, seed {args.seed}, "
+        f"shift {args.shift!r} at {shift_at}"
     )
-    parser.add_argument(
-        "--groups", nargs="+", default=["any", "sweets", "gifts"], help="groups to model"
-    )
-    parser.add_argument("--oracle-groups", nargs="+", default=["any", "sweets", "wine", "gifts"])
-    parser.add_argument("--no-models", action="store_true", help="no features, models, drift")
-    parser.add_argument(
-        "--observable",
-        nargs="*",
-        type=dt.date.fromisoformat,
-        default=[],
-        help="cutoffs at which to compute the observable oracle (about 2 ms per customer)",
-    )
-    parser.add_argument("--workdir", type=Path, help="where the warehouses go (default: TMPDIR)")
-    parser.add_argument("--keep", action="store_true", help="keep the warehouses")
-    parser.add_argument(
-        "--reuse", action="store_true", help="reuse the warehouses of --workdir (built and kept)"
-    )
-    add_lock_argument(parser)
-    args = parser.parse_args(argv)
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="propensity-shift-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    try:
-        with bench_lock(args.lock):
-            print(
-                f"{machine()}; {args.customers:,} customers, seed {args.seed}, "
-                f"{args.shift} from {args.shift_at}, end {END}"
-            )
-            if args.reuse:
-                paths = {name: workdir / f"{name}.duckdb" for name in ("unshifted", "shifted")}
-            else:
-                paths = generate(
-                    workdir,
-                    customers=args.customers,
-                    seed=args.seed,
-                    shift_at=args.shift_at,
-                    shift=args.shift,
-                )
-            print(oracle_table(paths, seed=args.seed, groups=args.oracle_groups), flush=True)
-            if args.observable:
-                table = observable_table(
-                    paths,
-                    seed=args.seed,
-                    shift_at=args.shift_at,
-                    shift=args.shift,
-                    cutoffs=args.observable,
-                    groups=args.oracle_groups,
-                )
-                print(table, flush=True)
-            if not args.no_models:
-                steps, training = replay_dates(END)
-                started = time.perf_counter()
-                if not args.reuse:
-                    build_features(paths["shifted"], groups=args.groups, dates=steps + training)
-                print(f"features in {time.perf_counter() - started:.0f} s")
-                models_and_drift(
-                    paths["shifted"], groups=args.groups, shift_at=args.shift_at, seed=args.seed
-                )
-    finally:
-        if not args.keep and args.workdir is None:
-            shutil.rmtree(workdir, ignore_errors=True)
-    return 0
+
+    ref_cutoffs = [shift_at - dt.timedelta(days=30 * k) for k in range(1, 7)]
+    ref_parts = [features(cons["no shift"], t) for t in ref_cutoffs]
+    reference = {f: np.concatenate([p[f] for p in ref_parts]) for f in FEATURES}
+    print("\nPSI vs the training period (cutoffs shift - 30 k, k = 1..6)")
+    print(f"{'feature':<22}{'days':>10}{'no shift':>14}{'shift':>14}")
+    for days_after in (0, 7, 14):
+        cutoff = shift_at + dt.timedelta(days=days_after)
+        cur = {name: features(con, cutoff) for name, con in cons.items()}
+        for f in FEATURES:
+            values = [psi(reference[f], cur[name][f]) for name in cons]
+            print(f"{f:<22}{days_after:>10}" + "".join(f"{v:>14.3f}" for v in values))
+
+    # Decay: the same customers at T = shift + 30 (an oracle cutoff when the shift is end - 120).
+    t_post = shift_at + dt.timedelta(days=30)
+    t_pre = shift_at - dt.timedelta(days=30)
+    print("\nROC AUC, label: any purchase in [T, T + 30 days)")
+    for t in (t_pre, t_post):
+        ids_n, p_pre = oracle_any(cons["no shift"], t)
+        ids_s, p_true = oracle_any(cons["shift"], t)
+        assert (ids_n == ids_s).all()
+        y = {name: features(con, t)["label"] for name, con in cons.items()}
+        print(
+            f"T = {t}: pre-shift oracle on no-shift labels "
+            f"{roc_auc_score(y['no shift'], p_pre):.4f}, on shifted labels "
+            f"{roc_auc_score(y['shift'], p_pre):.4f}; true (shifted) oracle on shifted labels "
+            f"{roc_auc_score(y['shift'], p_true):.4f}"
+        )
+
+    columns = [*FEATURES, "tenure_days"]
+    train_cutoffs = [shift_at - dt.timedelta(days=30 * k) for k in range(2, 8)]
+    parts = [features(cons["no shift"], t) for t in train_cutoffs]
+    x = np.column_stack([np.concatenate([p[f] for p in parts]) for f in columns])
+    y = np.concatenate([p["label"] for p in parts])
+    model = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, random_state=0)
+    model.fit(x, y)
+    for t in (t_pre, t_post):
+        line = []
+        for name, con in cons.items():
+            cur = features(con, t)
+            score = model.predict_proba(np.column_stack([cur[f] for f in columns]))[:, 1]
+            line.append(f"{name} {roc_auc_score(cur['label'], score):.4f}")
+        print(
+            f"gradient boosting (trained on cutoffs shift - 30 k, k = 2..7), T = {t}: "
+            + ", ".join(line)
+        )
+    print(f"\ndone in {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -47,7 +47,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
         ["--convergence"],
     ),
     # Prints only (its figures are in docs/oracle.md, "Regime shift").
-    "regime_shift": ("regime_shift.py", ["--customers", "3000", "--no-models"], []),
+    "regime_shift_models": ("regime_shift_models.py", ["--customers", "3000", "--no-models"], []),
 }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,7 +46,8 @@ def connect(path: Path | str, *, read_only: bool = False, threads: int | None = 
         )
     config = {"threads": threads} if threads else {}
     try:
-        return duckdb.connect(str(path), read_only=read_only, config=config)
+        with _CONNECT_LOCK:
+            return duckdb.connect(str(path), read_only=read_only, config=config)
     except duckdb.IOException as exc:
         msg = str(exc)
         if "lock" in msg.lower():
@@ -62,6 +64,11 @@ def connect(path: Path | str, *, read_only: bool = False, threads: int | None = 
             f"{path} is not a readable DuckDB file: {str(exc).splitlines()[0]}"
         ) from exc
 
+
+#: DuckDB's Python client (2.0): two threads opening the same file at once may get a connection
+#: whose catalog lacks `python_arrow_scan`, so `register` of an Arrow table fails on it (training
+#: fits groups in threads). Opening connections one at a time avoids it.
+_CONNECT_LOCK = threading.Lock()
 
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
 

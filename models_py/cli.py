@@ -70,7 +70,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         **({"end_date": args.end_date} if args.end_date else {}),
         observable_cutoffs=args.observable_cutoffs,
         shift_at=args.shift_at,
-        shift=args.shift,
+        **({"shift": args.shift} if args.shift else {}),
     )
     _console().print(report.summary())
     return 0
@@ -475,13 +475,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--shift-at",
         type=_date,
         default=None,
-        help="first day of a regime shift, YYYY-MM-DD (docs/oracle.md, 'Regime shift'); "
-        "everything before it is as without a shift",
+        help="first day of a regime shift inside the history, YYYY-MM-DD (docs/oracle.md, "
+        "'Regime shift'); everything before it is as without a shift",
     )
     p.add_argument(
         "--shift",
         default=None,
-        help="kind of regime shift with --shift-at (default email_fatigue; docs/oracle.md)",
+        help="kind of regime shift with --shift-at: migration (default), price_rise, price_cut, "
+        "email_tracking, email_fatigue (docs/oracle.md, 'Regime shift')",
     )
     p.set_defaults(func=cmd_generate)
 

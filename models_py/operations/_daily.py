@@ -287,6 +287,20 @@ def _training_notes(con, plan: DailyPlan) -> tuple[str, ...]:
     )
 
 
+def _complete_registry(settings: Settings) -> None:
+    """Create the registry tables a newer version added to a registry that has champions (dbt's
+    ``ensure_ml_tables``, which the build's on-run-start would run anyway): the checks before
+    the build read the registry through `models_py.registry`, which needs every table."""
+    from models_py._dbt import run_dbt
+    from models_py.registry import ML_TABLES
+    from models_py.registry._tables import present_tables
+
+    with closing(connect(settings.warehouse, read_only=True)) as con:
+        present = present_tables(con)
+    if "model_aliases" in present and len(present) < len(ML_TABLES):
+        run_dbt(settings, ["run-operation", "ensure_ml_tables"])
+
+
 def run_daily(
     settings: Settings,
     *,
@@ -327,6 +341,7 @@ def run_daily(
     if lookback_days is not None and lookback_days < 0:
         raise ValueError(f"lookback_days must be >= 0 or None, got {lookback_days}")
     training_relation = str(settings.dbt_vars.get("scoring_training_relation", TRAINING_EXAMPLES))
+    _complete_registry(settings)
     with closing(connect(settings.warehouse, read_only=True)) as con:
         plan = plan_daily(con, as_of=as_of, backfill=backfill, training_relation=training_relation)
     logger.info("daily run: scoring cutoff %s", plan.as_of)

@@ -48,6 +48,13 @@ class ReplayPlan:
     horizon_days: int
 
     @property
+    def shift_step(self) -> int | None:
+        """The first step at or after the shift."""
+        if self.shift_at is None:
+            return None
+        return next(k for k, day in enumerate(self.steps) if day >= self.shift_at)
+
+    @property
     def steps(self) -> list[dt.date]:
         return [self.first_as_of + dt.timedelta(days=STEP_DAYS * k) for k in range(self.weeks)]
 
@@ -83,6 +90,78 @@ class ReplayReport:
     results: Path
     seconds: dict[str, float] = field(default_factory=dict)
     summary: list[dict] = field(default_factory=list)
+    page: Path | None = None
+
+    def text(self) -> str:
+        p = self.plan
+        shift = f", shift at {p.shift_at} (step {p.shift_step})" if p.shift_at else ", no shift"
+        lines = [
+            f"replay: {p.weeks} weekly steps {p.first_as_of} .. {p.steps[-1]}{shift}; "
+            f"timeline in {self.results} (table replay.timeline), page {self.page}"
+        ]
+        for row in self.summary:
+            lines.append(
+                "  {policy:<10} mean realised ROC AUC before {b} after {a}; retrains {r}; "
+                "feature alerts before the shift {fa}; first alert at step {fs}; "
+                "max |estimated - realised| before the shift {e}".format(
+                    policy=row["policy"],
+                    b=_f(row["auc_before"]),
+                    a=_f(row["auc_after"]),
+                    r=row["retrains"],
+                    fa=row["alerts_before"],
+                    fs=row["first_alert_step"] if row["first_alert_step"] is not None else "-",
+                    e=_f(row["max_estimate_error_before"]),
+                )
+            )
+        lines.append("  seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in self.seconds.items()))
+        return "\n".join(lines)
+
+
+def _f(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def replay_generated(
+    settings: Settings,
+    *,
+    weeks: int = 26,
+    shift_at: dt.date | None = None,
+    shift: str | None = None,
+    policies: Sequence[str] | None = None,
+    customers: int = 50_000,
+    seed: int = 0,
+    days: int = 730,
+    end_date: dt.date = dt.date(2026, 10, 1),
+    spec_path: Path | None = None,
+    workdir: Path = Path("replay"),
+    results: Path | None = None,
+    label: str | None = None,
+) -> ReplayReport:
+    """Generate a warehouse (with the regime shift, if any) and replay it (`run_replay`)."""
+    from models_py.ingest.synth import generate_warehouse
+
+    plan = plan_replay(weeks=weeks, data_end=end_date, shift_at=shift_at)
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    generated = replace(settings, warehouse=workdir / "generated.duckdb")
+    if generated.warehouse.exists():
+        generated.warehouse.unlink()
+    options = (
+        {} if shift_at is None else {"shift_at": shift_at, **({"shift": shift} if shift else {})}
+    )
+    generate_warehouse(
+        generated.warehouse, customers=customers, seed=seed, days=days, end_date=end_date, **options
+    )
+    label = label or (f"shift {shift or 'default'} at {shift_at}" if shift_at else "no shift")
+    return run_replay(
+        generated,
+        plan=plan,
+        policies=policies or POLICIES,
+        spec_path=spec_path,
+        workdir=workdir,
+        results=results or workdir / "results.duckdb",
+        label=label,
+    )
 
 
 def run_replay(
@@ -122,18 +201,25 @@ def run_replay(
             if on_step is not None:
                 on_step(policy, k, as_of)
             run_daily(wh, as_of=as_of)
-            if k == len(plan.steps) - 1 or policy == "never":
+            # Step 0's models were trained just before it; the last step's would never score.
+            if k in (0, len(plan.steps) - 1) or policy == "never":
                 continue
             retrain(wh, as_of=as_of, if_needed=policy == "if-needed", spec_path=spec_path)
         # Every step's labels have matured at the end of the data: realised figures for all.
         run_dbt(
             wh,
-            ["run", "--select", "dim_cutoffs", "tag:monitoring_performance"],
-            extra_vars={"scoring_cutoff": plan.data_end.isoformat()},
+            ["run", "--select", "dim_cutoffs", "fct_model_calibration", "fct_model_performance"],
+            dbt_vars={
+                "scoring_cutoff": plan.data_end.isoformat(),
+                "feature_cutoff_roles": ["scoring"],
+            },
         )
         report.seconds[policy] = time.perf_counter() - started
         _collect(wh, results, plan=plan, policy=policy, label=label)
     report.summary = summarise(results, plan=plan, label=label)
+    from models_py.reporting._replay_page import write_replay_page
+
+    report.page = write_replay_page(results, workdir / "replay.html")
     return report
 
 
@@ -160,7 +246,7 @@ def _collect(wh: Settings, results: Path, *, plan: ReplayPlan, policy: str, labe
             feature_drift as (
                 select
                     product_group, model_id, as_of_date,
-                    max(psi) as max_feature_psi,
+                    max(psi) filter (where is_monitored) as max_feature_psi,
                     count(*) filter (where drift_status = 'alert') as feature_alerts,
                     string_agg(feature_name, ', ' order by psi desc)
                         filter (where drift_status = 'alert') as alerted_features
@@ -218,7 +304,7 @@ def summarise(results: Path, *, plan: ReplayPlan, label: str) -> list[dict]:
                 avg(realised_roc_auc) filter (where shifted) as auc_after,
                 max(abs(estimated_roc_auc - realised_roc_auc)) filter (where not shifted)
                     as max_estimate_error_before,
-                count(*) filter (where decision = 'retrain') as retrains,
+                count(*) filter (where decision = 'retrain' and step > 0) as retrains,
                 count(*) filter (where feature_alerts > 0 and not shifted) as alerts_before,
                 min(step) filter (where feature_alerts > 0 and shifted) as first_alert_step
             from replay.timeline

@@ -387,7 +387,10 @@ def retrain(
     started = time.perf_counter()
     run_id = uuid.uuid4().hex[:12]
     with closing(connect(settings.warehouse, read_only=True)) as con:
-        last = last_order_date(con)
+        if relation_exists(con, "staging.stg_raw__orders"):
+            last = last_order_date(con)
+        else:  # never built: the raw table says where the data ends (the build checks it)
+            last = con.execute("select max(cast(ordered_at as date)) from raw.orders").fetchone()[0]
     if last is None:
         raise ScoringCutoffError("the warehouse holds no order: nothing to train on")
     data_cutoff = last + dt.timedelta(days=1)

@@ -7,7 +7,6 @@ Tables without a time axis (``validation: stratified_kfold``) hold out a stratif
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +44,7 @@ class Examples:
         return self.X[mask], self.y[mask], self.cutoff[mask]
 
 
-def _split_quotas(con, target: TrainingTarget) -> tuple[pa.Table, dict[str, list[str]]]:
+def _split_quotas(con, target: TrainingTarget) -> tuple[list[tuple], dict[str, list[str]]]:
     """Per (cutoff, split): how many rows to read. Splits come from the split column or, without
     one, from the cutoffs (newest `test_cutoffs` = test, the `validation_cutoffs` before them =
     validation, the rest = train)."""
@@ -97,16 +96,9 @@ def _split_quotas(con, target: TrainingTarget) -> tuple[pa.Table, dict[str, list
         "validation": spec.max_evaluation_rows,
         "test": spec.max_evaluation_rows,
     }
-    quota = [max(1, caps[s] // len(set(by_split[s]))) for _, s, _ in assigned]
-    table = pa.table(
-        {
-            "cutoff": pa.array([a[0] for a in assigned]),
-            "split": pa.array([a[1] for a in assigned], pa.string()),
-            "quota": pa.array(quota, pa.int64()),
-        }
-    )
+    quotas = [(c, s, max(1, caps[s] // len(set(by_split[s])))) for c, s, _ in assigned]
     cutoffs_by_split = {s: sorted({str(c) for c in by_split[s]}) for s in SPLITS}
-    return table, cutoffs_by_split
+    return quotas, cutoffs_by_split
 
 
 def _group_filter(target: TrainingTarget, alias: str = "") -> tuple[str, list[Any]]:
@@ -123,41 +115,43 @@ def load_examples(con, target: TrainingTarget) -> Examples:
     if not spec.is_temporal:
         return _load_kfold_examples(con, target)
     quotas, cutoffs_by_split = _split_quotas(con, target)
-    view = f"__propensity_quotas_{uuid.uuid4().hex[:8]}"
-    con.register(view, quotas)
-    try:
-        q = quote_ident
-        feats = ", ".join(f"e.{q(c)}" for c in target.feature_names)
-        split_expr = f"cast(e.{q(spec.split)} as varchar)" if spec.split else "null"
-        oracle_join, oracle_cols = _oracle_join(target, [*spec.id_columns, spec.cutoff])
-        where, params = _group_filter(target, "e")
-        ids = ", ".join(f"e.{q(c)}" for c in spec.id_columns)
-        src_ids = ", ".join(f"src.{q(c)}" for c in spec.id_columns)
-        bare_ids = ", ".join(q(c) for c in spec.id_columns)
-        join_split = "and s.split = src.__split" if spec.split else ""
-        sql = f"""
-            with src as (
-                select {ids}, e.{q(spec.cutoff)} as __cutoff, {split_expr} as __split,
-                    cast(e.{q(spec.label)} as integer) as __label, {oracle_cols},
-                    {feats}
-                from {qualified(spec.schema_name, spec.table_name)} as e
-                {oracle_join}
-                {where}
-            ),
-            final as (
-                select src.*, s.split as __assigned
-                from src
-                inner join {q(view)} as s on src.__cutoff = s.cutoff {join_split}
-                qualify row_number() over (
-                    partition by src.__cutoff, s.split
-                    order by hash({src_ids}, src.__cutoff, ?), {src_ids}
-                ) <= s.quota
-            )
-            select * from final order by __cutoff, {bare_ids}
-        """
-        table = con.sql(sql, params=[*params, spec.random_state]).to_arrow_table()
-    finally:
-        con.unregister(view)
+    q = quote_ident
+    feats = ", ".join(f"e.{q(c)}" for c in target.feature_names)
+    split_expr = f"cast(e.{q(spec.split)} as varchar)" if spec.split else "null"
+    oracle_join, oracle_cols = _oracle_join(target, [*spec.id_columns, spec.cutoff])
+    where, params = _group_filter(target, "e")
+    ids = ", ".join(f"e.{q(c)}" for c in spec.id_columns)
+    src_ids = ", ".join(f"src.{q(c)}" for c in spec.id_columns)
+    bare_ids = ", ".join(q(c) for c in spec.id_columns)
+    join_split = "and s.split = src.__split" if spec.split else ""
+    # The few (cutoff, split, quota) rows are bound as values: no Python object is registered,
+    # as registering from the threads that load targets at once can fail inside DuckDB.
+    values = ", ".join("(?, ?, ?)" for _ in quotas)
+    sql = f"""
+        with quotas (cutoff, split, quota) as (
+            values {values}
+        ),
+        src as (
+            select {ids}, e.{q(spec.cutoff)} as __cutoff, {split_expr} as __split,
+                cast(e.{q(spec.label)} as integer) as __label, {oracle_cols},
+                {feats}
+            from {qualified(spec.schema_name, spec.table_name)} as e
+            {oracle_join}
+            {where}
+        ),
+        final as (
+            select src.*, s.split as __assigned
+            from src
+            inner join quotas as s on src.__cutoff = s.cutoff {join_split}
+            qualify row_number() over (
+                partition by src.__cutoff, s.split
+                order by hash({src_ids}, src.__cutoff, ?), {src_ids}
+            ) <= s.quota
+        )
+        select * from final order by __cutoff, {bare_ids}
+    """
+    bound = [v for row in quotas for v in row]
+    table = con.sql(sql, params=[*bound, *params, spec.random_state]).to_arrow_table()
     y = _labels(target, table)
     cutoff = table.column("__cutoff").to_numpy(zero_copy_only=False).astype("datetime64[D]")
     split = np.asarray(table.column("__assigned").to_pylist(), dtype=object)

@@ -61,6 +61,9 @@ class Calendar:
     experiment_day: int
     cutoff_days: tuple[int, ...]
     campaign_days: np.ndarray
+    #: First day and kind of the regime shift (see `_simulate.SHIFTS`); None: no shift.
+    shift_day: int | None = None
+    shift_kind: str | None = None
 
     @property
     def experiment_end_day(self) -> int:
@@ -83,8 +86,19 @@ class Calendar:
         return d, frac
 
 
-def build_calendar(*, end_date: dt.date, days: int, n_cutoffs: int = MAX_CUTOFFS) -> Calendar:
-    """Seasonal intensity over [end_date - days, end_date + horizon) and the derived schedules."""
+def build_calendar(
+    *,
+    end_date: dt.date,
+    days: int,
+    n_cutoffs: int = MAX_CUTOFFS,
+    shift_at: dt.date | None = None,
+    shift: str = "migration",
+) -> Calendar:
+    """Seasonal intensity over [end_date - days, end_date + horizon) and the derived schedules.
+
+    `shift_at` (a day inside the history) becomes `shift_day`, the first day of the regime shift
+    of kind `shift`.
+    """
     start = end_date - dt.timedelta(days=days)
     n = days + HORIZON_DAYS
     dates = np.datetime64(start, "D") + np.arange(n)
@@ -108,6 +122,8 @@ def build_calendar(*, end_date: dt.date, days: int, n_cutoffs: int = MAX_CUTOFFS
         experiment_day=days - EXPERIMENT_LEAD_DAYS,
         cutoff_days=cutoffs,
         campaign_days=np.arange(3, days, CAMPAIGN_EVERY_DAYS),
+        shift_day=None if shift_at is None else (shift_at - start).days,
+        shift_kind=None if shift_at is None else shift,
     )
 
 

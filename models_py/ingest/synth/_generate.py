@@ -27,21 +27,19 @@ from models_py.ingest.synth._calendar import (
     build_calendar,
 )
 from models_py.ingest.synth._catalog import Catalog, build_catalog
-from models_py.ingest.synth._shift import (
-    DEFAULT_SHIFT,
-    PROVISIONAL_ORDER_ID,
-    RegimeShift,
-    regime_shift,
-)
 from models_py.ingest.synth._simulate import (
     ARMS,
     EVENT_TYPES,
     EXPERIMENT_ID,
+    SHIFT_KINDS,
+    SHIFT_STREAM_KEY,
+    SHIFTS,
     Customers,
     customers_table,
     date32,
     draw_customers,
     group_hit_probability,
+    observable_follows,
     oracle_probabilities,
     simulate_emails,
     simulate_orders,
@@ -91,6 +89,10 @@ SHIFT_DDL: dict[str, dict[str, str]] = {
         "purchase_rate_factor": "DOUBLE",
     },
 }
+DEFAULT_SHIFT = "migration"
+#: Orders of a shift's added purchase process are written with ids from here on, then
+#: renumbered to follow the last id of every chunk's own process (so no order id moves).
+PROVISIONAL_ORDER_ID = 1 << 60
 STAGING_PREFIX = "__synth_"
 DUCKDB_MEMORY_LIMIT = "512MB"
 
@@ -109,10 +111,10 @@ class GenerationReport:
         The history is [start_date, end_date); dbt's default scoring cutoff is `end_date`.
     oracle_cutoffs : tuple[date, ...]
         The as-of dates of `raw.oracle_propensity`, newest first.
-    shift, shift_at : str or None, date or None
-        The regime shift and its first day (None without one).
     seconds : float
         Wall time of the generation.
+    shift_at, shift : date or None, str or None
+        The regime shift's first day and kind (None: no shift).
     """
 
     path: Path
@@ -121,10 +123,10 @@ class GenerationReport:
     start_date: dt.date
     end_date: dt.date
     oracle_cutoffs: tuple[dt.date, ...]
-    shift: str | None = None
-    shift_at: dt.date | None = None
     rows: Mapping[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    shift_at: dt.date | None = None
+    shift: str | None = None
 
     def summary(self) -> str:
         """A few lines for people: where, which period, rows per table, time."""
@@ -143,7 +145,7 @@ class GenerationReport:
                 f"{CUTOFF_STEP_DAYS} days, horizon {HORIZON_DAYS} days)"
             )
         if self.shift_at is not None:
-            lines.append(f"  regime shift {self.shift!r} from {self.shift_at}")
+            lines.append(f"  regime shift '{self.shift}' from {self.shift_at}")
         lines.append(f"  done in {self.seconds:.1f} s")
         return "\n".join(lines)
 
@@ -235,6 +237,23 @@ def _validate(customers: object, days: object, seed: object, chunk_size: object)
         raise ConfigError(f"chunk_size must be a positive integer, got {chunk_size!r}")
 
 
+def _validate_shift(shift_at: object, shift: object, *, days: int, end_date: dt.date) -> None:
+    if not isinstance(end_date, dt.date) or isinstance(end_date, dt.datetime):
+        raise ConfigError(f"end_date must be a date such as 2026-10-01, got {end_date!r}")
+    if shift not in SHIFT_KINDS:
+        raise ConfigError(f"unknown shift kind {shift!r}; known: {', '.join(SHIFT_KINDS)}")
+    if shift_at is None:
+        return
+    if not isinstance(shift_at, dt.date) or isinstance(shift_at, dt.datetime):
+        raise ConfigError(f"shift_at must be a date, got {shift_at!r}")
+    start = end_date - dt.timedelta(days=days)
+    if not start < shift_at < end_date:
+        raise ConfigError(
+            f"shift_at {shift_at} is outside the history: it must be after {start} (the first "
+            f"day) and before {end_date} (the day after the last)"
+        )
+
+
 def generate_warehouse(
     path: Path | str,
     *,
@@ -279,17 +298,20 @@ def generate_warehouse(
         is computed: the best probability any model can reach from the observable history
         (docs/oracle.md). About 2 ms of one core per customer and cutoff; 0 (default) leaves the
         column NULL. It is written after the raw tables are published, in its own transaction.
-        With a shift, it models the new regime from `shift_at` on (docs/oracle.md).
     shift_at : date, optional
-        First day of a regime shift: from midnight of that day on the customers behave as
-        `shift` says (models_py/ingest/synth/_shift.py; docs/oracle.md, "Regime shift").
-        Everything dated before it is identical to the warehouse without a shift;
-        `raw.oracle_propensity` follows the new regime in every label window reaching past it,
-        and `raw.oracle_regime_shift` holds each customer's purchase-rate factor. Must fall
-        after the first day of the history and before `end_date`. None (default): no shift,
-        the same warehouse as before shifts existed.
+        First day of a regime shift (strictly inside the history). Everything dated before it
+        (orders with their ids, lines, email events) is identical to the warehouse without a
+        shift; the oracle is exact before, across and after it, and `raw.oracle_regime_shift`
+        holds each customer's purchase-rate factor (docs/oracle.md, "Regime shift"). With
+        `observable_cutoffs`, the observable oracle follows the shift for `email_fatigue`; for
+        the other kinds only cutoffs whose label window ends by `shift_at` are allowed.
     shift : str
-        Kind of regime shift (`SHIFT_KINDS`): ``email_fatigue`` (default; None means the default).
+        Kind of shift (`_simulate.SHIFTS`, docs/oracle.md; None: the default): 'migration'
+        (default: prices x 1.4, the price-sensitive half buys at 0.2 times its rate, every
+        delivered email is recorded as opened), 'price_rise' (x 1.4, that half at 0.6),
+        'price_cut' (x 0.7, that half at 4), 'email_tracking' (only the recorded opens) or
+        'email_fatigue' (a campaign every 2 days to every opted-in customer, fewer opens and
+        clicks per email, purchases moved from the engaged to the disengaged opted-in customers).
 
     Returns
     -------
@@ -303,6 +325,8 @@ def generate_warehouse(
         When the warehouse file cannot be opened (e.g. locked by another process).
     """
     _validate(customers, days, seed, chunk_size)
+    shift = DEFAULT_SHIFT if shift is None else shift
+    _validate_shift(shift_at, shift, days=days, end_date=end_date)
     if oracle_cutoffs is None:
         oracle_cutoffs = (
             MAX_CUTOFFS if customers <= FULL_ORACLE_MAX_CUSTOMERS else LARGE_ORACLE_CUTOFFS
@@ -318,20 +342,28 @@ def generate_warehouse(
             f"observable_cutoffs must be between 0 and {max(oracle_cutoffs - 1, 0)} (the oracle's "
             f"cutoffs with a full label window), got {observable_cutoffs!r}"
         )
-    if not isinstance(end_date, dt.date) or isinstance(end_date, dt.datetime):
-        raise ConfigError(f"end_date must be a date such as 2026-10-01, got {end_date!r}")
     started = time.perf_counter()
     path = Path(path)
-    calendar = build_calendar(end_date=end_date, days=days, n_cutoffs=oracle_cutoffs)
-    regime = regime_shift(shift_at, shift, calendar=calendar)
+    calendar = build_calendar(
+        end_date=end_date, days=days, n_cutoffs=oracle_cutoffs, shift_at=shift_at, shift=shift
+    )
     observable = [calendar.date_of(d) for d in calendar.cutoff_days[1 : 1 + observable_cutoffs]]
+    if (
+        shift_at is not None
+        and not observable_follows(SHIFTS[shift])
+        and observable
+        and observable[-1] + dt.timedelta(days=HORIZON_DAYS) > shift_at
+    ):
+        raise ConfigError(
+            f"observable_cutoffs={observable_cutoffs} is not supported with a regime shift of "
+            f"kind {shift!r} from {shift_at}: the observable oracle follows only 'email_fatigue' "
+            f"and the oldest cutoff asked ({observable[-1]}) has a label window reaching past "
+            "the shift; ask for fewer cutoffs, a later shift_at or that kind"
+        )
     n_chunks = math.ceil(customers / chunk_size)
-    # Children 1 + n_chunks .. 2 n_chunks are the chunks' streams of the new regime; spawning
-    # them leaves the first 1 + n_chunks children (and so the unshifted simulation) unchanged.
-    catalog_seq, *chunk_seqs = np.random.SeedSequence(seed).spawn(1 + 2 * n_chunks)
-    chunk_seqs, shift_seqs = chunk_seqs[:n_chunks], chunk_seqs[n_chunks:]
+    catalog_seq, *chunk_seqs = np.random.SeedSequence(seed).spawn(1 + n_chunks)
     catalog = build_catalog(np.random.default_rng(catalog_seq))
-    out = _Output.build(calendar, catalog, regime)
+    out = _Output.build(calendar, catalog)
     logger.info(
         "generating %d customers in %d chunks into %s (seed %d)", customers, n_chunks, path, seed
     )
@@ -341,14 +373,13 @@ def generate_warehouse(
         # generator never reads them back, so a small cache keeps memory flat as customers grow.
         con.execute(f"set memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
         con.execute(f"create schema if not exists {quote_ident(RAW_SCHEMA)}")
-        writer = _Writer(con, shifted=regime is not None)
+        writer = _Writer(con, shifted=shift_at is not None)
         writer.create_all()
         try:
             writer.append("products", catalog.products_table())
             writer.append("product_group_rules", rules_to_arrow(list(catalog.rules)))
-            next_order_id = 1
-            next_shift_id = PROVISIONAL_ORDER_ID
-            for i, (seq, shift_seq) in enumerate(zip(chunk_seqs, shift_seqs, strict=True)):
+            next_order_id, next_extra_id = 1, PROVISIONAL_ORDER_ID
+            for i, seq in enumerate(chunk_seqs):
                 n = min(chunk_size, customers - i * chunk_size)
                 rng = np.random.default_rng(seq)
                 c = draw_customers(
@@ -359,17 +390,21 @@ def generate_warehouse(
                     catalog=catalog,
                     last_customer_on_last_day=(i == n_chunks - 1),
                 )
-                next_order_id, next_shift_id = _write_chunk(
+                shift_rng = None
+                if shift_at is not None:
+                    shift_seq = np.random.SeedSequence(seed, spawn_key=(SHIFT_STREAM_KEY, i))
+                    shift_rng = np.random.default_rng(shift_seq)
+                next_order_id, next_extra_id = _write_chunk(
                     writer,
                     rng,
                     c,
                     out,
                     first_order_id=next_order_id,
-                    shift_rng=None if regime is None else np.random.default_rng(shift_seq),
-                    shift_first_order_id=next_shift_id,
+                    shift_rng=shift_rng,
+                    extra_first_order_id=next_extra_id,
                 )
                 logger.info("chunk %d/%d: %d customers written", i + 1, n_chunks, n)
-            if regime is not None:
+            if next_extra_id > PROVISIONAL_ORDER_ID:
                 writer.renumber_orders(provisional=PROVISIONAL_ORDER_ID, first=next_order_id)
             writer.publish()
         except BaseException:
@@ -384,7 +419,8 @@ def generate_warehouse(
             seed=seed,
             end_date=end_date,
             days=days,
-            shift=regime,
+            shift_at=shift_at,
+            shift=shift,
         )
     report = GenerationReport(
         path=path,
@@ -393,10 +429,10 @@ def generate_warehouse(
         start_date=calendar.start,
         end_date=calendar.end,
         oracle_cutoffs=tuple(calendar.date_of(d) for d in calendar.cutoff_days),
-        shift=None if regime is None else regime.kind,
-        shift_at=None if regime is None else regime.at,
         rows=dict(writer.rows),
         seconds=time.perf_counter() - started,
+        shift_at=shift_at,
+        shift=None if shift_at is None else shift,
     )
     logger.info(
         "generated %d customers, %d order lines in %.1f s",
@@ -414,7 +450,8 @@ def _write_observable_oracle(
     seed: int,
     end_date: dt.date,
     days: int,
-    shift: RegimeShift | None,
+    shift_at: dt.date | None,
+    shift: str,
 ) -> None:
     """Fill raw.oracle_propensity.observable_probability for `cutoffs` (one transaction)."""
     from models_py.ingest.synth._posterior import observable_oracle  # scipy: imported when needed
@@ -428,8 +465,8 @@ def _write_observable_oracle(
             seed=seed,
             end_date=end_date,
             days=days,
-            shift_at=None if shift is None else shift.at,
-            shift=None if shift is None else shift.kind,
+            shift_at=shift_at,
+            shift=shift,
         )
         for cutoff in cutoffs
     ]
@@ -456,7 +493,6 @@ class _Output:
 
     calendar: Calendar
     catalog: Catalog
-    shift: RegimeShift | None
     epoch_us: int
     product_ids: pa.Array
     groups: pa.Array
@@ -465,15 +501,14 @@ class _Output:
     arms: pa.Array
 
     @classmethod
-    def build(cls, calendar: Calendar, catalog: Catalog, shift: RegimeShift | None) -> _Output:
+    def build(cls, calendar: Calendar, catalog: Catalog) -> _Output:
         days = list(calendar.campaign_days)
-        if shift is not None:  # indices as simulate_emails gives them
-            days += list(shift.campaign_days(calendar))
+        if calendar.shift_kind is not None:  # indices as simulate_emails gives them
+            days += list(SHIFTS[calendar.shift_kind].campaign_days(calendar))
         campaigns = [f"cmp_{calendar.date_of(d):%Y%m%d}" for d in days]
         return cls(
             calendar=calendar,
             catalog=catalog,
-            shift=shift,
             epoch_us=date32(calendar.start) * SECONDS_PER_DAY * 1_000_000,
             product_ids=pa.array(catalog.product_id.tolist(), pa.string()),
             groups=pa.array(list(catalog.groups), pa.string()),
@@ -494,22 +529,23 @@ def _write_chunk(
     *,
     first_order_id: int,
     shift_rng: np.random.Generator | None = None,
-    shift_first_order_id: int = PROVISIONAL_ORDER_ID,
+    extra_first_order_id: int = PROVISIONAL_ORDER_ID,
 ) -> tuple[int, int]:
     """Simulate and append one chunk of customers; returns the next free order id of the
-    unshifted simulation and the next provisional id of the new regime's orders."""
-    cal, catalog, shift = out.calendar, out.catalog, out.shift
+    chunks' own processes and the next provisional id of a shift's added process."""
+    cal, catalog = out.calendar, out.catalog
     writer.append("customers", customers_table(c, out.epoch_us))
     writer.append("oracle_customer_state", _state_table(c, out.epoch_us))
-    if shift is not None:
+    if cal.shift_kind is not None:
+        n = len(c.customer_id)
         writer.append(
             "oracle_regime_shift",
             pa.table(
                 {
                     "customer_id": pa.array(c.customer_id, pa.int64()),
-                    "shift": pa.array([shift.kind] * len(c.customer_id), pa.string()),
-                    "shift_at": pa.array([shift.at] * len(c.customer_id), pa.date32()),
-                    "purchase_rate_factor": pa.array(shift.rate_factor(c), pa.float64()),
+                    "shift": pa.array([cal.shift_kind] * n, pa.string()),
+                    "shift_at": pa.array([cal.date_of(cal.shift_day)] * n, pa.date32()),
+                    "purchase_rate_factor": pa.array(c.shift_factor, pa.float64()),
                 }
             ),
         )
@@ -520,9 +556,8 @@ def _write_chunk(
         calendar=cal,
         catalog=catalog,
         first_order_id=first_order_id,
-        shift=shift,
         shift_rng=shift_rng,
-        shift_first_order_id=shift_first_order_id,
+        extra_first_order_id=extra_first_order_id if cal.shift_kind is not None else None,
     )
     writer.append(
         "orders",
@@ -545,12 +580,12 @@ def _write_chunk(
             }
         ),
     )
-    next_order_id = first_order_id + o.ids_used
-    # Orders of the new regime carry ids from the provisional range (renumbered at the end).
-    next_shift_id = shift_first_order_id + int((o.order_id >= shift_first_order_id).sum())
+    next_order_id = first_order_id + o.n_ids
+    # The added process's orders carry provisional ids (renumbered after every chunk).
+    next_extra_id = extra_first_order_id + int((o.order_id >= extra_first_order_id).sum())
     del o
 
-    cust, camp, etype, sec = simulate_emails(rng, c, calendar=cal, shift=shift, shift_rng=shift_rng)
+    cust, camp, etype, sec = simulate_emails(rng, c, calendar=cal, shift_rng=shift_rng)
     writer.append(
         "email_events",
         pa.table(
@@ -576,7 +611,7 @@ def _write_chunk(
             }
         ),
     )
-    eff = treatment_effects(c, calendar=cal, shift=shift)
+    eff = treatment_effects(c, calendar=cal)
     writer.append(
         "oracle_treatment_effect",
         pa.table(
@@ -594,7 +629,7 @@ def _write_chunk(
     q = group_hit_probability(c, catalog=catalog)
     g = len(catalog.groups)
     for cutoff in cal.cutoff_days:
-        exists, prob = oracle_probabilities(c, calendar=cal, q=q, cutoff_day=cutoff, shift=shift)
+        exists, prob = oracle_probabilities(c, calendar=cal, q=q, cutoff_day=cutoff)
         idx = np.flatnonzero(exists)
         as_of = np.full(len(idx) * g, date32(cal.date_of(cutoff)), dtype=np.int32)
         writer.append(
@@ -608,7 +643,7 @@ def _write_chunk(
                 }
             ),
         )
-    return next_order_id, next_shift_id
+    return next_order_id, next_extra_id
 
 
 def _ts(epoch_us: int, seconds: np.ndarray) -> pa.Array:

@@ -47,8 +47,15 @@ from models_py._errors import InputDataError
 from models_py._warehouse import connect
 from models_py.ingest.synth._calendar import HORIZON_DAYS, SECONDS_PER_DAY, Calendar, build_calendar
 from models_py.ingest.synth._catalog import Catalog, build_catalog
-from models_py.ingest.synth._shift import RegimeShift, regime_shift
-from models_py.ingest.synth._simulate import ARMS, BEHAVIOUR, EXPERIMENT_ID, Behaviour
+from models_py.ingest.synth._simulate import (
+    ARMS,
+    BEHAVIOUR,
+    EXPERIMENT_ID,
+    SHIFTS,
+    Behaviour,
+    Shift,
+    observable_follows,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +81,27 @@ class Quadrature:
     affinity_tolerance: float = 0.001  # standard error above which a customer gets more samples
     affinity_refine: int = 16
     chunk_cells: int = 2_000_000  # customers x scenarios x death points x rate nodes per chunk
+
+
+@dataclass(frozen=True)
+class _Regime:
+    """The calendar's regime shift: kind, first day (index and date) and knobs."""
+
+    kind: str
+    day: int
+    at: dt.date
+    params: Shift
+
+
+def _regime(calendar: Calendar) -> _Regime | None:
+    if calendar.shift_kind is None or calendar.shift_day is None:
+        return None
+    return _Regime(
+        kind=calendar.shift_kind,
+        day=calendar.shift_day,
+        at=calendar.date_of(calendar.shift_day),
+        params=SHIFTS[calendar.shift_kind],
+    )
 
 
 @dataclass
@@ -182,14 +210,7 @@ def _to_days(us: np.ndarray, start_us: int) -> np.ndarray:
     return (np.asarray(us, dtype=np.int64) - start_us) / US_PER_DAY
 
 
-def load_observed(
-    con,
-    *,
-    cutoff: dt.date,
-    calendar: Calendar,
-    catalog: Catalog,
-    shift: RegimeShift | None = None,
-) -> Observed:
+def load_observed(con, *, cutoff: dt.date, calendar: Calendar, catalog: Catalog) -> Observed:
     """Read everything observable strictly before `cutoff` from the raw tables.
 
     Parameters
@@ -199,10 +220,10 @@ def load_observed(
     cutoff : date
         T: only events with a timestamp before T 00:00 are read.
     calendar, catalog
-        The generator's calendar and catalogue of this warehouse.
-    shift : RegimeShift, optional
-        The warehouse's regime shift: purchases and email sends from it on are counted apart.
+        The generator's calendar and catalogue of this warehouse; with a regime shift in the
+        calendar, purchases and email sends from it on are counted apart.
     """
+    shift = _regime(calendar)
     ts = dt.datetime.combine(cutoff, dt.time())
     start_us = int((calendar.start - dt.date(1970, 1, 1)).days) * US_PER_DAY
     cust = con.execute(_CUSTOMERS_SQL, {"cutoff": ts}).fetchnumpy()
@@ -369,7 +390,7 @@ def _email_loglik(
     dead_counts: np.ndarray,
     z: np.ndarray,
     act: np.ndarray,
-    shift: RegimeShift | None = None,
+    shift: _Regime | None = None,
 ) -> np.ndarray:
     """Log-likelihood of the email funnel, shape of `act` (n, s, d, i); with a `shift`, the
     counts hold the sends before it (columns 0-5) and after it (6-11, the new regime's funnel)."""
@@ -377,7 +398,7 @@ def _email_loglik(
     zz = z[:, :, None, None]
     regimes = [(0, 0.0, 0.0, 1.0)]
     if shift is not None:
-        e = shift.email
+        e = shift.params
         regimes.append((6, e.open_logit, e.click_logit, e.unsubscribe_scale))
     for first, open_logit, click_logit, unsub_scale in regimes:
         for alive, counts in ((1.0, alive_counts), (0.0, dead_counts)):
@@ -405,7 +426,7 @@ def _rate_mixture(
     q: Quadrature,
     b: Behaviour,
     arm_mixture: Sequence[tuple[float, float]] | None = None,
-    shift: RegimeShift | None = None,
+    shift: _Regime | None = None,
 ) -> np.ndarray:
     """h[n, j] = E[1 - exp(-Q_GRID[j] * rate * window exposure) | observations], one chunk.
 
@@ -445,8 +466,9 @@ def _rate_mixture(
     log_opt = np.log(np.where(opt, p_opt, 1.0 - p_opt))
 
     if shift is not None:  # the new regime's rate factor at each z node (1 for opted-out)
-        g, a = shift.email.engagement_on_rate, b.engagement_on_rate
-        shift_factor = np.where(opt, np.exp(-g * (z + g / 2 - a)), 1.0)  # (n, s)
+        shift_factor = shift.params.rate_factors(
+            sensitivity=np.zeros_like(z), engagement=z, opt_in=opt, b=b
+        )  # (n, s); observable_follows: no factor of the price-sensitive half
 
     edges, mid = _death_grid(obs, idx, t, q)
     created = obs.created[idx][:, None]
@@ -630,7 +652,6 @@ def posterior_probabilities(
     quadrature: Quadrature = Quadrature(),
     behaviour: Behaviour = BEHAVIOUR,
     seed: int = 0,
-    shift: RegimeShift | None = None,
 ) -> np.ndarray:
     """Posterior predictive P(purchase of each group in [T, T + 30 days)) per observed customer.
 
@@ -641,15 +662,14 @@ def posterior_probabilities(
     cutoff : date
         T.
     calendar, catalog
-        The generator's calendar and catalogue (`generator_parts`).
+        The generator's calendar and catalogue (`generator_parts`), with its regime shift if
+        any (a kind `observable_follows`).
     quadrature : Quadrature
         Integration accuracy.
     behaviour : Behaviour
         The generator's knobs (its defaults unless the warehouse was generated otherwise).
     seed : int
         Seeds the affinity samples (results are reproducible for a given seed).
-    shift : RegimeShift, optional
-        The warehouse's regime shift (`obs` must have been loaded with it).
 
     Returns
     -------
@@ -657,6 +677,7 @@ def posterior_probabilities(
         (customers, groups) in the order of `obs.customer_id` and `catalog.groups`.
     """
     t = float((cutoff - calendar.start).days)
+    shift = _regime(calendar)
     n = len(obs.customer_id)
     out = np.empty((n, len(catalog.groups)))
     rng = np.random.default_rng(seed)
@@ -699,9 +720,21 @@ def posterior_probabilities(
     return np.clip(out, 0.0, 1.0)
 
 
-def generator_parts(*, seed: int, end_date: dt.date, days: int) -> tuple[Calendar, Catalog]:
-    """The calendar and catalogue `generate_warehouse(seed=..., end_date=..., days=...)` used."""
-    calendar = build_calendar(end_date=end_date, days=days)
+def generator_parts(
+    *,
+    seed: int,
+    end_date: dt.date,
+    days: int,
+    shift_at: dt.date | None = None,
+    shift: str | None = None,
+) -> tuple[Calendar, Catalog]:
+    """The calendar and catalogue `generate_warehouse(seed=..., end_date=..., days=...,
+    shift_at=..., shift=...)` used."""
+    from models_py.ingest.synth._generate import DEFAULT_SHIFT, _validate_shift
+
+    shift = DEFAULT_SHIFT if shift is None else shift
+    _validate_shift(shift_at, shift, days=days, end_date=end_date)
+    calendar = build_calendar(end_date=end_date, days=days, shift_at=shift_at, shift=shift)
     catalog = build_catalog(np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0]))
     return calendar, catalog
 
@@ -731,7 +764,8 @@ def observable_oracle(
         Integration accuracy.
     shift_at, shift
         The regime shift the warehouse was generated with (None: none; `shift` None: the
-        default kind). Checked against ``raw.oracle_regime_shift``.
+        default kind). Checked against ``raw.oracle_regime_shift``. After the shift only the
+        kinds `observable_follows` (``email_fatigue``) are modelled.
 
     Returns
     -------
@@ -742,19 +776,32 @@ def observable_oracle(
     Raises
     ------
     InputDataError
-        When the products do not match the generator's catalogue for `seed`, or the regime
-        shift does not match the one the warehouse was generated with.
+        When the products do not match the generator's catalogue for `seed`, the regime shift
+        does not match the one the warehouse was generated with, or the label window reaches
+        past a shift of a kind the observable oracle does not model.
     ConfigError
         For an unknown kind of shift or a `shift_at` outside the history.
     """
     started = time.perf_counter()
-    calendar, catalog = generator_parts(seed=seed, end_date=end_date, days=days)
-    regime = regime_shift(shift_at, shift, calendar=calendar)
+    calendar, catalog = generator_parts(
+        seed=seed, end_date=end_date, days=days, shift_at=shift_at, shift=shift
+    )
+    regime = _regime(calendar)
+    if (
+        regime is not None
+        and not observable_follows(regime.params)
+        and cutoff + dt.timedelta(days=HORIZON_DAYS) > regime.at
+    ):
+        raise InputDataError(
+            f"the observable oracle does not model a regime shift of kind {regime.kind!r} (only "
+            f"'email_fatigue'): cutoff {cutoff} has a label window reaching past its first day "
+            f"{regime.at}; use a cutoff on or before {regime.at - dt.timedelta(days=HORIZON_DAYS)}"
+        )
     con = connect(path, read_only=True)
     try:
         _check_catalog(con, catalog, seed)
         _check_regime(con, regime)
-        obs = load_observed(con, cutoff=cutoff, calendar=calendar, catalog=catalog, shift=regime)
+        obs = load_observed(con, cutoff=cutoff, calendar=calendar, catalog=catalog)
     finally:
         con.close()
     prob = posterior_probabilities(
@@ -764,7 +811,6 @@ def observable_oracle(
         catalog=catalog,
         quadrature=quadrature,
         seed=seed,
-        shift=regime,
     )
     g = len(catalog.groups)
     n = len(obs.customer_id)
@@ -804,7 +850,7 @@ def _check_catalog(con, catalog: Catalog, seed: int) -> None:
         )
 
 
-def _check_regime(con, regime: RegimeShift | None) -> None:
+def _check_regime(con, regime: _Regime | None) -> None:
     """The regime shift asked for must be the warehouse's (``raw.oracle_regime_shift``)."""
     exists = con.execute(
         "select count(*) from information_schema.tables "

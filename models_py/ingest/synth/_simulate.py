@@ -11,23 +11,22 @@ The model (see the package docstring for the full description):
 - customers acquired during the history may place a "welcome" purchase at the exact second
   they are created (it is before every cutoff they are scored at, so no oracle window sees it);
 - a purchase has 1 + Poisson(mu) items, each drawn from the customer's category affinities
-  (Dirichlet) and then from the category's product popularity.
+  (Dirichlet) and then from the category's product popularity;
+- an optional regime shift from a chosen day (`Shift`, `SHIFTS`) changes prices, purchase
+  rates and the email programme. It draws its random numbers from its own generator, so
+  everything before the shift day is identical with and without it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
 
 from models_py.ingest.synth._calendar import HORIZON_DAYS, SECONDS_PER_DAY, Calendar, time_of_day
 from models_py.ingest.synth._catalog import Catalog
-
-if TYPE_CHECKING:
-    from models_py.ingest.synth._shift import RegimeShift
 
 EXPERIMENT_ID = "discount_2026q3"
 ARMS = ("0", "20", "25")
@@ -63,6 +62,102 @@ class Behaviour:
 
 
 BEHAVIOUR = Behaviour()
+
+
+@dataclass(frozen=True)
+class Shift:
+    """A regime shift, effective from midnight of the shift day (`SHIFTS` holds the kinds).
+
+    Every purchase line at or after the shift costs `price_factor` times its no-shift price (the
+    experiment's discount applies on top; returns refund the price paid; the catalogue in
+    raw.products keeps the old list prices). Customers with latent price_sensitivity >=
+    `sensitivity_threshold` (about half of them; see raw.oracle_customer_state) purchase at
+    `rate_factor` times their rate from then on, the others as before. A factor below 1 thins
+    their Poisson purchases after the shift (each kept with probability `rate_factor`); a factor
+    above 1 adds an independent Poisson process of rate (rate_factor - 1) x rate from the shift
+    day: either way the purchases stay Poisson with the new rate. Items per purchase and
+    category affinities do not change.
+
+    A share `auto_open_share` of the customers (drawn from the shift's own random stream, the
+    same share among every kind of customer) reads mail through a privacy proxy from the shift
+    on: every delivered email to them is recorded as opened (at the time a human open would
+    have been; clicks and unsubscribes stay the human ones). Purchases do not change.
+
+    With `campaign_every_days`, the weekly campaigns stop at the shift and a campaign goes out
+    every that many days from the shift day on, to a share `campaign_audience` of the opted-in
+    customers who have not unsubscribed; `open_logit` and `click_logit` are added to the logits
+    of the funnel of those emails and `unsubscribe_scale` multiplies their unsubscribe
+    probability. `engagement_on_rate` (g > 0) multiplies the purchase rate of every opted-in
+    customer by exp(-g (z + g / 2 - a)) from the shift on, z the latent engagement and
+    a = `Behaviour.engagement_on_rate` (on top of the price-sensitive half's `rate_factor`).
+    """
+
+    price_factor: float = 1.0
+    rate_factor: float = 1.0
+    sensitivity_threshold: float = 0.5
+    auto_open_share: float = 0.0
+    engagement_on_rate: float = 0.0
+    campaign_every_days: int | None = None
+    campaign_audience: float = 1.0
+    open_logit: float = 0.0
+    click_logit: float = 0.0
+    unsubscribe_scale: float = 1.0
+
+    def rate_factors(
+        self,
+        *,
+        sensitivity: np.ndarray,
+        engagement: np.ndarray,
+        opt_in: np.ndarray,
+        b: Behaviour = BEHAVIOUR,
+    ) -> np.ndarray:
+        """Each customer's purchase-rate multiplier from the shift day on."""
+        factor = np.where(sensitivity >= self.sensitivity_threshold, self.rate_factor, 1.0)
+        if self.engagement_on_rate:
+            g, a = self.engagement_on_rate, b.engagement_on_rate
+            factor = factor * np.where(opt_in, np.exp(-g * (engagement + g / 2 - a)), 1.0)
+        return factor
+
+    def campaign_days(self, calendar: Calendar) -> np.ndarray:
+        """The campaign days of the new email programme (none without one)."""
+        if self.campaign_every_days is None or calendar.shift_day is None:
+            return np.zeros(0, dtype=np.int64)
+        return np.arange(calendar.shift_day, calendar.days, self.campaign_every_days)
+
+
+SHIFTS = {
+    # Opens tracked by a privacy proxy for every customer: email features move, purchases not.
+    "email_tracking": Shift(auto_open_share=1.0),
+    # A platform migration: prices up 40 %, the price-sensitive half buys 80 % less, and the new
+    # email platform records every delivered email as opened.
+    "migration": Shift(price_factor=1.4, rate_factor=0.2, auto_open_share=1.0),
+    # Prices up 40 %: the price-sensitive half buys 40 % less.
+    "price_rise": Shift(price_factor=1.4, rate_factor=0.6),
+    # A permanent 30 % price cut: the price-sensitive half buys four times as often.
+    "price_cut": Shift(price_factor=0.7, rate_factor=4.0),
+    # A campaign every 2 days to every opted-in customer: each email opened and clicked less,
+    # twice the unsubscribes; purchases move from the engaged to the disengaged opted-in ones.
+    "email_fatigue": Shift(
+        engagement_on_rate=1.0,
+        campaign_every_days=2,
+        open_logit=-1.0,
+        click_logit=-0.5,
+        unsubscribe_scale=2.0,
+    ),
+}
+SHIFT_KINDS = tuple(SHIFTS)
+
+
+def observable_follows(shift: Shift) -> bool:
+    """Whether the observable oracle (`_posterior`) models this kind after the shift: rate
+    factors of the engagement and a new email programme yes; the price-sensitive half's rate
+    factor (the sensitivity is only integrated for treated customers) and recorded opens no."""
+    return shift.rate_factor == 1.0 and shift.auto_open_share == 0.0
+
+
+#: Spawn key prefix of the shift's own random streams (one per chunk); the chunks' own streams
+#: are children (i,) of the seed, so two-element keys never collide with them.
+SHIFT_STREAM_KEY = 5817
 COUNTRIES = np.array(["GB", "DE", "FR", "NL", "IE", "ES", "IT", "SE"], dtype=object)
 COUNTRY_P = np.array([0.42, 0.16, 0.13, 0.08, 0.06, 0.06, 0.05, 0.04])
 
@@ -101,6 +196,8 @@ class Customers:
     in_experiment: np.ndarray
     arm: np.ndarray  # index into ARMS; -1 when not in the experiment
     factor: np.ndarray  # purchase-rate multiplier during the experiment window (1 if none)
+    #: purchase-rate multiplier from the shift day on (all 1 when the calendar has no shift)
+    shift_factor: np.ndarray | None = None
 
     @property
     def created_day(self) -> np.ndarray:
@@ -162,6 +259,11 @@ def draw_customers(
     arm = np.where(in_exp, rng.integers(0, len(ARMS), n), -1)
     uplift = np.asarray(b.arm_uplift)[np.maximum(arm, 0)]
     factor = np.where(in_exp, 1.0 + sensitivity * uplift, 1.0)
+    shift_factor = None
+    if calendar.shift_kind is not None:
+        shift_factor = SHIFTS[calendar.shift_kind].rate_factors(
+            sensitivity=sensitivity, engagement=z, opt_in=opt_in, b=b
+        )
     return Customers(
         customer_id=np.arange(first_id, first_id + n, dtype=np.int64),
         created_sec=created_sec,
@@ -179,14 +281,39 @@ def draw_customers(
         in_experiment=in_exp,
         arm=arm,
         factor=factor,
+        shift_factor=shift_factor,
     )
+
+
+def shifted_integral(
+    cal: Calendar, shift_factor: np.ndarray, lo: np.ndarray | float, hi: np.ndarray | float
+) -> np.ndarray:
+    """Integral of s(t) * r(t) over [lo, hi) (0 where hi <= lo), r the shift's rate factor
+    (`shift_factor` from the shift day on, 1 before it; 1 throughout without a shift)."""
+    lo = np.asarray(lo, dtype=float)
+    hi = np.asarray(hi, dtype=float)
+    base = cal.integral(hi) - cal.integral(lo)
+    if cal.shift_day is not None:
+        after = cal.integral(hi) - cal.integral(np.maximum(lo, float(cal.shift_day)))
+        base = base + (shift_factor - 1.0) * np.maximum(after, 0.0)
+    return np.where(hi > lo, base, 0.0)
 
 
 def window_integral(
     cal: Calendar, c: Customers, lo: np.ndarray | float, hi: np.ndarray
 ) -> np.ndarray:
-    """Integral of s(t) * m_c(t) over [lo, hi) per customer (0 where hi <= lo)."""
+    """Integral of s(t) * m_c(t) over [lo, hi) per customer (0 where hi <= lo).
+
+    m_c is the experiment multiplier times the shift's rate factor; both are piecewise constant,
+    so the integral is the shift-weighted one plus (factor - 1) times the shift-weighted integral
+    over the experiment window's overlap.
+    """
     lo = np.broadcast_to(np.asarray(lo, dtype=float), hi.shape)
+    if cal.shift_day is not None:
+        a, e = float(cal.experiment_day), float(cal.experiment_end_day)
+        overlap = shifted_integral(cal, c.shift_factor, np.maximum(lo, a), np.minimum(hi, e))
+        total = shifted_integral(cal, c.shift_factor, lo, hi) + (c.factor - 1.0) * overlap
+        return np.where(hi > lo, np.maximum(total, 0.0), 0.0)
     base = cal.integral(hi) - cal.integral(lo)
     a, e = float(cal.experiment_day), float(cal.experiment_end_day)
     overlap = cal.integral(np.minimum(hi, e)) - cal.integral(np.maximum(lo, a))
@@ -208,29 +335,26 @@ class Orders:
     line_price: np.ndarray
     n_purchases: int
     n_returns: int
-    ids_used: int  # order ids first_order_id .. first_order_id + ids_used - 1 are taken
+    n_ids: int  # order ids used: first_order_id + n_ids is the next free one
 
-    @classmethod
-    def concat(cls, a: Orders, b: Orders) -> Orders:
-        """The orders of both (ids as they are); `ids_used` is that of `a`."""
-        arrays = {
-            name: np.concatenate([getattr(a, name), getattr(b, name)])
-            for name in (
-                "order_id",
-                "customer_id",
-                "seconds",
-                "line_order_id",
-                "line_product",
-                "line_quantity",
-                "line_price",
-            )
-        }
-        return cls(
-            **arrays,
-            n_purchases=a.n_purchases + b.n_purchases,
-            n_returns=a.n_returns + b.n_returns,
-            ids_used=a.ids_used,
-        )
+
+def _keep_after_shift(
+    shift_rng: np.random.Generator | None,
+    c: Customers,
+    *,
+    calendar: Calendar,
+    cust: np.ndarray,
+    sec: np.ndarray,
+) -> np.ndarray:
+    """Which Poisson purchases survive the shift's thinning (all without a shift)."""
+    if calendar.shift_day is None:
+        return np.ones(len(cust), dtype=bool)
+    if shift_rng is None:
+        raise ValueError("a calendar with a shift needs the shift's own random generator")
+    u = shift_rng.random(len(cust))
+    return (sec < calendar.shift_day * SECONDS_PER_DAY) | (
+        u < np.minimum(c.shift_factor[cust], 1.0)
+    )
 
 
 def simulate_orders(
@@ -240,18 +364,22 @@ def simulate_orders(
     calendar: Calendar,
     catalog: Catalog,
     first_order_id: int,
-    shift: RegimeShift | None = None,
     shift_rng: np.random.Generator | None = None,
-    shift_first_order_id: int = 0,
+    price_factor: float = 1.0,
+    extra_first_order_id: int | None = None,
 ) -> Orders:
-    """Purchases (Poisson process while alive, welcome purchases) and their returns.
+    """Purchases, lines and returns of one chunk.
 
-    With a `shift`, the unshifted process is simulated first with `rng` (the same random numbers
-    as without a shift), its Poisson purchases at or after the shift are dropped with their
-    returns, and the purchases of the new regime from the shift on are drawn with `shift_rng`
-    (ids from `shift_first_order_id`). Welcome purchases are kept: the shift does not change
-    them. `ids_used` counts the ids of the unshifted simulation, dropped ones included, so the
-    next chunk's ids do not depend on the shift.
+    With a shift (calendar.shift_day), every draw from `rng` is the same as without it: the
+    purchases are simulated as without the shift, then those at or after the shift day are
+    thinned with `shift_rng` and their prices raised (see `PriceRise`). Dropped purchases take
+    their lines and returns with them, and their order ids stay unused, so every order before
+    the shift keeps its id. Extra purchases (rate factors above 1) are simulated with
+    `shift_rng` as a second process from the shift day, with ids from `extra_first_order_id`
+    (default: right after the chunk's own, counted in `n_ids`; the generator gives them
+    provisional ids instead and renumbers them after every chunk's, so that no order id of a
+    later chunk moves either: `n_ids` then counts the chunk's own process only).
+    `price_factor` multiplies every list price (the extra process's price after the shift).
     """
     cal = calendar
     n = len(c.rate)
@@ -264,61 +392,6 @@ def simulate_orders(
     hi = np.stack([np.minimum(alive_hi, a_exp), np.minimum(alive_hi, e_exp), alive_hi], axis=1)
     hi = np.maximum(hi, lo)
     mult = np.stack([np.ones(n), c.factor, np.ones(n)], axis=1)
-    orders = _purchases(
-        rng,
-        c,
-        lo=lo,
-        hi=hi,
-        mult=mult,
-        welcome=True,
-        calendar=cal,
-        catalog=catalog,
-        first_order_id=first_order_id,
-        drop_from_sec=None if shift is None else shift.sec,
-    )
-    if shift is None:
-        return orders
-    if shift_rng is None:
-        raise ValueError("simulate_orders: a shift needs its own random generator (shift_rng)")
-    start = float(shift.day)
-    lo = np.maximum(lo, start)
-    hi = np.maximum(hi, lo)
-    new = _purchases(
-        shift_rng,
-        c,
-        lo=lo,
-        hi=hi,
-        mult=mult * shift.rate_factor(c)[:, None],
-        welcome=False,
-        calendar=cal,
-        catalog=catalog,
-        first_order_id=shift_first_order_id,
-        drop_from_sec=None,
-    )
-    return Orders.concat(orders, new)
-
-
-def _purchases(
-    rng: np.random.Generator,
-    c: Customers,
-    *,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    mult: np.ndarray,
-    welcome: bool,
-    calendar: Calendar,
-    catalog: Catalog,
-    first_order_id: int,
-    drop_from_sec: int | None,
-) -> Orders:
-    """Poisson purchases with intensity rate * mult * s(t) on the 3 segments [lo, hi) per
-    customer (segment 1 is the experiment window: its lines carry the arm's discount), plus the
-    welcome purchases when `welcome`, their items and returns. Ids by customer, then time.
-    `drop_from_sec` drops the Poisson purchases from that second on (with their returns) after
-    the ids are assigned."""
-    cal = calendar
-    n = len(c.rate)
-    a_exp, e_exp = float(cal.experiment_day), float(cal.experiment_end_day)
     l_lo, l_hi = cal.integral(lo), cal.integral(hi)
     counts = rng.poisson(c.rate[:, None] * mult * (l_hi - l_lo)).ravel()
     seg = np.repeat(np.arange(3 * n), counts)
@@ -334,18 +407,24 @@ def _purchases(
     frac = np.where(ok, frac2, frac)
     sec = np.maximum(_seconds(day, frac), c.created_sec[cust])
     discount = np.where((seg % 3 == 1) & (c.arm[cust] > 0), c.arm[cust], 0)
-    n_poisson = len(cust)
-    if welcome:
-        # Welcome purchases at the exact second of sign-up.
-        w = np.flatnonzero(c.welcome)
-        cust = np.concatenate([cust, w])
-        sec = np.concatenate([sec, c.created_sec[w]])
-        in_exp_window = (c.created_sec[w] >= a_exp * SECONDS_PER_DAY) & (
-            c.created_sec[w] < e_exp * SECONDS_PER_DAY
-        )
-        discount = np.concatenate([discount, np.where(in_exp_window & (c.arm[w] > 0), c.arm[w], 0)])
+    keep = _keep_after_shift(shift_rng, c, calendar=cal, cust=cust, sec=sec)
+    # Welcome purchases at the exact second of sign-up.
+    w = np.flatnonzero(c.welcome)
+    cust = np.concatenate([cust, w])
+    sec = np.concatenate([sec, c.created_sec[w]])
+    in_exp_window = (c.created_sec[w] >= a_exp * SECONDS_PER_DAY) & (
+        c.created_sec[w] < e_exp * SECONDS_PER_DAY
+    )
+    discount = np.concatenate([discount, np.where(in_exp_window & (c.arm[w] > 0), c.arm[w], 0)])
+    keep = np.concatenate([keep, np.ones(len(w), dtype=bool)])
     m = len(cust)
     discount_pct = np.array([0.0, 20.0, 25.0])[discount]
+    line_factor = None
+    if cal.shift_day is not None:
+        after = sec >= cal.shift_day * SECONDS_PER_DAY
+        line_factor = np.where(after, SHIFTS[cal.shift_kind].price_factor, 1.0)
+    elif price_factor != 1.0:
+        line_factor = np.full(m, price_factor)
 
     # Items: 1 + Poisson(mu) per purchase; category by affinity, product by popularity.
     n_items = 1 + rng.poisson(c.items_mu[cust])
@@ -367,7 +446,10 @@ def _purchases(
     line_qty = np.bincount(inverse, weights=quantity).astype(np.int64)
     line_order = key // catalog.n_products
     line_product = key % catalog.n_products
-    line_price = np.round(catalog.price[line_product] * (1.0 - discount_pct[line_order] / 100), 2)
+    list_price = catalog.price[line_product]
+    if line_factor is not None:
+        list_price = list_price * line_factor[line_order]  # x 1.0 is exact before the shift
+    line_price = np.round(list_price * (1.0 - discount_pct[line_order] / 100), 2)
 
     # Returns: a separate order some days later, returning part of the purchase.
     returned = rng.random(m) < c.return_p[cust]
@@ -390,31 +472,74 @@ def _purchases(
     ids = np.empty(len(order), dtype=np.int64)
     ids[order] = first_order_id + np.arange(len(order))
     line_ids = np.concatenate([ids[line_order], ids[m + ret_index[line_order[r_lines]]]])
-    line_product = np.concatenate([line_product, line_product[r_lines]])
-    line_qty = np.concatenate([line_qty, r_qty])
-    line_price = np.concatenate([line_price, line_price[r_lines]])
-    ids_used = len(order)
-    if drop_from_sec is not None:
-        dropped = (np.arange(m) < n_poisson) & (sec >= drop_from_sec)
-        kept_order = ~np.concatenate([dropped, dropped[ret_orders]])
-        order = order[kept_order[order]]
-        kept_line = ~np.concatenate([dropped[line_order], dropped[line_order[r_lines]]])
-        line_ids, line_product = line_ids[kept_line], line_product[kept_line]
-        line_qty, line_price = line_qty[kept_line], line_price[kept_line]
-        m -= int(dropped.sum())
-        ret_orders = ret_orders[~dropped[ret_orders]]
     lsort = np.argsort(line_ids, kind="stable")
-    return Orders(
+    n_ids = len(order)
+    if not keep.all():
+        # Only with a shift: drop thinned purchases with their lines and returns.
+        order = order[np.concatenate([keep, keep[ret_orders]])[order]]
+        line_keep = np.concatenate([keep[line_order], keep[line_order[r_lines]]])
+        lsort = lsort[line_keep[lsort]]
+    orders = Orders(
         order_id=ids[order],
         customer_id=c.customer_id[all_cust[order]],
         seconds=all_sec[order],
         line_order_id=line_ids[lsort],
-        line_product=line_product[lsort],
-        line_quantity=line_qty[lsort],
-        line_price=line_price[lsort],
-        n_purchases=m,
-        n_returns=len(ret_orders),
-        ids_used=ids_used,
+        line_product=np.concatenate([line_product, line_product[r_lines]])[lsort],
+        line_quantity=np.concatenate([line_qty, r_qty])[lsort],
+        line_price=np.concatenate([line_price, line_price[r_lines]])[lsort],
+        n_purchases=int(keep.sum()),
+        n_returns=int(keep[ret_orders].sum()),
+        n_ids=n_ids,
+    )
+    if cal.shift_day is not None and (c.shift_factor > 1.0).any():
+        if extra_first_order_id is None:  # the ids after the chunk's own
+            extra = _extra_orders(shift_rng, c, cal, catalog, first_order_id + n_ids)
+            return _concat_orders(orders, extra)
+        extra = _extra_orders(shift_rng, c, cal, catalog, extra_first_order_id)
+        return replace(_concat_orders(orders, extra), n_ids=n_ids)
+    return orders
+
+
+def _extra_orders(
+    shift_rng: np.random.Generator,
+    c: Customers,
+    cal: Calendar,
+    catalog: Catalog,
+    first_order_id: int,
+) -> Orders:
+    """The added process of a shift with rate factors above 1: rate (factor - 1) x rate from
+    the shift day, no welcome purchases, the shift's prices."""
+    shift_sec = cal.shift_day * SECONDS_PER_DAY
+    extra = replace(
+        c,
+        rate=c.rate * np.maximum(c.shift_factor - 1.0, 0.0),
+        created_sec=np.maximum(c.created_sec, shift_sec),
+        welcome=np.zeros(len(c.rate), dtype=bool),
+    )
+    return simulate_orders(
+        shift_rng,
+        extra,
+        calendar=replace(cal, shift_day=None, shift_kind=None),
+        catalog=catalog,
+        first_order_id=first_order_id,
+        price_factor=SHIFTS[cal.shift_kind].price_factor,
+    )
+
+
+def _concat_orders(a: Orders, b: Orders) -> Orders:
+    """Orders of two processes whose ids do not overlap (all of b's after a's)."""
+    cat = np.concatenate
+    return Orders(
+        order_id=cat([a.order_id, b.order_id]),
+        customer_id=cat([a.customer_id, b.customer_id]),
+        seconds=cat([a.seconds, b.seconds]),
+        line_order_id=cat([a.line_order_id, b.line_order_id]),
+        line_product=cat([a.line_product, b.line_product]),
+        line_quantity=cat([a.line_quantity, b.line_quantity]),
+        line_price=cat([a.line_price, b.line_price]),
+        n_purchases=a.n_purchases + b.n_purchases,
+        n_returns=a.n_returns + b.n_returns,
+        n_ids=a.n_ids + b.n_ids,
     )
 
 
@@ -427,17 +552,19 @@ def simulate_emails(
     *,
     calendar: Calendar,
     b: Behaviour = BEHAVIOUR,
-    shift: RegimeShift | None = None,
     shift_rng: np.random.Generator | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Campaign sends to opted-in customers and the funnel they trigger.
 
+    A shift with `auto_open_share` adds recorded opens after the shift day (drawn from
+    `shift_rng`); every draw from `rng` is the same as without it. A shift with a new email
+    programme (`campaign_every_days`) drops the weekly campaigns from the shift day on (the
+    events of earlier campaigns stay, even an open after the shift) and draws the campaigns of
+    the new programme with `shift_rng`, to the customers who have not unsubscribed before.
+
     Returns customer index, campaign index, event type index (into EVENT_TYPES) and seconds.
-    Campaign indices point into ``calendar.campaign_days`` followed by
-    ``shift.campaign_days(calendar)``. With a `shift`, the weekly campaigns from the shift day on
-    are dropped (the events of earlier campaigns are kept, even an open after the shift) and the
-    campaigns of the new regime are drawn with `shift_rng`, to the customers who have not
-    unsubscribed before.
+    Campaign indices point into ``calendar.campaign_days`` followed by the shift's
+    ``campaign_days(calendar)``.
     """
     cal = calendar
     n = len(c.rate)
@@ -451,22 +578,27 @@ def simulate_emails(
     del eligible
     send = base_sec[cj] + rng.integers(0, 3 * 3600, len(ci))
     bad = rng.random(n) < b.bad_email_share
-    cust, camp, etype, sec = _email_funnel(rng, c, ci, cj, send, bad=bad, calendar=cal, b=b)
-    if shift is None:
-        return cust, camp, etype, sec
+    shift = None if cal.shift_kind is None else SHIFTS[cal.shift_kind]
+    proxy = None
+    if shift is not None and shift.auto_open_share > 0:
+        if shift_rng is None:
+            raise ValueError("a calendar with a shift needs the shift's own random generator")
+        proxy = shift_rng.random(n) < shift.auto_open_share
+    events = _email_funnel(rng, c, ci, cj, send, bad=bad, proxy=proxy, calendar=cal, b=b)
+    if shift is None or shift.campaign_every_days is None:
+        return events
     if shift_rng is None:
-        raise ValueError("simulate_emails: a shift needs its own random generator (shift_rng)")
-    kept = cal.campaign_days[camp] < shift.day
+        raise ValueError("a calendar with a shift needs the shift's own random generator")
+    cust, camp, etype, sec = events
+    kept = cal.campaign_days[camp] < cal.shift_day
     cust, camp, etype, sec = cust[kept], camp[kept], etype[kept], sec[kept]
     unsubscribed = np.zeros(n, dtype=bool)
     unsubscribed[cust[etype == EVENT_TYPES.index("unsubscribe")]] = True
-    regime = shift.email
-    days = shift.campaign_days(cal)
-    base_sec = days * SECONDS_PER_DAY + 9 * 3600
+    base_sec = shift.campaign_days(cal) * SECONDS_PER_DAY + 9 * 3600
     eligible = (
         (c.email_opt_in & ~unsubscribed)[:, None]
         & (c.created_sec[:, None] < base_sec[None, :])
-        & (shift_rng.random((n, len(base_sec)), dtype=np.float32) < regime.audience)
+        & (shift_rng.random((n, len(base_sec)), dtype=np.float32) < shift.campaign_audience)
     )
     ci, cj = np.nonzero(eligible)
     del eligible
@@ -478,11 +610,12 @@ def simulate_emails(
         cj + len(cal.campaign_days),
         send,
         bad=bad,
+        proxy=proxy,
         calendar=cal,
         b=b,
-        open_logit=regime.open_logit,
-        click_logit=regime.click_logit,
-        unsubscribe_scale=regime.unsubscribe_scale,
+        open_logit=shift.open_logit,
+        click_logit=shift.click_logit,
+        unsubscribe_scale=shift.unsubscribe_scale,
     )
     cust, camp, etype, sec = (
         np.concatenate(pair) for pair in zip((cust, camp, etype, sec), new, strict=True)
@@ -499,6 +632,7 @@ def _email_funnel(
     send: np.ndarray,
     *,
     bad: np.ndarray,
+    proxy: np.ndarray | None,
     calendar: Calendar,
     b: Behaviour,
     open_logit: float = 0.0,
@@ -507,7 +641,9 @@ def _email_funnel(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Events of the sends (customer ci, campaign cj at second `send`, sorted by customer then
     campaign): bounce, open, click, unsubscribe; sends stop after a customer's first
-    unsubscribe. The logit offsets and the unsubscribe scale are those of a regime shift."""
+    unsubscribe. `proxy` (per customer): every delivered email from the shift day on is recorded
+    as opened. The logit offsets and the unsubscribe scale are those of a new email programme."""
+    cal = calendar
     s = len(ci)
     alive = c.death[ci] * SECONDS_PER_DAY > send
     activity = np.clip(np.log(c.rate[ci] / b.mean_rate), -3.0, 3.0)
@@ -536,9 +672,13 @@ def _email_funnel(
         + 10
     )
     bounce_sec = send + rng.integers(1, 120, s)
+    recorded_open = opened
+    if proxy is not None:
+        after = send >= cal.shift_day * SECONDS_PER_DAY
+        recorded_open = opened | (proxy[ci] & after & ~bounce)
     parts = [
         (keep, send, 0),
-        (keep & opened, open_sec, 1),
+        (keep & recorded_open, open_sec, 1),
         (keep & clicked, click_sec, 2),
         (keep & unsub, unsub_sec, 3),
         (keep & bounce, bounce_sec, 4),
@@ -547,7 +687,7 @@ def _email_funnel(
     camp = np.concatenate([cj[m] for m, _, _ in parts])
     etype = np.concatenate([np.full(int(m.sum()), t, dtype=np.int8) for m, _, t in parts])
     sec = np.concatenate([t[m] for m, t, _ in parts])
-    inside = sec < calendar.days * SECONDS_PER_DAY
+    inside = sec < cal.days * SECONDS_PER_DAY
     cust, camp, etype, sec = cust[inside], camp[inside], etype[inside], sec[inside]
     order = np.lexsort((etype, sec, cust))
     return cust[order], camp[order], etype[order], sec[order]
@@ -567,48 +707,30 @@ def group_hit_probability(c: Customers, *, catalog: Catalog) -> np.ndarray:
 
 
 def oracle_probabilities(
-    c: Customers,
-    *,
-    calendar: Calendar,
-    q: np.ndarray,
-    cutoff_day: int,
-    shift: RegimeShift | None = None,
+    c: Customers, *, calendar: Calendar, q: np.ndarray, cutoff_day: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """P(at least one purchase with a group-G item in [T, T + horizon)) given the latent state.
 
     Purchases in the window are Poisson with mean rate * integral of s * m over
     [T, min(T + horizon, death)); thinning by q (see `group_hit_probability`) gives
-    P = 1 - exp(-q * rate * integral). With a `shift`, the part of the window from the shift on
-    counts f times, f = ``shift.rate_factor``. Returns (mask of customers created before T,
-    (n, groups)).
+    P = 1 - exp(-q * rate * integral). Returns (mask of customers created before T, (n, groups)).
     """
     exists = c.created_day < cutoff_day
     hi = np.minimum(float(cutoff_day + HORIZON_DAYS), c.death)
     integral = window_integral(calendar, c, float(cutoff_day), hi)
-    if shift is not None:
-        after = window_integral(calendar, c, float(max(cutoff_day, shift.day)), hi)
-        integral = integral + (shift.rate_factor(c) - 1.0) * after
     prob = -np.expm1(-q * (c.rate * integral)[:, None])
     return exists, prob
 
 
-def treatment_effects(
-    c: Customers,
-    *,
-    calendar: Calendar,
-    b: Behaviour = BEHAVIOUR,
-    shift: RegimeShift | None = None,
-) -> dict:
-    """True P(any purchase in the experiment window) under arm 0 and each treated arm (with a
-    `shift`, the purchase rate from the shift on is that of the new regime)."""
+def treatment_effects(c: Customers, *, calendar: Calendar, b: Behaviour = BEHAVIOUR) -> dict:
+    """True P(any purchase in the experiment window) under arm 0 and each treated arm."""
     idx = np.flatnonzero(c.in_experiment)
     a = float(calendar.experiment_day)
     hi = np.minimum(float(calendar.experiment_end_day), c.death[idx])
     base_integral = np.where(hi > a, calendar.integral(hi) - calendar.integral(a), 0.0)
-    if shift is not None:
-        lo = max(a, float(shift.day))
-        after = np.where(hi > lo, calendar.integral(hi) - calendar.integral(lo), 0.0)
-        base_integral = base_integral + (shift.rate_factor(c)[idx] - 1.0) * after
+    if calendar.shift_day is not None:
+        # The arm's multiplier is constant over the window: treated mean = factor x base mean.
+        base_integral = shifted_integral(calendar, c.shift_factor[idx], a, hi)
     base_mean = c.rate[idx] * base_integral
     baseline = -np.expm1(-base_mean)
     out: dict[str, list[np.ndarray]] = {

@@ -1,5 +1,6 @@
-"""The generator's regime shift: nothing before it changes, the email features and the purchases
-move after it as documented, the oracle follows the new regime exactly, bad input is refused."""
+"""The generator's `email_fatigue` regime shift: nothing before it changes (order ids of every
+chunk included), the email features and the purchases move after it as documented, the latent
+and the observable oracle follow the new regime, bad input is refused."""
 
 from __future__ import annotations
 
@@ -21,8 +22,7 @@ from models_py.ingest.synth._posterior import (
     observable_oracle,
     posterior_probabilities,
 )
-from models_py.ingest.synth._shift import DEFAULT_SHIFT, EMAIL_FATIGUE, SHIFT_KINDS
-from models_py.ingest.synth._simulate import BEHAVIOUR
+from models_py.ingest.synth._simulate import BEHAVIOUR, SHIFT_KINDS, SHIFTS
 
 CUSTOMERS = 3_000
 SEED = 5
@@ -30,6 +30,7 @@ DAYS = 400
 END = dt.date(2026, 10, 1)
 SHIFT_AT = END - dt.timedelta(days=100)  # 2026-06-23; the experiment window starts 2026-08-02
 CHUNK = 1_000  # three chunks: order ids of the new regime follow all of the unshifted ones
+KIND = "email_fatigue"
 
 #: sha256 (first 16 hex digits) of every table, rows ordered, floats rounded to 9 decimals, of
 #: generate_warehouse(customers=1500, seed=5, days=400, chunk_size=600) on main before regime
@@ -77,7 +78,7 @@ def warehouses(tmp_path_factory):
     unshifted = root / "unshifted.duckdb"
     shifted = root / "shifted.duckdb"
     generate_warehouse(unshifted, **args)
-    report = generate_warehouse(shifted, shift_at=SHIFT_AT, **args)
+    report = generate_warehouse(shifted, shift_at=SHIFT_AT, shift=KIND, **args)
     return unshifted, shifted, report
 
 
@@ -125,15 +126,17 @@ def test_nothing_before_the_shift_changes(con, sql):
 
 
 @pytest.mark.parametrize(
-    "sql",
+    ("sql", "share"),
     [
-        "select * from {db}.raw.orders where ordered_at >= date '2026-06-23'",
-        "select * from {db}.raw.email_events where occurred_at >= date '2026-06-23'",
+        # Purchases are thinned (f < 1) or added to (f > 1): the kept ones are the same rows.
+        ("select * from {db}.raw.orders where ordered_at >= date '2026-06-23'", 0.1),
+        # The weekly campaigns stop; the new programme's emails are all new.
+        ("select * from {db}.raw.email_events where occurred_at >= date '2026-06-23'", 0.8),
     ],
 )
-def test_what_follows_the_shift_changes(con, sql):
+def test_what_follows_the_shift_changes(con, sql, share):
     only_unshifted, only_shifted, _ = _difference(con, sql)
-    assert only_unshifted > 0.5 and only_shifted > 0.5
+    assert only_unshifted > share and only_shifted > share
 
 
 def test_orders_keep_unique_ids_and_their_lines(con):
@@ -235,7 +238,7 @@ def _shift_factor(con) -> tuple[np.ndarray, np.ndarray]:
         "inner join s.raw.customers as c using (customer_id) "
         "inner join s.raw.oracle_customer_state as s using (customer_id) order by customer_id"
     ).fetchnumpy()
-    g, a = EMAIL_FATIGUE.engagement_on_rate, BEHAVIOUR.engagement_on_rate
+    g, a = SHIFTS[KIND].engagement_on_rate, BEHAVIOUR.engagement_on_rate
     expected = np.where(r["email_opt_in"], np.exp(-g * (r["engagement"] + g / 2 - a)), 1.0)
     return r["purchase_rate_factor"], expected
 
@@ -245,10 +248,10 @@ def test_shift_table_holds_the_documented_purchase_rate_factor(con, warehouses):
     assert len(factor) == CUSTOMERS
     np.testing.assert_allclose(factor, expected, rtol=1e-12)
     kinds = con.execute("select distinct shift, shift_at from s.raw.oracle_regime_shift").fetchall()
-    assert kinds == [(DEFAULT_SHIFT, SHIFT_AT)]
+    assert kinds == [(KIND, SHIFT_AT)]
     report = warehouses[2]
-    assert (report.shift, report.shift_at) == (DEFAULT_SHIFT, SHIFT_AT)
-    assert f"regime shift {DEFAULT_SHIFT!r} from {SHIFT_AT}" in report.summary()
+    assert (report.shift, report.shift_at) == (KIND, SHIFT_AT)
+    assert f"regime shift {KIND!r} from {SHIFT_AT}" in report.summary()
 
 
 ORACLE_PAIRS_SQL = """
@@ -326,6 +329,11 @@ def test_observable_oracle_needs_the_regime_the_warehouse_was_generated_with(war
     with pytest.raises(InputDataError, match="with regime shift 'email_fatigue' from 2026-06-23"):
         observable_oracle(shifted, cutoff=cutoff, seed=SEED, days=DAYS)
     with pytest.raises(InputDataError, match="with no regime shift"):
+        observable_oracle(
+            unshifted, cutoff=cutoff, seed=SEED, days=DAYS, shift_at=SHIFT_AT, shift=KIND
+        )
+    # The other kinds are not modelled after the shift (before it they are: nothing differs).
+    with pytest.raises(InputDataError, match="does not model a regime shift of kind 'migration'"):
         observable_oracle(unshifted, cutoff=cutoff, seed=SEED, days=DAYS, shift_at=SHIFT_AT)
 
 
@@ -337,7 +345,7 @@ def test_observable_oracle_follows_the_new_regime(warehouses, con):
     most; the posterior of the old regime (same observations) overestimates the engaged."""
     _, shifted, _ = warehouses
     table = observable_oracle(
-        shifted, cutoff=OBSERVABLE_CUTOFF, seed=SEED, days=DAYS, shift_at=SHIFT_AT
+        shifted, cutoff=OBSERVABLE_CUTOFF, seed=SEED, days=DAYS, shift_at=SHIFT_AT, shift=KIND
     )
     calendar, catalog = generator_parts(seed=SEED, end_date=END, days=DAYS)
     with closing(connect(shifted, read_only=True)) as wh:
@@ -366,14 +374,13 @@ def test_observable_oracle_follows_the_new_regime(warehouses, con):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"shift_at": END - dt.timedelta(days=DAYS)}, "outside the generated history"),
-        ({"shift_at": dt.date(2020, 1, 1)}, "outside the generated history"),
-        ({"shift_at": END}, "outside the generated history"),
-        ({"shift_at": END + dt.timedelta(days=40)}, "outside the generated history"),
-        ({"shift_at": dt.datetime(2026, 6, 1, 12)}, "shift_at must be a date"),
+        ({"shift_at": END - dt.timedelta(days=DAYS)}, "outside the history"),
+        ({"shift_at": dt.date(2020, 1, 1)}, "outside the history"),
+        ({"shift_at": END + dt.timedelta(days=40)}, "outside the history"),
         ({"shift_at": "2026-06-01"}, "shift_at must be a date"),
-        ({"shift_at": SHIFT_AT, "shift": "price_crash"}, "unknown regime shift 'price_crash'"),
-        ({"shift": "nope"}, "choose one of " + ", ".join(sorted(SHIFT_KINDS))),
+        ({"shift_at": SHIFT_AT, "shift": "price_crash"}, "unknown shift kind 'price_crash'"),
+        ({"shift": "nope"}, "known: " + ", ".join(SHIFT_KINDS)),
+        ({"end_date": dt.datetime(2026, 10, 1)}, "end_date must be a date"),
     ],
 )
 def test_bad_shift_arguments_raise_config_error(tmp_path, kwargs, message):
@@ -386,7 +393,9 @@ def test_bad_shift_arguments_raise_config_error(tmp_path, kwargs, message):
 def test_observable_column_with_a_shift_and_regenerating_without_one(tmp_path):
     path = tmp_path / "wh.duckdb"
     shift_at = END - dt.timedelta(days=50)
-    generate_warehouse(path, customers=200, days=200, shift_at=shift_at, observable_cutoffs=1)
+    generate_warehouse(
+        path, customers=200, days=200, shift_at=shift_at, shift=KIND, observable_cutoffs=1
+    )
     with closing(connect(path, read_only=True)) as con:
         filled = con.execute(
             "select as_of_date, count(observable_probability) from raw.oracle_propensity "
@@ -413,6 +422,6 @@ def test_cli_generate_with_a_shift(tmp_path, capsys):
     assert main([*args, "--shift", "email_fatigue"]) != 0
     assert "--shift needs --shift-at" in capsys.readouterr().err
     assert main([*args, "--shift-at", "2026-02-01", "--shift", "nope"]) != 0
-    assert "unknown regime shift 'nope'" in capsys.readouterr().err
+    assert "unknown shift kind 'nope'" in capsys.readouterr().err
     assert main([*args, "--shift-at", "2027-01-01"]) != 0
-    assert "outside the generated history" in capsys.readouterr().err
+    assert "outside the history" in capsys.readouterr().err

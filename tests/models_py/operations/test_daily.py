@@ -109,6 +109,13 @@ def test_cutoff_before_the_newest_scored_one_is_refused_unless_backfilled(wh, ca
 
 
 def test_gap_of_days_scores_the_asked_cutoff_and_names_the_gap(wh, capsys):
+    """Also: a registry made by an older version (no ml.retrain_decisions) gets its new tables
+    before the checks read it."""
+    con = duckdb.connect(str(wh))
+    try:
+        con.execute("drop table ml.retrain_decisions")
+    finally:
+        con.close()
     last = append_days(wh, 3)
     as_of = last + dt.timedelta(days=1)
     assert as_of == FIRST_CUTOFF + dt.timedelta(days=3)
@@ -121,6 +128,7 @@ def test_gap_of_days_scores_the_asked_cutoff_and_names_the_gap(wh, capsys):
         "a missing day with `propensity run daily --as-of DATE --backfill`."
     ) in out
     assert scores_by_cutoff(wh) == {FIRST_CUTOFF: ROWS, as_of: ROWS}
+    assert query(wh, "select count(*) from ml.retrain_decisions") == [(0,)]  # created again
 
 
 def test_cutoff_after_the_data_ends_is_refused(wh, capsys):

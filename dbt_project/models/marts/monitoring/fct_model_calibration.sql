@@ -24,7 +24,7 @@
   the cutoff maturing that day, not the history. Run with --full-refresh after loading late
   orders of an already matured window.
 -#}
-{{ config(tags=['monitoring']) }}
+{{ config(tags=['monitoring', 'monitoring_performance']) }}
 
 {%- set plan = propensity_performance_plan(ref('fct_propensity_scores'), this) -%}
 {%- set horizon = propensity_horizon_days() -%}
@@ -35,14 +35,36 @@ with scoring_cutoff as (
     where cutoff_role = 'scoring'
 ),
 
+{# One small integer per (group, model, cutoff) to compute: the sort below partitions on it
+   rather than on two names and a date. #}
+partitions as (
+    select
+        as_of_date,
+        product_group,
+        model_id,
+        cast(row_number() over (order by as_of_date, product_group, model_id) as integer) as partition_key,
+        score_rows,
+        scored_at
+    from (
+        select
+            as_of_date,
+            product_group,
+            model_id,
+            count(*) as score_rows,
+            max(scored_at) as scored_at
+        from {{ ref('fct_propensity_scores') }}
+        where as_of_date in ({{ propensity_date_list(plan.compute) }})
+        group by as_of_date, product_group, model_id
+    ) as scored_partitions
+),
+
 cutoffs as (
     select
         as_of_date,
         cast({{ dbt.dateadd('day', horizon, 'as_of_date') }} as date) as label_window_end,
-        count(*) as cutoff_score_rows,
+        sum(score_rows) as cutoff_score_rows,
         max(scored_at) as scored_at
-    from {{ ref('fct_propensity_scores') }}
-    where as_of_date in ({{ propensity_date_list(plan.compute) }})
+    from partitions
     group by as_of_date
 ),
 
@@ -60,13 +82,16 @@ labels as (
 
 labelled_scores as (
     select
-        scores.product_group,
-        scores.model_id,
-        scores.as_of_date,
+        partitions.partition_key,
         scores.score,
         scores.decile,
         labels.customer_id is not null as is_positive
     from {{ ref('fct_propensity_scores') }} as scores
+    inner join partitions
+        on
+            scores.as_of_date = partitions.as_of_date
+            and scores.product_group = partitions.product_group
+            and scores.model_id = partitions.model_id
     left join labels
         on
             scores.customer_id = labels.customer_id
@@ -81,9 +106,7 @@ labelled_scores as (
    2^24 rows, so they do not depend on the order the engine adds rows in. #}
 ranked as (
     select
-        product_group,
-        model_id,
-        as_of_date,
+        partition_key,
         score,
         decile,
         is_positive,
@@ -94,16 +117,14 @@ ranked as (
         sum(round(score * {{ 2 ** 29 }})) over by_score / {{ 2 ** 29 }} as scores_at_or_above
     from labelled_scores
     window
-        whole as (partition by product_group, model_id, as_of_date),
-        by_score as (partition by product_group, model_id, as_of_date order by score desc)
+        whole as (partition by partition_key),
+        by_score as (partition by partition_key order by score desc)
 ),
 
 {# Twice the average ascending rank of the row's tie group: 2 (rows below) + (tied rows) + 1. #}
 row_parts as (
     select
-        product_group,
-        model_id,
-        as_of_date,
+        partition_key,
         decile,
         score,
         is_positive,
@@ -118,9 +139,7 @@ row_parts as (
    rows in: a rebuild gives the same bits); counts and doubled ranks over integers. #}
 decile_parts as (
     select
-        product_group,
-        model_id,
-        as_of_date,
+        partition_key,
         decile,
         count(*) as n_rows,
         count(*) filter (where is_positive) as n_positives,
@@ -137,14 +156,14 @@ decile_parts as (
         sum(cast(score * twice_rank / 2 as decimal(38, 20))) as estimated_roc_auc_rank_sum,
         sum(cast(score * expected_precision_at_score as decimal(38, 20))) as estimated_pr_auc_precision_sum
     from row_parts
-    group by product_group, model_id, as_of_date, decile
+    group by partition_key, decile
 ),
 
 computed as (
     select
-        cast(decile_parts.product_group as varchar) as product_group,
-        cast(decile_parts.model_id as varchar) as model_id,
-        cast(decile_parts.as_of_date as date) as as_of_date,
+        cast(partitions.product_group as varchar) as product_group,
+        cast(partitions.model_id as varchar) as model_id,
+        cast(partitions.as_of_date as date) as as_of_date,
         cast(decile_parts.decile as integer) as decile,
         cast(cutoff_status.label_window_end as date) as label_window_end,
         cast(cutoff_status.is_matured as boolean) as is_matured,
@@ -169,7 +188,8 @@ computed as (
         cast(cutoff_status.cutoff_score_rows as bigint) as cutoff_score_rows,
         cast(cutoff_status.scored_at as timestamp) as scored_at
     from decile_parts
-    inner join cutoff_status on decile_parts.as_of_date = cutoff_status.as_of_date
+    inner join partitions on decile_parts.partition_key = partitions.partition_key
+    inner join cutoff_status on partitions.as_of_date = cutoff_status.as_of_date
 ),
 
 {%- if plan.keep %}

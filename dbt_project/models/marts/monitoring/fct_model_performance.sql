@@ -13,7 +13,7 @@
   Degenerate figures are null, never a division by zero: AUCs when a class is absent, PR AUC and
   lift without positives.
 -#}
-{{ config(tags=['monitoring']) }}
+{{ config(tags=['monitoring', 'monitoring_performance']) }}
 
 with calibration as (
     select * from {{ ref('fct_model_calibration') }}
