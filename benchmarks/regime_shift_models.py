@@ -1,10 +1,14 @@
-"""What a regime shift of the generator does to the oracle, to a model trained before it and to
-the feature distributions the drift marts compare (docs/oracle.md, "Regime shift").
+"""What a regime shift of the generator does to the oracle (latent and observable), to a model
+trained before it and to the feature distributions the drift marts compare, over the weekly
+steps of a replay (docs/oracle.md, "Regime shift"; benchmarks/regime_shift.py is the quicker
+PSI-from-SQL view).
 
 Usage::
 
-    .venv/bin/python benchmarks/regime_shift.py                      # 50k customers, seed 0
-    .venv/bin/python benchmarks/regime_shift.py --customers 5000 --no-models
+    .venv/bin/python benchmarks/regime_shift_models.py               # 50k customers, seed 0
+    .venv/bin/python benchmarks/regime_shift_models.py --customers 5000 --no-models
+    .venv/bin/python benchmarks/regime_shift_models.py --workdir DIR --keep --features-only
+    .venv/bin/python benchmarks/regime_shift_models.py --workdir DIR --reuse --groups any
 
 Generates the warehouse twice with the same seed, without and with the shift (default
 ``email_fatigue`` at end_date - 114 days: week 13 of a 26-week replay whose last step's label window
@@ -407,6 +411,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--oracle-groups", nargs="+", default=["any", "sweets", "wine", "gifts"])
     parser.add_argument("--no-models", action="store_true", help="no features, models, drift")
     parser.add_argument(
+        "--features-only",
+        action="store_true",
+        help="build the features, fit nothing (then --reuse)",
+    )
+    parser.add_argument(
         "--observable",
         nargs="*",
         type=dt.date.fromisoformat,
@@ -454,7 +463,9 @@ def main(argv: list[str] | None = None) -> int:
                 started = time.perf_counter()
                 if not args.reuse:
                     build_features(paths["shifted"], groups=args.groups, dates=steps + training)
-                print(f"features in {time.perf_counter() - started:.0f} s")
+                print(f"features in {time.perf_counter() - started:.0f} s", flush=True)
+                if args.features_only:
+                    return 0
                 models_and_drift(
                     paths["shifted"], groups=args.groups, shift_at=args.shift_at, seed=args.seed
                 )
