@@ -46,6 +46,8 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
         ["--customers", "5000", "--no-write"],
         ["--convergence"],
     ),
+    # Prints only (its figures are in docs/oracle.md, "Regime shift").
+    "regime_shift_models": ("regime_shift_models.py", ["--customers", "3000", "--no-models"], []),
 }
 
 

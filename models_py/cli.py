@@ -60,14 +60,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from models_py.ingest.synth import generate_warehouse
 
     settings = _settings(args)
+    if args.shift is not None and args.shift_at is None:
+        raise ConfigError("--shift needs --shift-at DATE (the first day of the new regime)")
     report = generate_warehouse(
         settings.warehouse,
         customers=args.customers,
         seed=args.seed,
         days=args.days,
+        **({"end_date": args.end_date} if args.end_date else {}),
         observable_cutoffs=args.observable_cutoffs,
         shift_at=args.shift_at,
-        shift=args.shift,
+        **({"shift": args.shift} if args.shift else {}),
     )
     _console().print(report.summary())
     return 0
@@ -456,6 +459,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--days", type=int, default=730, help="days of history (default 730)")
     p.add_argument(
+        "--end-date",
+        type=_date,
+        default=None,
+        help="first day after the history, dbt's default scoring cutoff (default 2026-10-01)",
+    )
+    p.add_argument(
         "--observable-cutoffs",
         type=int,
         default=0,
@@ -466,13 +475,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--shift-at",
         type=_date,
         default=None,
-        help="first day of a regime shift inside the history (docs/oracle.md, 'Regime shift')",
+        help="first day of a regime shift inside the history, YYYY-MM-DD (docs/oracle.md, "
+        "'Regime shift'); everything before it is as without a shift",
     )
     p.add_argument(
         "--shift",
-        default="migration",
-        help="kind of regime shift: migration (default), price_rise, price_cut, email_tracking "
-        "(docs/oracle.md, 'Regime shift')",
+        default=None,
+        help="kind of regime shift with --shift-at: migration (default), price_rise, price_cut, "
+        "email_tracking, email_fatigue (docs/oracle.md, 'Regime shift')",
     )
     p.set_defaults(func=cmd_generate)
 

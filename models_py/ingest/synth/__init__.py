@@ -11,6 +11,10 @@
 - ``raw.oracle_treatment_effect``: per experiment customer and treated arm ('20', '25'), the true
   probability of any purchase in the experiment window without (arm '0') and with the discount.
 - ``raw.oracle_customer_state``: the latent traits (purchase rate, churn time, engagement, ...).
+- ``raw.oracle_regime_shift`` (only with ``shift_at``): per customer the kind of regime shift,
+  its first day and the factor of the customer's purchase rate from then on (docs/oracle.md,
+  "Regime shift"). Without a shift the table does not exist and every other
+  table is exactly what it was before shifts existed.
 
 Semantics shared with the dbt features:
 
@@ -28,11 +32,12 @@ Semantics shared with the dbt features:
   the purchase rate during [assigned_at, assigned_at + 30 days) by 1 + sensitivity x (0, 1.0, 1.5),
   and lines of those purchases carry the discounted price.
 - Regime shift (optional, `shift_at` / `propensity generate --shift-at DATE [--shift KIND]`):
-  from midnight of `shift_at`, prices, the purchase rates of the price-sensitive half and email
-  open tracking change by kind (`_simulate.SHIFTS`; docs/oracle.md, "Regime shift"). Orders,
-  lines and email events before `shift_at` are those of the same warehouse without the shift;
-  `raw.oracle_propensity.probability` integrates the new rates, so it stays exact for windows
-  before, across and after the shift. Not combinable with the observable oracle.
+  from midnight of `shift_at`, prices, purchase rates (of the price-sensitive half, or by
+  engagement) and the email programme change by kind (`_simulate.SHIFTS`; docs/oracle.md,
+  "Regime shift"). Everything dated before `shift_at` (orders with their ids, lines, email
+  events) is that of the same warehouse without the shift; `raw.oracle_propensity.probability`
+  integrates the new rates, so it stays exact for windows before, across and after the shift.
+  The observable oracle follows `email_fatigue` only.
 """
 
 from __future__ import annotations

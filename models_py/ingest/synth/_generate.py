@@ -33,11 +33,13 @@ from models_py.ingest.synth._simulate import (
     EXPERIMENT_ID,
     SHIFT_KINDS,
     SHIFT_STREAM_KEY,
+    SHIFTS,
     Customers,
     customers_table,
     date32,
     draw_customers,
     group_hit_probability,
+    observable_follows,
     oracle_probabilities,
     simulate_emails,
     simulate_orders,
@@ -77,7 +79,20 @@ GROUND_TRUTH_DDL: dict[str, dict[str, str]] = {
         "price_sensitivity": "DOUBLE",
     },
 }
-TABLE_ORDER = (*RAW_CONTRACT, *GROUND_TRUTH_DDL)
+#: Written only with a regime shift (and dropped by a generation without one).
+SHIFT_DDL: dict[str, dict[str, str]] = {
+    "oracle_regime_shift": {
+        "customer_id": "BIGINT",
+        "shift": "VARCHAR",
+        "shift_at": "DATE",
+        # Multiplier of the customer's purchase rate from shift_at on.
+        "purchase_rate_factor": "DOUBLE",
+    },
+}
+DEFAULT_SHIFT = "migration"
+#: Orders of a shift's added purchase process are written with ids from here on, then
+#: renumbered to follow the last id of every chunk's own process (so no order id moves).
+PROVISIONAL_ORDER_ID = 1 << 60
 STAGING_PREFIX = "__synth_"
 DUCKDB_MEMORY_LIMIT = "512MB"
 
@@ -145,9 +160,10 @@ class _Writer:
     failure and leaves the previous tables untouched.
     """
 
-    def __init__(self, con) -> None:
+    def __init__(self, con, *, shifted: bool = False) -> None:
         self.con = con
-        self.rows: dict[str, int] = dict.fromkeys(TABLE_ORDER, 0)
+        self.columns = {**RAW_CONTRACT, **GROUND_TRUTH_DDL, **(SHIFT_DDL if shifted else {})}
+        self.rows: dict[str, int] = dict.fromkeys(self.columns, 0)
 
     @staticmethod
     def staging(name: str) -> str:
@@ -155,9 +171,8 @@ class _Writer:
 
     def create_all(self) -> None:
         self.discard()  # leftovers of an interrupted run
-        columns = {**RAW_CONTRACT, **GROUND_TRUTH_DDL}
-        for name in TABLE_ORDER:
-            cols = ", ".join(f"{quote_ident(c)} {t}" for c, t in columns[name].items())
+        for name, columns in self.columns.items():
+            cols = ", ".join(f"{quote_ident(c)} {t}" for c, t in columns.items())
             target = qualified(RAW_SCHEMA, self.staging(name))
             self.con.execute(f"create or replace table {target} ({cols})")
 
@@ -175,9 +190,20 @@ class _Writer:
             self.con.unregister(view)
         self.rows[name] += table.num_rows
 
+    def renumber_orders(self, *, provisional: int, first: int) -> None:
+        """Give the orders with ids from `provisional` on the ids from `first` on."""
+        for name in ("orders", "order_lines"):
+            self.con.execute(
+                f"update {qualified(RAW_SCHEMA, self.staging(name))} "
+                "set order_id = order_id - $provisional + $first where order_id >= $provisional",
+                {"provisional": provisional, "first": first},
+            )
+
     def publish(self) -> None:
         with transaction(self.con):
-            for name in TABLE_ORDER:
+            for name in SHIFT_DDL.keys() - self.columns.keys():  # a shift of an earlier run
+                self.con.execute(f"drop table if exists {qualified(RAW_SCHEMA, name)}")
+            for name in self.columns:
                 self.con.execute(f"drop table if exists {qualified(RAW_SCHEMA, name)}")
                 self.con.execute(
                     f"alter table {qualified(RAW_SCHEMA, self.staging(name))} "
@@ -212,6 +238,8 @@ def _validate(customers: object, days: object, seed: object, chunk_size: object)
 
 
 def _validate_shift(shift_at: object, shift: object, *, days: int, end_date: dt.date) -> None:
+    if not isinstance(end_date, dt.date) or isinstance(end_date, dt.datetime):
+        raise ConfigError(f"end_date must be a date such as 2026-10-01, got {end_date!r}")
     if shift not in SHIFT_KINDS:
         raise ConfigError(f"unknown shift kind {shift!r}; known: {', '.join(SHIFT_KINDS)}")
     if shift_at is None:
@@ -237,7 +265,7 @@ def generate_warehouse(
     oracle_cutoffs: int | None = None,
     observable_cutoffs: int = 0,
     shift_at: dt.date | None = None,
-    shift: str = "migration",
+    shift: str | None = DEFAULT_SHIFT,
 ) -> GenerationReport:
     """Write a synthetic warehouse with known ground truth into schema `raw` of a DuckDB file.
 
@@ -271,15 +299,19 @@ def generate_warehouse(
         (docs/oracle.md). About 2 ms of one core per customer and cutoff; 0 (default) leaves the
         column NULL. It is written after the raw tables are published, in its own transaction.
     shift_at : date, optional
-        First day of a regime shift (strictly inside the history). Everything before it (orders,
-        lines, order ids) and every email event is identical to the warehouse without a shift;
-        the oracle is exact before, across and after it (docs/oracle.md, "Regime shift"). Not
-        supported together with `observable_cutoffs`.
+        First day of a regime shift (strictly inside the history). Everything dated before it
+        (orders with their ids, lines, email events) is identical to the warehouse without a
+        shift; the oracle is exact before, across and after it, and `raw.oracle_regime_shift`
+        holds each customer's purchase-rate factor (docs/oracle.md, "Regime shift"). With
+        `observable_cutoffs`, the observable oracle follows the shift for `email_fatigue`; for
+        the other kinds only cutoffs whose label window ends by `shift_at` are allowed.
     shift : str
-        Kind of shift (`_simulate.SHIFTS`, docs/oracle.md): 'migration' (default: prices x 1.4,
-        the price-sensitive half buys at 0.2 times its rate, every delivered email is recorded
-        as opened), 'price_rise' (x 1.4, that half at 0.6), 'price_cut' (x 0.7, that half at 4)
-        or 'email_tracking' (only the recorded opens).
+        Kind of shift (`_simulate.SHIFTS`, docs/oracle.md; None: the default): 'migration'
+        (default: prices x 1.4, the price-sensitive half buys at 0.2 times its rate, every
+        delivered email is recorded as opened), 'price_rise' (x 1.4, that half at 0.6),
+        'price_cut' (x 0.7, that half at 4), 'email_tracking' (only the recorded opens) or
+        'email_fatigue' (a campaign every 2 days to every opted-in customer, fewer opens and
+        clicks per email, purchases moved from the engaged to the disengaged opted-in customers).
 
     Returns
     -------
@@ -293,12 +325,8 @@ def generate_warehouse(
         When the warehouse file cannot be opened (e.g. locked by another process).
     """
     _validate(customers, days, seed, chunk_size)
+    shift = DEFAULT_SHIFT if shift is None else shift
     _validate_shift(shift_at, shift, days=days, end_date=end_date)
-    if shift_at is not None and observable_cutoffs:
-        raise ConfigError(
-            "observable_cutoffs is not supported with a regime shift (shift_at): the observable "
-            "oracle assumes one regime over the whole history; generate without one of them"
-        )
     if oracle_cutoffs is None:
         oracle_cutoffs = (
             MAX_CUTOFFS if customers <= FULL_ORACLE_MAX_CUSTOMERS else LARGE_ORACLE_CUTOFFS
@@ -319,6 +347,19 @@ def generate_warehouse(
     calendar = build_calendar(
         end_date=end_date, days=days, n_cutoffs=oracle_cutoffs, shift_at=shift_at, shift=shift
     )
+    observable = [calendar.date_of(d) for d in calendar.cutoff_days[1 : 1 + observable_cutoffs]]
+    if (
+        shift_at is not None
+        and not observable_follows(SHIFTS[shift])
+        and observable
+        and observable[-1] + dt.timedelta(days=HORIZON_DAYS) > shift_at
+    ):
+        raise ConfigError(
+            f"observable_cutoffs={observable_cutoffs} is not supported with a regime shift of "
+            f"kind {shift!r} from {shift_at}: the observable oracle follows only 'email_fatigue' "
+            f"and the oldest cutoff asked ({observable[-1]}) has a label window reaching past "
+            "the shift; ask for fewer cutoffs, a later shift_at or that kind"
+        )
     n_chunks = math.ceil(customers / chunk_size)
     catalog_seq, *chunk_seqs = np.random.SeedSequence(seed).spawn(1 + n_chunks)
     catalog = build_catalog(np.random.default_rng(catalog_seq))
@@ -332,12 +373,12 @@ def generate_warehouse(
         # generator never reads them back, so a small cache keeps memory flat as customers grow.
         con.execute(f"set memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
         con.execute(f"create schema if not exists {quote_ident(RAW_SCHEMA)}")
-        writer = _Writer(con)
+        writer = _Writer(con, shifted=shift_at is not None)
         writer.create_all()
         try:
             writer.append("products", catalog.products_table())
             writer.append("product_group_rules", rules_to_arrow(list(catalog.rules)))
-            next_order_id = 1
+            next_order_id, next_extra_id = 1, PROVISIONAL_ORDER_ID
             for i, seq in enumerate(chunk_seqs):
                 n = min(chunk_size, customers - i * chunk_size)
                 rng = np.random.default_rng(seq)
@@ -353,23 +394,33 @@ def generate_warehouse(
                 if shift_at is not None:
                     shift_seq = np.random.SeedSequence(seed, spawn_key=(SHIFT_STREAM_KEY, i))
                     shift_rng = np.random.default_rng(shift_seq)
-                next_order_id = _write_chunk(
-                    writer, rng, c, out, first_order_id=next_order_id, shift_rng=shift_rng
+                next_order_id, next_extra_id = _write_chunk(
+                    writer,
+                    rng,
+                    c,
+                    out,
+                    first_order_id=next_order_id,
+                    shift_rng=shift_rng,
+                    extra_first_order_id=next_extra_id,
                 )
                 logger.info("chunk %d/%d: %d customers written", i + 1, n_chunks, n)
+            if next_extra_id > PROVISIONAL_ORDER_ID:
+                writer.renumber_orders(provisional=PROVISIONAL_ORDER_ID, first=next_order_id)
             writer.publish()
         except BaseException:
             writer.discard()
             raise
     finally:
         con.close()
-    if observable_cutoffs:
+    if observable:
         _write_observable_oracle(
             path,
-            cutoffs=[calendar.date_of(d) for d in calendar.cutoff_days[1 : 1 + observable_cutoffs]],
+            cutoffs=observable,
             seed=seed,
             end_date=end_date,
             days=days,
+            shift_at=shift_at,
+            shift=shift,
         )
     report = GenerationReport(
         path=path,
@@ -393,7 +444,14 @@ def generate_warehouse(
 
 
 def _write_observable_oracle(
-    path: Path, *, cutoffs: list[dt.date], seed: int, end_date: dt.date, days: int
+    path: Path,
+    *,
+    cutoffs: list[dt.date],
+    seed: int,
+    end_date: dt.date,
+    days: int,
+    shift_at: dt.date | None,
+    shift: str,
 ) -> None:
     """Fill raw.oracle_propensity.observable_probability for `cutoffs` (one transaction)."""
     from models_py.ingest.synth._posterior import observable_oracle  # scipy: imported when needed
@@ -401,7 +459,15 @@ def _write_observable_oracle(
     # Computed from a read-only connection first: DuckDB refuses a read-only and a read-write
     # connection to one file in the same process.
     tables = [
-        observable_oracle(path, cutoff=cutoff, seed=seed, end_date=end_date, days=days)
+        observable_oracle(
+            path,
+            cutoff=cutoff,
+            seed=seed,
+            end_date=end_date,
+            days=days,
+            shift_at=shift_at,
+            shift=shift,
+        )
         for cutoff in cutoffs
     ]
     con = connect(path)
@@ -436,7 +502,10 @@ class _Output:
 
     @classmethod
     def build(cls, calendar: Calendar, catalog: Catalog) -> _Output:
-        campaigns = [f"cmp_{calendar.date_of(d):%Y%m%d}" for d in calendar.campaign_days]
+        days = list(calendar.campaign_days)
+        if calendar.shift_kind is not None:  # indices as simulate_emails gives them
+            days += list(SHIFTS[calendar.shift_kind].campaign_days(calendar))
+        campaigns = [f"cmp_{calendar.date_of(d):%Y%m%d}" for d in days]
         return cls(
             calendar=calendar,
             catalog=catalog,
@@ -460,14 +529,35 @@ def _write_chunk(
     *,
     first_order_id: int,
     shift_rng: np.random.Generator | None = None,
-) -> int:
-    """Simulate and append one chunk of customers; returns the next free order id."""
+    extra_first_order_id: int = PROVISIONAL_ORDER_ID,
+) -> tuple[int, int]:
+    """Simulate and append one chunk of customers; returns the next free order id of the
+    chunks' own processes and the next provisional id of a shift's added process."""
     cal, catalog = out.calendar, out.catalog
     writer.append("customers", customers_table(c, out.epoch_us))
     writer.append("oracle_customer_state", _state_table(c, out.epoch_us))
+    if cal.shift_kind is not None:
+        n = len(c.customer_id)
+        writer.append(
+            "oracle_regime_shift",
+            pa.table(
+                {
+                    "customer_id": pa.array(c.customer_id, pa.int64()),
+                    "shift": pa.array([cal.shift_kind] * n, pa.string()),
+                    "shift_at": pa.array([cal.date_of(cal.shift_day)] * n, pa.date32()),
+                    "purchase_rate_factor": pa.array(c.shift_factor, pa.float64()),
+                }
+            ),
+        )
 
     o = simulate_orders(
-        rng, c, calendar=cal, catalog=catalog, first_order_id=first_order_id, shift_rng=shift_rng
+        rng,
+        c,
+        calendar=cal,
+        catalog=catalog,
+        first_order_id=first_order_id,
+        shift_rng=shift_rng,
+        extra_first_order_id=extra_first_order_id if cal.shift_kind is not None else None,
     )
     writer.append(
         "orders",
@@ -491,6 +581,8 @@ def _write_chunk(
         ),
     )
     next_order_id = first_order_id + o.n_ids
+    # The added process's orders carry provisional ids (renumbered after every chunk).
+    next_extra_id = extra_first_order_id + int((o.order_id >= extra_first_order_id).sum())
     del o
 
     cust, camp, etype, sec = simulate_emails(rng, c, calendar=cal, shift_rng=shift_rng)
@@ -551,7 +643,7 @@ def _write_chunk(
                 }
             ),
         )
-    return next_order_id
+    return next_order_id, next_extra_id
 
 
 def _ts(epoch_us: int, seconds: np.ndarray) -> pa.Array:

@@ -47,7 +47,15 @@ from models_py._errors import InputDataError
 from models_py._warehouse import connect
 from models_py.ingest.synth._calendar import HORIZON_DAYS, SECONDS_PER_DAY, Calendar, build_calendar
 from models_py.ingest.synth._catalog import Catalog, build_catalog
-from models_py.ingest.synth._simulate import ARMS, BEHAVIOUR, EXPERIMENT_ID, Behaviour
+from models_py.ingest.synth._simulate import (
+    ARMS,
+    BEHAVIOUR,
+    EXPERIMENT_ID,
+    SHIFTS,
+    Behaviour,
+    Shift,
+    observable_follows,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +83,27 @@ class Quadrature:
     chunk_cells: int = 2_000_000  # customers x scenarios x death points x rate nodes per chunk
 
 
+@dataclass(frozen=True)
+class _Regime:
+    """The calendar's regime shift: kind, first day (index and date) and knobs."""
+
+    kind: str
+    day: int
+    at: dt.date
+    params: Shift
+
+
+def _regime(calendar: Calendar) -> _Regime | None:
+    if calendar.shift_kind is None or calendar.shift_day is None:
+        return None
+    return _Regime(
+        kind=calendar.shift_kind,
+        day=calendar.shift_day,
+        at=calendar.date_of(calendar.shift_day),
+        params=SHIFTS[calendar.shift_kind],
+    )
+
+
 @dataclass
 class Observed:
     """Everything observable before the cutoff T, per customer created before T.
@@ -88,6 +117,7 @@ class Observed:
     opt_in: np.ndarray
     n_purchases: np.ndarray  # Poisson-process purchases (welcome purchases excluded)
     n_experiment: np.ndarray  # of which in the experiment window
+    n_shifted: np.ndarray  # of which at or after a regime shift (0 without one)
     last_purchase: np.ndarray  # NaN when none
     category_counts: np.ndarray  # (n, categories) items bought, welcome purchases included
     arm: np.ndarray  # index into ARMS; -1 when not in the experiment or not yet assigned
@@ -95,6 +125,7 @@ class Observed:
     send_customer: np.ndarray  # index into customer_id, sorted by (customer, send time)
     send_time: np.ndarray
     send_counts: np.ndarray  # (sends, 6): 1, opened, clicked, opened & not clicked, unsub flags
+    # With a regime shift, (sends, 12): the 6 columns of sends before it, then of those after.
 
 
 # ------------------------------------------------------------------------------- observations
@@ -189,8 +220,10 @@ def load_observed(con, *, cutoff: dt.date, calendar: Calendar, catalog: Catalog)
     cutoff : date
         T: only events with a timestamp before T 00:00 are read.
     calendar, catalog
-        The generator's calendar and catalogue of this warehouse.
+        The generator's calendar and catalogue of this warehouse; with a regime shift in the
+        calendar, purchases and email sends from it on are counted apart.
     """
+    shift = _regime(calendar)
     ts = dt.datetime.combine(cutoff, dt.time())
     start_us = int((calendar.start - dt.date(1970, 1, 1)).days) * US_PER_DAY
     cust = con.execute(_CUSTOMERS_SQL, {"cutoff": ts}).fetchnumpy()
@@ -212,6 +245,8 @@ def load_observed(con, *, cutoff: dt.date, calendar: Calendar, catalog: Catalog)
     n_purchases = np.bincount(p_idx[poisson], minlength=n)
     in_exp = poisson & (p_time >= a_exp) & (p_time < e_exp)
     n_experiment = np.bincount(p_idx[in_exp], minlength=n)
+    shifted = poisson & (p_time >= shift.day) if shift is not None else np.zeros(len(p_idx), bool)
+    n_shifted = np.bincount(p_idx[shifted], minlength=n)
     last = np.full(n, -np.inf)
     np.maximum.at(last, p_idx[poisson], p_time[poisson])
     last = np.where(np.isfinite(last), last, np.nan)
@@ -243,6 +278,9 @@ def load_observed(con, *, cutoff: dt.date, calendar: Calendar, catalog: Catalog)
     send_counts = np.column_stack(
         [np.ones(len(e_idx)), opened, clicked, t1, unsub & t1, unsub & ~t1]
     ).astype(float)
+    if shift is not None:
+        after = (e_time >= shift.day)[:, None]
+        send_counts = np.hstack([send_counts * ~after, send_counts * after])
 
     tr = con.execute(_TREATMENTS_SQL, {"cutoff": ts, "experiment": EXPERIMENT_ID}).fetchnumpy()
     t_idx, valid = index_of(np.asarray(tr["customer_id"], dtype=np.int64))
@@ -262,6 +300,7 @@ def load_observed(con, *, cutoff: dt.date, calendar: Calendar, catalog: Catalog)
         opt_in=np.asarray(cust["email_opt_in"], dtype=bool),
         n_purchases=n_purchases,
         n_experiment=n_experiment,
+        n_shifted=n_shifted,
         last_purchase=last,
         category_counts=counts,
         arm=arm,
@@ -328,12 +367,14 @@ def _death_grid(obs: Observed, idx: np.ndarray, t: float, q: Quadrature):
 
 
 def _alive_counts(obs: Observed, idx: np.ndarray, mid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Email outcome counts (n, points, 6) of sends before (alive) and after (dead) each d."""
+    """Email outcome counts (n, points, k) of sends before (alive) and after (dead) each d
+    (k = the columns of `Observed.send_counts`)."""
     n, m = mid.shape
     pos_lo = np.searchsorted(obs.send_customer, idx, side="left")
     pos_hi = np.searchsorted(obs.send_customer, idx, side="right")
-    cum = np.vstack([np.zeros((1, 6)), np.cumsum(obs.send_counts, axis=0)])
-    total = cum[pos_hi] - cum[pos_lo]  # (n, 6)
+    k = obs.send_counts.shape[1]
+    cum = np.vstack([np.zeros((1, k)), np.cumsum(obs.send_counts, axis=0)])
+    total = cum[pos_hi] - cum[pos_lo]  # (n, k)
     # Position of d among the customer's sends: offset the times by a per-customer stride.
     stride = 1e4
     key = obs.send_customer * stride + obs.send_time
@@ -345,22 +386,33 @@ def _alive_counts(obs: Observed, idx: np.ndarray, mid: np.ndarray) -> tuple[np.n
 
 
 def _email_loglik(
-    alive_counts: np.ndarray, dead_counts: np.ndarray, z: np.ndarray, act: np.ndarray
+    alive_counts: np.ndarray,
+    dead_counts: np.ndarray,
+    z: np.ndarray,
+    act: np.ndarray,
+    shift: _Regime | None = None,
 ) -> np.ndarray:
-    """Log-likelihood of the email funnel, shape of `act` (n, s, d, i)."""
+    """Log-likelihood of the email funnel, shape of `act` (n, s, d, i); with a `shift`, the
+    counts hold the sends before it (columns 0-5) and after it (6-11, the new regime's funnel)."""
     out = np.zeros(act.shape)
     zz = z[:, :, None, None]
-    for alive, counts in ((1.0, alive_counts), (0.0, dead_counts)):
-        c = counts[:, None, :, None, :]  # (n, 1, d, 1, 6)
-        sends, opened, clicked, t1, u1, u0 = (c[..., j] for j in range(6))
-        lo = -2.0 + 0.7 * zz + 0.3 * act + 1.3 * alive
-        lc = -2.4 + 0.5 * zz + 0.3 * act + 0.6 * alive
-        ls_o, ls_c = _log_sigmoid(lo), _log_sigmoid(lc)
-        out += opened * ls_o + (sends - opened) * (ls_o - lo)
-        out += clicked * ls_c + t1 * (ls_c - lc)
-        p1, p0 = 0.008 + 0.003 * (1.0 - alive), 0.002 + 0.003 * (1.0 - alive)
-        out += u1 * np.log(p1) + (t1 - u1) * np.log1p(-p1)
-        out += u0 * np.log(p0) + (sends - t1 - u0) * np.log1p(-p0)
+    regimes = [(0, 0.0, 0.0, 1.0)]
+    if shift is not None:
+        e = shift.params
+        regimes.append((6, e.open_logit, e.click_logit, e.unsubscribe_scale))
+    for first, open_logit, click_logit, unsub_scale in regimes:
+        for alive, counts in ((1.0, alive_counts), (0.0, dead_counts)):
+            c = counts[:, None, :, None, first : first + 6]  # (n, 1, d, 1, 6)
+            sends, opened, clicked, t1, u1, u0 = (c[..., j] for j in range(6))
+            lo = -2.0 + open_logit + 0.7 * zz + 0.3 * act + 1.3 * alive
+            lc = -2.4 + click_logit + 0.5 * zz + 0.3 * act + 0.6 * alive
+            ls_o, ls_c = _log_sigmoid(lo), _log_sigmoid(lc)
+            out += opened * ls_o + (sends - opened) * (ls_o - lo)
+            out += clicked * ls_c + t1 * (ls_c - lc)
+            p1 = 0.008 * unsub_scale + 0.003 * (1.0 - alive)
+            p0 = 0.002 * unsub_scale + 0.003 * (1.0 - alive)
+            out += u1 * np.log(p1) + (t1 - u1) * np.log1p(-p1)
+            out += u0 * np.log(p0) + (sends - t1 - u0) * np.log1p(-p0)
     return out
 
 
@@ -374,12 +426,15 @@ def _rate_mixture(
     q: Quadrature,
     b: Behaviour,
     arm_mixture: Sequence[tuple[float, float]] | None = None,
+    shift: _Regime | None = None,
 ) -> np.ndarray:
     """h[n, j] = E[1 - exp(-Q_GRID[j] * rate * window exposure) | observations], one chunk.
 
     `arm_mixture` ((uplift, probability), ...) is for customers whose arm is not observable yet
     (`uplift` 0): the arm and the sensitivity then only act in the label window, and the
-    prediction is their prior mixture.
+    prediction is their prior mixture. With a `shift`, the purchase intensity from it on is
+    multiplied by its rate factor (a function of z and the opt-in) and the emails sent from it
+    on follow its funnel.
     """
     n = len(idx)
     zn, zw = np.polynomial.hermite_e.hermegauss(q.z_nodes)
@@ -410,6 +465,11 @@ def _rate_mixture(
     p_opt = 1.0 / (1.0 + np.exp(-(b.opt_in_logit + 0.6 * z)))
     log_opt = np.log(np.where(opt, p_opt, 1.0 - p_opt))
 
+    if shift is not None:  # the new regime's rate factor at each z node (1 for opted-out)
+        shift_factor = shift.params.rate_factors(
+            sensitivity=np.zeros_like(z), engagement=z, opt_in=opt, b=b
+        )  # (n, s); observable_follows: no factor of the price-sensitive half
+
     edges, mid = _death_grid(obs, idx, t, q)
     created = obs.created[idx][:, None]
     life_lo = edges[:, :-1] - created
@@ -424,6 +484,20 @@ def _rate_mixture(
         cal, np.full(mid.shape, t), np.minimum(mid, t + HORIZON_DAYS)
     )  # label-window exposure of each death point
     window = w_base[:, None, :] + (factor - 1.0)[:, :, None] * w_ovl[:, None, :]
+    if shift is not None:  # the parts from the shift on count shift_factor times
+        s_day = float(shift.day)
+        p_base, p_ovl = _exposure(
+            cal, np.broadcast_to(np.maximum(start, s_day), mid.shape), np.minimum(mid, t)
+        )
+        exposure = exposure + (shift_factor - 1.0)[:, :, None] * (
+            p_base[:, None, :] + (factor - 1.0)[:, :, None] * p_ovl[:, None, :]
+        )
+        wp_base, wp_ovl = _exposure(
+            cal, np.full(mid.shape, max(t, s_day)), np.minimum(mid, t + HORIZON_DAYS)
+        )
+        window = window + (shift_factor - 1.0)[:, :, None] * (
+            wp_base[:, None, :] + (factor - 1.0)[:, :, None] * wp_ovl[:, None, :]
+        )
 
     n_p = obs.n_purchases[idx]
     alpha = b.rate_shape + n_p
@@ -437,6 +511,8 @@ def _rate_mixture(
             - alpha[:, None, None] * np.log(beta)
             + (obs.n_experiment[idx][:, None] * np.log(factor))[:, :, None]
         )
+        if shift is not None:
+            log_w = log_w + (obs.n_shifted[idx][:, None] * np.log(shift_factor))[:, :, None]
     nodes = np.empty((n, q.rate_nodes))
     weights = np.empty((n, q.rate_nodes))
     for j, k in enumerate(n_p):
@@ -447,7 +523,7 @@ def _rate_mixture(
         alive, dead = _alive_counts(obs, idx, mid)
         if alive[..., 0].any() or dead[..., 0].any():
             act = np.clip(np.log(rate / b.mean_rate), -3.0, 3.0)
-            log_w = log_w + _email_loglik(alive, dead, z, act)
+            log_w = log_w + _email_loglik(alive, dead, z, act, shift)
     log_w -= log_w.max(axis=(1, 2, 3), keepdims=True)
     w = np.exp(log_w)
     w /= w.sum(axis=(1, 2, 3), keepdims=True)
@@ -460,16 +536,32 @@ def _rate_mixture(
 
     if arm_mixture is None:
         return h_of(window[:, :, kb:])
+
+    def arm_window(arm_factor: np.ndarray) -> np.ndarray:
+        """Label-window exposure with the experiment factor of an arm (n, s) at each d."""
+        win = w_base[:, None, kb:] + (arm_factor - 1.0)[:, :, None] * w_ovl[:, None, kb:]
+        if shift is not None:
+            win = win + (shift_factor - 1.0)[:, :, None] * (
+                wp_base[:, None, kb:] + (arm_factor - 1.0)[:, :, None] * wp_ovl[:, None, kb:]
+            )
+        return np.broadcast_to(win, rate_w.shape[:3])
+
     en, ew = np.polynomial.hermite_e.hermegauss(q.sensitivity_nodes)
     ew = ew / ew.sum()
     h = np.zeros((n, len(Q_GRID)))
     for u, p in arm_mixture:
         if u == 0:
-            h += p * h_of(np.broadcast_to(w_base[:, None, kb:], rate_w.shape[:3]))
+            if shift is None:
+                h += p * h_of(np.broadcast_to(w_base[:, None, kb:], rate_w.shape[:3]))
+            else:
+                h += p * h_of(arm_window(np.ones_like(z)))
             continue
         for e_k, p_k in zip(en, ew, strict=True):
             sens_k = np.clip(0.55 + 0.45 * e_k - 0.4 * vip - 0.15 * z, 0.0, None)
-            win = w_base[:, None, kb:] + (sens_k * u)[:, :, None] * w_ovl[:, None, kb:]
+            if shift is None:
+                win = w_base[:, None, kb:] + (sens_k * u)[:, :, None] * w_ovl[:, None, kb:]
+            else:
+                win = arm_window(1.0 + sens_k * u)
             h += p * p_k * h_of(win)
     return h
 
@@ -570,7 +662,8 @@ def posterior_probabilities(
     cutoff : date
         T.
     calendar, catalog
-        The generator's calendar and catalogue (`generator_parts`).
+        The generator's calendar and catalogue (`generator_parts`), with its regime shift if
+        any (a kind `observable_follows`).
     quadrature : Quadrature
         Integration accuracy.
     behaviour : Behaviour
@@ -584,6 +677,7 @@ def posterior_probabilities(
         (customers, groups) in the order of `obs.customer_id` and `catalog.groups`.
     """
     t = float((cutoff - calendar.start).days)
+    shift = _regime(calendar)
     n = len(obs.customer_id)
     out = np.empty((n, len(catalog.groups)))
     rng = np.random.default_rng(seed)
@@ -618,6 +712,7 @@ def posterior_probabilities(
                         q=quadrature,
                         b=behaviour,
                         arm_mixture=arms,
+                        shift=shift,
                     )
             out[idx] = _group_probabilities(
                 obs, idx, h, catalog=catalog, rng=rng, q=quadrature, b=behaviour
@@ -625,9 +720,21 @@ def posterior_probabilities(
     return np.clip(out, 0.0, 1.0)
 
 
-def generator_parts(*, seed: int, end_date: dt.date, days: int) -> tuple[Calendar, Catalog]:
-    """The calendar and catalogue `generate_warehouse(seed=..., end_date=..., days=...)` used."""
-    calendar = build_calendar(end_date=end_date, days=days)
+def generator_parts(
+    *,
+    seed: int,
+    end_date: dt.date,
+    days: int,
+    shift_at: dt.date | None = None,
+    shift: str | None = None,
+) -> tuple[Calendar, Catalog]:
+    """The calendar and catalogue `generate_warehouse(seed=..., end_date=..., days=...,
+    shift_at=..., shift=...)` used."""
+    from models_py.ingest.synth._generate import DEFAULT_SHIFT, _validate_shift
+
+    shift = DEFAULT_SHIFT if shift is None else shift
+    _validate_shift(shift_at, shift, days=days, end_date=end_date)
+    calendar = build_calendar(end_date=end_date, days=days, shift_at=shift_at, shift=shift)
     catalog = build_catalog(np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0]))
     return calendar, catalog
 
@@ -640,6 +747,8 @@ def observable_oracle(
     end_date: dt.date = dt.date(2026, 10, 1),
     days: int = 730,
     quadrature: Quadrature = Quadrature(),
+    shift_at: dt.date | None = None,
+    shift: str | None = None,
 ) -> pa.Table:
     """The observable oracle of a generated warehouse at one cutoff, as a long table.
 
@@ -653,6 +762,10 @@ def observable_oracle(
         The arguments the warehouse was generated with (they fix the catalogue and calendar).
     quadrature : Quadrature
         Integration accuracy.
+    shift_at, shift
+        The regime shift the warehouse was generated with (None: none; `shift` None: the
+        default kind). Checked against ``raw.oracle_regime_shift``. After the shift only the
+        kinds `observable_follows` (``email_fatigue``) are modelled.
 
     Returns
     -------
@@ -663,18 +776,41 @@ def observable_oracle(
     Raises
     ------
     InputDataError
-        When the products do not match the generator's catalogue for `seed`.
+        When the products do not match the generator's catalogue for `seed`, the regime shift
+        does not match the one the warehouse was generated with, or the label window reaches
+        past a shift of a kind the observable oracle does not model.
+    ConfigError
+        For an unknown kind of shift or a `shift_at` outside the history.
     """
     started = time.perf_counter()
-    calendar, catalog = generator_parts(seed=seed, end_date=end_date, days=days)
+    calendar, catalog = generator_parts(
+        seed=seed, end_date=end_date, days=days, shift_at=shift_at, shift=shift
+    )
+    regime = _regime(calendar)
+    if (
+        regime is not None
+        and not observable_follows(regime.params)
+        and cutoff + dt.timedelta(days=HORIZON_DAYS) > regime.at
+    ):
+        raise InputDataError(
+            f"the observable oracle does not model a regime shift of kind {regime.kind!r} (only "
+            f"'email_fatigue'): cutoff {cutoff} has a label window reaching past its first day "
+            f"{regime.at}; use a cutoff on or before {regime.at - dt.timedelta(days=HORIZON_DAYS)}"
+        )
     con = connect(path, read_only=True)
     try:
         _check_catalog(con, catalog, seed)
+        _check_regime(con, regime)
         obs = load_observed(con, cutoff=cutoff, calendar=calendar, catalog=catalog)
     finally:
         con.close()
     prob = posterior_probabilities(
-        obs, cutoff=cutoff, calendar=calendar, catalog=catalog, quadrature=quadrature, seed=seed
+        obs,
+        cutoff=cutoff,
+        calendar=calendar,
+        catalog=catalog,
+        quadrature=quadrature,
+        seed=seed,
     )
     g = len(catalog.groups)
     n = len(obs.customer_id)
@@ -711,4 +847,33 @@ def _check_catalog(con, catalog: Catalog, seed: int) -> None:
         raise InputDataError(
             f"raw.products does not match the generator's catalogue for seed {seed}: pass the "
             "seed the warehouse was generated with (`propensity generate --seed`)"
+        )
+
+
+def _check_regime(con, regime: _Regime | None) -> None:
+    """The regime shift asked for must be the warehouse's (``raw.oracle_regime_shift``)."""
+    exists = con.execute(
+        "select count(*) from information_schema.tables "
+        "where table_schema = 'raw' and table_name = 'oracle_regime_shift'"
+    ).fetchone()[0]
+    stored = (
+        con.execute("select min(shift), min(shift_at) from raw.oracle_regime_shift").fetchone()
+        if exists
+        else (None, None)
+    )
+    asked = (None, None) if regime is None else (regime.kind, regime.at)
+    if tuple(stored) != asked:
+        have = (
+            "no regime shift"
+            if stored[1] is None
+            else f"regime shift {stored[0]!r} from {stored[1]}"
+        )
+        hint = (
+            "leave shift_at unset"
+            if stored[1] is None
+            else f"pass shift_at={stored[1]}, shift={stored[0]!r} (propensity generate --shift-at)"
+        )
+        raise InputDataError(
+            f"the warehouse was generated with {have}, not as asked ({asked[0]!r} from "
+            f"{asked[1]}): the observable oracle needs the generator's regime; {hint}"
         )

@@ -12,9 +12,9 @@ The model (see the package docstring for the full description):
   they are created (it is before every cutoff they are scored at, so no oracle window sees it);
 - a purchase has 1 + Poisson(mu) items, each drawn from the customer's category affinities
   (Dirichlet) and then from the category's product popularity;
-- an optional regime shift from a chosen day (`PriceRise`) raises prices and thins the purchases
-  of price-sensitive customers. It draws its random numbers from its own generator, so
-  everything before the shift day (and every email event) is identical with and without it.
+- an optional regime shift from a chosen day (`Shift`, `SHIFTS`) changes prices, purchase
+  rates and the email programme. It draws its random numbers from its own generator, so
+  everything before the shift day is identical with and without it.
 """
 
 from __future__ import annotations
@@ -82,12 +82,47 @@ class Shift:
     same share among every kind of customer) reads mail through a privacy proxy from the shift
     on: every delivered email to them is recorded as opened (at the time a human open would
     have been; clicks and unsubscribes stay the human ones). Purchases do not change.
+
+    With `campaign_every_days`, the weekly campaigns stop at the shift and a campaign goes out
+    every that many days from the shift day on, to a share `campaign_audience` of the opted-in
+    customers who have not unsubscribed; `open_logit` and `click_logit` are added to the logits
+    of the funnel of those emails and `unsubscribe_scale` multiplies their unsubscribe
+    probability. `engagement_on_rate` (g > 0) multiplies the purchase rate of every opted-in
+    customer by exp(-g (z + g / 2 - a)) from the shift on, z the latent engagement and
+    a = `Behaviour.engagement_on_rate` (on top of the price-sensitive half's `rate_factor`).
     """
 
     price_factor: float = 1.0
     rate_factor: float = 1.0
     sensitivity_threshold: float = 0.5
     auto_open_share: float = 0.0
+    engagement_on_rate: float = 0.0
+    campaign_every_days: int | None = None
+    campaign_audience: float = 1.0
+    open_logit: float = 0.0
+    click_logit: float = 0.0
+    unsubscribe_scale: float = 1.0
+
+    def rate_factors(
+        self,
+        *,
+        sensitivity: np.ndarray,
+        engagement: np.ndarray,
+        opt_in: np.ndarray,
+        b: Behaviour = BEHAVIOUR,
+    ) -> np.ndarray:
+        """Each customer's purchase-rate multiplier from the shift day on."""
+        factor = np.where(sensitivity >= self.sensitivity_threshold, self.rate_factor, 1.0)
+        if self.engagement_on_rate:
+            g, a = self.engagement_on_rate, b.engagement_on_rate
+            factor = factor * np.where(opt_in, np.exp(-g * (engagement + g / 2 - a)), 1.0)
+        return factor
+
+    def campaign_days(self, calendar: Calendar) -> np.ndarray:
+        """The campaign days of the new email programme (none without one)."""
+        if self.campaign_every_days is None or calendar.shift_day is None:
+            return np.zeros(0, dtype=np.int64)
+        return np.arange(calendar.shift_day, calendar.days, self.campaign_every_days)
 
 
 SHIFTS = {
@@ -100,8 +135,26 @@ SHIFTS = {
     "price_rise": Shift(price_factor=1.4, rate_factor=0.6),
     # A permanent 30 % price cut: the price-sensitive half buys four times as often.
     "price_cut": Shift(price_factor=0.7, rate_factor=4.0),
+    # A campaign every 2 days to every opted-in customer: each email opened and clicked less,
+    # twice the unsubscribes; purchases move from the engaged to the disengaged opted-in ones.
+    "email_fatigue": Shift(
+        engagement_on_rate=1.0,
+        campaign_every_days=2,
+        open_logit=-1.0,
+        click_logit=-0.5,
+        unsubscribe_scale=2.0,
+    ),
 }
 SHIFT_KINDS = tuple(SHIFTS)
+
+
+def observable_follows(shift: Shift) -> bool:
+    """Whether the observable oracle (`_posterior`) models this kind after the shift: rate
+    factors of the engagement and a new email programme yes; the price-sensitive half's rate
+    factor (the sensitivity is only integrated for treated customers) and recorded opens no."""
+    return shift.rate_factor == 1.0 and shift.auto_open_share == 0.0
+
+
 #: Spawn key prefix of the shift's own random streams (one per chunk); the chunks' own streams
 #: are children (i,) of the seed, so two-element keys never collide with them.
 SHIFT_STREAM_KEY = 5817
@@ -208,8 +261,9 @@ def draw_customers(
     factor = np.where(in_exp, 1.0 + sensitivity * uplift, 1.0)
     shift_factor = None
     if calendar.shift_kind is not None:
-        shift = SHIFTS[calendar.shift_kind]
-        shift_factor = np.where(sensitivity >= shift.sensitivity_threshold, shift.rate_factor, 1.0)
+        shift_factor = SHIFTS[calendar.shift_kind].rate_factors(
+            sensitivity=sensitivity, engagement=z, opt_in=opt_in, b=b
+        )
     return Customers(
         customer_id=np.arange(first_id, first_id + n, dtype=np.int64),
         created_sec=created_sec,
@@ -312,6 +366,7 @@ def simulate_orders(
     first_order_id: int,
     shift_rng: np.random.Generator | None = None,
     price_factor: float = 1.0,
+    extra_first_order_id: int | None = None,
 ) -> Orders:
     """Purchases, lines and returns of one chunk.
 
@@ -320,8 +375,10 @@ def simulate_orders(
     thinned with `shift_rng` and their prices raised (see `PriceRise`). Dropped purchases take
     their lines and returns with them, and their order ids stay unused, so every order before
     the shift keeps its id. Extra purchases (rate factors above 1) are simulated with
-    `shift_rng` as a second process from the shift day and get the ids after the chunk's own
-    (so ids are sorted by customer and time within each of the two processes, not across them).
+    `shift_rng` as a second process from the shift day, with ids from `extra_first_order_id`
+    (default: right after the chunk's own, counted in `n_ids`; the generator gives them
+    provisional ids instead and renumbers them after every chunk's, so that no order id of a
+    later chunk moves either: `n_ids` then counts the chunk's own process only).
     `price_factor` multiplies every list price (the extra process's price after the shift).
     """
     cal = calendar
@@ -435,9 +492,11 @@ def simulate_orders(
         n_ids=n_ids,
     )
     if cal.shift_day is not None and (c.shift_factor > 1.0).any():
-        orders = _concat_orders(
-            orders, _extra_orders(shift_rng, c, cal, catalog, first_order_id + n_ids)
-        )
+        if extra_first_order_id is None:  # the ids after the chunk's own
+            extra = _extra_orders(shift_rng, c, cal, catalog, first_order_id + n_ids)
+            return _concat_orders(orders, extra)
+        extra = _extra_orders(shift_rng, c, cal, catalog, extra_first_order_id)
+        return replace(_concat_orders(orders, extra), n_ids=n_ids)
     return orders
 
 
@@ -498,9 +557,14 @@ def simulate_emails(
     """Campaign sends to opted-in customers and the funnel they trigger.
 
     A shift with `auto_open_share` adds recorded opens after the shift day (drawn from
-    `shift_rng`); every draw from `rng` is the same as without it.
+    `shift_rng`); every draw from `rng` is the same as without it. A shift with a new email
+    programme (`campaign_every_days`) drops the weekly campaigns from the shift day on (the
+    events of earlier campaigns stay, even an open after the shift) and draws the campaigns of
+    the new programme with `shift_rng`, to the customers who have not unsubscribed before.
 
     Returns customer index, campaign index, event type index (into EVENT_TYPES) and seconds.
+    Campaign indices point into ``calendar.campaign_days`` followed by the shift's
+    ``campaign_days(calendar)``.
     """
     cal = calendar
     n = len(c.rate)
@@ -512,16 +576,89 @@ def simulate_emails(
     )
     ci, cj = np.nonzero(eligible)
     del eligible
+    send = base_sec[cj] + rng.integers(0, 3 * 3600, len(ci))
+    bad = rng.random(n) < b.bad_email_share
+    shift = None if cal.shift_kind is None else SHIFTS[cal.shift_kind]
+    proxy = None
+    if shift is not None and shift.auto_open_share > 0:
+        if shift_rng is None:
+            raise ValueError("a calendar with a shift needs the shift's own random generator")
+        proxy = shift_rng.random(n) < shift.auto_open_share
+    events = _email_funnel(rng, c, ci, cj, send, bad=bad, proxy=proxy, calendar=cal, b=b)
+    if shift is None or shift.campaign_every_days is None:
+        return events
+    if shift_rng is None:
+        raise ValueError("a calendar with a shift needs the shift's own random generator")
+    cust, camp, etype, sec = events
+    kept = cal.campaign_days[camp] < cal.shift_day
+    cust, camp, etype, sec = cust[kept], camp[kept], etype[kept], sec[kept]
+    unsubscribed = np.zeros(n, dtype=bool)
+    unsubscribed[cust[etype == EVENT_TYPES.index("unsubscribe")]] = True
+    base_sec = shift.campaign_days(cal) * SECONDS_PER_DAY + 9 * 3600
+    eligible = (
+        (c.email_opt_in & ~unsubscribed)[:, None]
+        & (c.created_sec[:, None] < base_sec[None, :])
+        & (shift_rng.random((n, len(base_sec)), dtype=np.float32) < shift.campaign_audience)
+    )
+    ci, cj = np.nonzero(eligible)
+    del eligible
+    send = base_sec[cj] + shift_rng.integers(0, 3 * 3600, len(ci))
+    new = _email_funnel(
+        shift_rng,
+        c,
+        ci,
+        cj + len(cal.campaign_days),
+        send,
+        bad=bad,
+        proxy=proxy,
+        calendar=cal,
+        b=b,
+        open_logit=shift.open_logit,
+        click_logit=shift.click_logit,
+        unsubscribe_scale=shift.unsubscribe_scale,
+    )
+    cust, camp, etype, sec = (
+        np.concatenate(pair) for pair in zip((cust, camp, etype, sec), new, strict=True)
+    )
+    order = np.lexsort((etype, sec, cust))
+    return cust[order], camp[order], etype[order], sec[order]
+
+
+def _email_funnel(
+    rng: np.random.Generator,
+    c: Customers,
+    ci: np.ndarray,
+    cj: np.ndarray,
+    send: np.ndarray,
+    *,
+    bad: np.ndarray,
+    proxy: np.ndarray | None,
+    calendar: Calendar,
+    b: Behaviour,
+    open_logit: float = 0.0,
+    click_logit: float = 0.0,
+    unsubscribe_scale: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Events of the sends (customer ci, campaign cj at second `send`, sorted by customer then
+    campaign): bounce, open, click, unsubscribe; sends stop after a customer's first
+    unsubscribe. `proxy` (per customer): every delivered email from the shift day on is recorded
+    as opened. The logit offsets and the unsubscribe scale are those of a new email programme."""
+    cal = calendar
     s = len(ci)
-    send = base_sec[cj] + rng.integers(0, 3 * 3600, s)
     alive = c.death[ci] * SECONDS_PER_DAY > send
     activity = np.clip(np.log(c.rate[ci] / b.mean_rate), -3.0, 3.0)
     z = c.engagement[ci]
-    bad = rng.random(n) < b.bad_email_share
     bounce = rng.random(s) < np.where(bad[ci], 0.5, 0.002)
-    opened = ~bounce & (rng.random(s) < _sigmoid(-2.0 + 0.7 * z + 0.3 * activity + 1.3 * alive))
-    clicked = opened & (rng.random(s) < _sigmoid(-2.4 + 0.5 * z + 0.3 * activity + 0.6 * alive))
-    unsub = ~bounce & (rng.random(s) < np.where(opened & ~clicked, 0.008, 0.002) + 0.003 * ~alive)
+    opened = ~bounce & (
+        rng.random(s) < _sigmoid(-2.0 + open_logit + 0.7 * z + 0.3 * activity + 1.3 * alive)
+    )
+    clicked = opened & (
+        rng.random(s) < _sigmoid(-2.4 + click_logit + 0.5 * z + 0.3 * activity + 0.6 * alive)
+    )
+    unsub = ~bounce & (
+        rng.random(s)
+        < np.where(opened & ~clicked, 0.008, 0.002) * unsubscribe_scale + 0.003 * ~alive
+    )
     # Sends stop after a customer's first unsubscribe.
     row_first = np.r_[True, ci[1:] != ci[:-1]] if s else np.zeros(0, dtype=bool)
     before = np.cumsum(unsub) - unsub
@@ -536,10 +673,7 @@ def simulate_emails(
     )
     bounce_sec = send + rng.integers(1, 120, s)
     recorded_open = opened
-    if cal.shift_kind is not None and SHIFTS[cal.shift_kind].auto_open_share > 0:
-        if shift_rng is None:
-            raise ValueError("a calendar with a shift needs the shift's own random generator")
-        proxy = shift_rng.random(n) < SHIFTS[cal.shift_kind].auto_open_share
+    if proxy is not None:
         after = send >= cal.shift_day * SECONDS_PER_DAY
         recorded_open = opened | (proxy[ci] & after & ~bounce)
     parts = [
