@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,5 +69,16 @@ class Settings:
                 raise ConfigError(
                     f"PROPENSITY_THREADS must be an integer, got {env[ENV_PREFIX + 'THREADS']!r}"
                 ) from exc
+        limit = env.get(ENV_PREFIX + "DUCKDB_MEMORY_LIMIT")
+        if limit is not None and not _MEMORY.fullmatch(limit.strip()):
+            # profiles.yml passes it to DuckDB; checked here so dbt never starts with it.
+            raise ConfigError(
+                f"PROPENSITY_DUCKDB_MEMORY_LIMIT must be an amount of memory such as 3GB, "
+                f"512MB or 50%, got {limit!r}"
+            )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+
+#: What DuckDB's memory_limit accepts (an amount with a unit, or a share of RAM).
+_MEMORY = re.compile(r"\d+(\.\d+)?\s*([KMGT]i?B|B|%)", re.IGNORECASE)

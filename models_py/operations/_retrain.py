@@ -33,6 +33,7 @@ from models_py._warehouse import connect, relation_exists, transaction
 from models_py.operations._daily import ScoringCutoffError, last_order_date
 from models_py.registry import get_alias, model_row
 from models_py.registry._decisions import record_decisions
+from models_py.registry._tables import present_tables
 from models_py.training._specs import RetrainingRules
 
 logger = logging.getLogger(__name__)
@@ -56,12 +57,21 @@ class Evidence:
     drift_as_of: dt.date | None = None
     top_features: tuple[str, ...] = ()
     feature_alerts: tuple[str, ...] = ()  # every feature in 'alert' at drift_as_of
+    # First cutoff of the group's current run of cutoffs with an alert (score or feature).
+    drift_since: dt.date | None = None
+    horizon_days: int | None = None
     last_retrain: dt.date | None = None
     unknown: tuple[str, ...] = ()  # evidence that is missing, in words
 
     @property
     def model_age_days(self) -> int | None:
         return None if self.data_end is None else (self.now - self.data_end).days
+
+    @property
+    def newest_test_cutoff(self) -> dt.date | None:
+        if self.data_end is None or self.horizon_days is None:
+            return None
+        return self.data_end - dt.timedelta(days=self.horizon_days)
 
     @property
     def important_alerts(self) -> tuple[str, ...]:
@@ -120,15 +130,20 @@ def decide(evidence: Evidence, rules: RetrainingRules) -> Decision:
     if ev.drift_as_of is None:
         reasons.append("drift unknown (no drift rows for the champion)")
     else:
+        drifted: list[str] = []
         if rules.score_drift and ev.score_drift_status == "alert":
-            fired.append(f"score distribution drifted (alert at {ev.drift_as_of})")
+            drifted.append(f"score distribution drifted (alert at {ev.drift_as_of})")
         important = ev.important_alerts
         if len(important) >= rules.drift_min_alerts:
-            fired.append(
+            drifted.append(
                 f"{len(important)} of its {rules.drift_top_features} most important features "
                 f"drifted at {ev.drift_as_of}: {', '.join(important)}"
             )
-        elif not fired or ev.feature_alerts:
+        held = _drift_not_learnable(ev)
+        if drifted and held:
+            reasons += [f"{d}, but {held}" for d in drifted]
+        fired += [] if held else drifted
+        if not drifted:
             others = [f for f in ev.feature_alerts if f not in important]
             reasons.append(
                 f"no drift alert on its top {rules.drift_top_features} features"
@@ -160,6 +175,31 @@ def decide(evidence: Evidence, rules: RetrainingRules) -> Decision:
     return Decision(
         evidence=ev, decision="keep", reasons=tuple(reasons), auc_used=auc_used, auc_drop=drop
     )
+
+
+def _drift_not_learnable(ev: Evidence) -> str | None:
+    """Why a retrain cannot learn the drift yet (None: it can, or the dates are unknown).
+
+    A model refitted on data from before the drift started learns the old behaviour again, and
+    a champion whose test period already lies in the drifted period was trained on it: drift
+    alerts only retrain when a labelled cutoff after the drift began exists (drift_since +
+    horizon <= now) and the champion has not seen one (its newest test cutoff < drift_since).
+    """
+    if ev.drift_since is None or ev.horizon_days is None:
+        return None
+    seen = ev.newest_test_cutoff
+    if seen is not None and seen >= ev.drift_since:
+        return (
+            f"the drift (since {ev.drift_since}) is already in its data "
+            f"(test cutoff {seen}): not a reason to retrain again"
+        )
+    labelled = ev.drift_since + dt.timedelta(days=ev.horizon_days)
+    if labelled > ev.now:
+        return (
+            f"no labelled cutoff since the drift began ({ev.drift_since}) before {labelled}: "
+            "a retrain now would learn the old behaviour again"
+        )
+    return None
 
 
 def scheduled(evidence: Evidence) -> Decision:
@@ -232,9 +272,11 @@ def gather_evidence(
     else:
         unknown.append("marts.fct_model_performance is missing (run `propensity run daily`)")
 
-    drift_as_of = score_status = None
+    drift_as_of = score_status = drift_since = None
     alerts: tuple[str, ...] = ()
-    if relation_exists(con, "marts.fct_feature_drift"):
+    if relation_exists(con, "marts.fct_feature_drift") and relation_exists(
+        con, "marts.fct_score_drift"
+    ):
         # The champion's newest drift cutoff: its alerted features (by PSI) and score status.
         rows = con.execute(
             """
@@ -258,6 +300,26 @@ def gather_evidence(
         ).fetchall()
         drift_as_of, score_status = rows[0][0], rows[0][1]
         alerts = tuple(r[2] for r in rows if r[2] is not None)
+        drift_since = _one(
+            con,
+            """
+            with per_cutoff as (
+                select as_of_date, bool_or(drift_status = 'alert') as alerted
+                from (
+                    select as_of_date, drift_status from marts.fct_feature_drift
+                    where product_group = $group and as_of_date <= $now
+                    union all
+                    select as_of_date, drift_status from marts.fct_score_drift
+                    where product_group = $group and as_of_date <= $now
+                )
+                group by as_of_date
+            )
+            select min(as_of_date) from per_cutoff
+            where alerted and as_of_date > coalesce(
+                (select max(as_of_date) from per_cutoff where not alerted), date '0001-01-01')
+            """,
+            {"group": product_group, "now": now},
+        )[0]
     else:
         unknown.append("marts.fct_feature_drift is missing (run `propensity run daily`)")
     return Evidence(
@@ -275,6 +337,8 @@ def gather_evidence(
         drift_as_of=drift_as_of,
         top_features=top,
         feature_alerts=alerts,
+        drift_since=drift_since,
+        horizon_days=horizon_days,
         last_retrain=last,
         unknown=tuple(unknown),
     )
@@ -350,6 +414,29 @@ def _decision_rows(
     return rows
 
 
+def _decide(
+    settings: Settings, targets: Sequence, *, as_of: dt.date, if_needed: bool
+) -> list[Decision]:
+    """One decision per target, from the evidence in the warehouse as of `as_of`."""
+    with closing(connect(settings.warehouse, read_only=True)) as con:
+        # The label horizon of the stored cutoffs (dbt var horizon_days), read back, not assumed.
+        horizon = con.execute(
+            "select max(label_window_end - as_of_date) from marts.dim_cutoffs"
+        ).fetchone()[0]
+        decisions = []
+        for t in targets:
+            ev = gather_evidence(
+                con,
+                spec_name=t.spec.name,
+                product_group=t.product_group,
+                now=as_of,
+                horizon_days=horizon,
+                top_k=t.spec.retraining.drift_top_features,
+            )
+            decisions.append(decide(ev, t.spec.retraining) if if_needed else scheduled(ev))
+        return decisions
+
+
 def retrain(
     settings: Settings,
     *,
@@ -395,36 +482,33 @@ def retrain(
     # Specs and groups are checked against the stored examples first, so a typo costs no build.
     with closing(connect(settings.warehouse, read_only=True)) as con:
         stored = relation_exists(con, "marts.fct_training_examples")
-    if stored:
-        plan_training(settings, spec_path=spec_path, groups=groups)
-    # The training cutoffs of "now": label windows that matured before it (dim_cutoffs).
-    run_dbt(
-        settings,
-        ["build", "--selector", "training_set"],
-        dbt_vars={
-            "scoring_cutoff": as_of.isoformat(),
-            "feature_cutoff_roles": ["train", "validation", "test"],
-        },
-    )
-    targets = plan_training(settings, spec_path=spec_path, groups=groups)
+        # --if-needed on a warehouse the daily run keeps: decide from the monitoring marts
+        # first and build the training set only when a group retrains (the usual outcome is
+        # "keep", and the build is most of a retrain's cost).
+        decide_first = (
+            if_needed
+            and stored
+            and relation_exists(con, "marts.dim_cutoffs")
+            and "retrain_decisions" in present_tables(con)
+        )
+    targets = plan_training(settings, spec_path=spec_path, groups=groups) if stored else []
+    if decide_first:
+        decisions = _decide(settings, targets, as_of=as_of, if_needed=True)
+    if not decide_first or any(d.retrain for d in decisions):
+        # The training cutoffs of "now": label windows that matured before it (dim_cutoffs).
+        run_dbt(
+            settings,
+            ["build", "--selector", "training_set"],
+            dbt_vars={
+                "scoring_cutoff": as_of.isoformat(),
+                "feature_cutoff_roles": ["train", "validation", "test"],
+            },
+        )
+        targets = plan_training(settings, spec_path=spec_path, groups=groups)
     if not targets:
         raise ConfigError("no product group to retrain: the spec resolves to no target")
-    with closing(connect(settings.warehouse, read_only=True)) as con:
-        # The label horizon the build just used (dbt var horizon_days), read back, not assumed.
-        horizon = con.execute(
-            "select max(label_window_end - as_of_date) from marts.dim_cutoffs"
-        ).fetchone()[0]
-        decisions = []
-        for t in targets:
-            ev = gather_evidence(
-                con,
-                spec_name=t.spec.name,
-                product_group=t.product_group,
-                now=as_of,
-                horizon_days=horizon,
-                top_k=t.spec.retraining.drift_top_features,
-            )
-            decisions.append(decide(ev, t.spec.retraining) if if_needed else scheduled(ev))
+    if not decide_first:
+        decisions = _decide(settings, targets, as_of=as_of, if_needed=if_needed)
     policy = "if-needed" if if_needed else "always"
     to_train = [d.evidence.product_group for d in decisions if d.retrain]
     for d in decisions:

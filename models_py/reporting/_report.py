@@ -2,7 +2,9 @@
 
 Per product group (champion models): ROC and PR curves, lift and cumulative gains by decile,
 calibration curve, score distribution, top feature importances, model AUC next to oracle AUC where
-known; plus audience sizes. Plots are drawn with matplotlib and embedded as PNG.
+known; plus audience sizes and, once daily runs have built the monitoring marts, a monitoring
+section: ROC AUC over the scored cutoffs (realised and estimated), the drift alerts of the newest
+cutoff and the latest retraining decisions. Plots are drawn with matplotlib and embedded as PNG.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 from models_py._errors import WarehouseError
 from models_py._warehouse import connect, table_exists
 from models_py.registry import _evaluation as evaluation
+from models_py.registry import ml_table
+from models_py.registry._tables import present_tables
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +152,112 @@ def _group_plots(con, group: str, model_id: str, has: dict[str, bool]) -> str:
     return '<div class="grid">' + "".join(images) + "</div>"
 
 
+def _monitoring(con) -> list[str]:
+    """The monitoring section (docs/operations.md), from the marts the daily run builds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    perf = _rows(
+        con,
+        "select product_group, model_id, as_of_date, is_matured, rows, roc_auc, "
+        "estimated_roc_auc, test_roc_auc, lift_at_10, estimated_lift_at_10 "
+        "from marts.fct_model_performance order by product_group, as_of_date",
+    )
+    if not perf:
+        return []
+    parts = [
+        "<h2>Monitoring</h2>",
+        '<p class="muted">Every scored cutoff of the champions (marts.fct_model_performance): '
+        "realised ROC AUC once the label window has matured, the estimate from calibrated "
+        "scores before (docs/operations.md).</p>",
+    ]
+    groups = sorted({r["product_group"] for r in perf})
+    fig, axes = plt.subplots(1, len(groups), figsize=(4 * len(groups), 3.2), squeeze=False)
+    for ax, group in zip(axes[0], groups, strict=True):
+        rows = [r for r in perf if r["product_group"] == group]
+        matured = [r for r in rows if r["roc_auc"] is not None]
+        ax.plot(
+            [r["as_of_date"] for r in rows],
+            [r["estimated_roc_auc"] for r in rows],
+            ls="--",
+            label="estimated",
+        )
+        ax.plot(
+            [r["as_of_date"] for r in matured],
+            [r["roc_auc"] for r in matured],
+            marker="o",
+            label="realised",
+        )
+        ax.set(title=f"{group}: ROC AUC over time", ylabel="ROC AUC")
+        ax.tick_params(axis="x", labelrotation=45)
+        ax.legend(fontsize=7)
+    parts.append(_png(fig))
+    newest = [
+        max((r for r in perf if r["product_group"] == g), key=lambda r: r["as_of_date"])
+        for g in groups
+    ]
+    parts.append(
+        _table(
+            newest,
+            [
+                "product_group",
+                "model_id",
+                "as_of_date",
+                "rows",
+                "estimated_roc_auc",
+                "test_roc_auc",
+                "estimated_lift_at_10",
+            ],
+        )
+    )
+    if table_exists(con, "marts", "fct_feature_drift"):
+        alerts = _rows(
+            con,
+            "select product_group, as_of_date, feature_name, drift_status, psi "
+            "from marts.fct_feature_drift "
+            "where as_of_date = (select max(as_of_date) from marts.fct_feature_drift) "
+            "and drift_status in ('warn', 'alert') "
+            "union all "
+            "select product_group, as_of_date, '(score)', drift_status, psi "
+            "from marts.fct_score_drift "
+            "where as_of_date = (select max(as_of_date) from marts.fct_score_drift) "
+            "and drift_status in ('warn', 'alert') "
+            "order by drift_status, psi desc",
+        )
+        parts.append("<h3>Drift at the newest cutoff</h3>")
+        parts.append(
+            _table(alerts, ["product_group", "as_of_date", "feature_name", "drift_status", "psi"])
+            if alerts
+            else '<p class="muted">No feature or score above the warn threshold (PSI 0.1).</p>'
+        )
+    if "retrain_decisions" in present_tables(con):
+        decisions = _rows(
+            con,
+            f"select product_group, as_of_date, decision, reasons, new_model_id, promoted "
+            f"from {ml_table('retrain_decisions')} "
+            "qualify row_number() over (partition by product_group order by decided_at desc) = 1 "
+            "order by product_group",
+        )
+        if decisions:
+            parts.append("<h3>Latest retraining decisions</h3>")
+            parts.append(
+                _table(
+                    decisions,
+                    [
+                        "product_group",
+                        "as_of_date",
+                        "decision",
+                        "reasons",
+                        "new_model_id",
+                        "promoted",
+                    ],
+                )
+            )
+    return parts
+
+
 def write_report(warehouse: Path | str, out_dir: Path | str) -> ReportResult:
     """Write ``index.html`` into `out_dir` from the warehouse's registry and marts.
 
@@ -219,6 +329,8 @@ def write_report(warehouse: Path | str, out_dir: Path | str) -> ReportResult:
                     ["campaign_id", "product_group", "eligible", "excluded", "holdout", "selected"],
                 ),
             ]
+        if table_exists(con, "marts", "fct_model_performance"):
+            parts += _monitoring(con)
         for champ in champions:
             group = champ["product_group"]
             parts += [

@@ -139,6 +139,16 @@ def test_threads_env_not_a_number_is_refused(tiny, capsys, monkeypatch):
     assert (code, err) == (1, "error: PROPENSITY_THREADS must be an integer, got 'two'\n")
 
 
+def test_duckdb_memory_limit_env_not_an_amount_is_refused(tiny, capsys, monkeypatch):
+    monkeypatch.setenv("PROPENSITY_DUCKDB_MEMORY_LIMIT", "3 gigs")
+    code, _, err = _run(capsys, "--warehouse", str(tiny), "models", "list")
+    assert (code, err) == (
+        1,
+        "error: PROPENSITY_DUCKDB_MEMORY_LIMIT must be an amount of memory such as 3GB, 512MB "
+        "or 50%, got '3 gigs'\n",
+    )
+
+
 def test_registry_blob_that_is_a_pickle_is_refused_as_not_onnx():
     blob = pickle.dumps({"model": "a pickled estimator"})
     with pytest.raises(ModelIntegrityError, match="onnxruntime cannot load the ONNX bytes"):

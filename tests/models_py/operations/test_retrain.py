@@ -142,3 +142,25 @@ def test_bad_input_is_refused_and_writes_nothing(retrained, tmp_path, capsys, ar
     assert code != 0
     assert message in capsys.readouterr().err
     assert table_fingerprint(copy, *REGISTRY) == before
+
+
+def test_if_needed_keeping_every_group_builds_nothing(retrained, tmp_path, caplog):
+    """Right after a retrain every group is kept: no training-set build, no model, one row each."""
+    wh, spec, _ = retrained
+    import shutil
+
+    copy = tmp_path / "again.duckdb"
+    shutil.copy(wh, copy)
+    examples = table_fingerprint(copy, "marts.fct_training_examples", "ml.model_registry")
+    caplog.set_level("INFO")
+    args = ["--warehouse", str(copy), "retrain", "--spec", str(spec), "--if-needed"]
+    assert main([*args, "--vars", json.dumps(BUILD_VARS)]) == 0
+    assert "training_set" not in caplog.text  # decided from the monitoring marts alone
+    assert table_fingerprint(copy, "marts.fct_training_examples", "ml.model_registry") == examples
+    runs = query(
+        copy,
+        "select run_id, decision, reasons from ml.retrain_decisions where policy = 'if-needed' "
+        "order by decided_at desc limit ?",
+        [len(SCORED_GROUPS)],
+    )
+    assert len({r[0] for r in runs}) == 1 and {r[1] for r in runs} == {"keep"}, runs

@@ -114,3 +114,56 @@ def test_missing_evidence_is_said_never_an_error():
 def test_without_if_needed_every_group_retrains():
     d = scheduled(healthy())
     assert d.retrain and "scheduled" in d.reasons[0]
+
+
+def test_drift_retrains_only_when_a_labelled_cutoff_after_it_exists_and_is_unseen():
+    # Drift began 10 days ago: no cutoff since then has a matured 30-day label window yet.
+    young = healthy(
+        feature_alerts=("f3",),
+        drift_since=NOW - dt.timedelta(days=10),
+        horizon_days=30,
+        data_end=NOW - dt.timedelta(days=20),
+    )
+    d = decide(young, RULES)
+    assert d.decision == "keep"
+    assert "a retrain now would learn the old behaviour again" in " ".join(d.reasons)
+    assert f"no labelled cutoff since the drift began ({NOW - dt.timedelta(days=10)})" in " ".join(
+        d.reasons
+    )
+    # 40 days in, the champion's newest test cutoff (data_end - 30 = 50 days ago) predates it.
+    matured = decide(
+        healthy(
+            feature_alerts=("f3",),
+            score_drift_status="alert",
+            drift_since=NOW - dt.timedelta(days=40),
+            horizon_days=30,
+            data_end=NOW - dt.timedelta(days=20),
+        ),
+        RULES,
+    )
+    assert matured.retrain and len(matured.reasons) == 2
+    # A champion retrained since then was tested on the drifted period: the alerts persist
+    # (its reference is its training rows) but are no reason to retrain again.
+    seen = decide(
+        healthy(
+            feature_alerts=("f3",),
+            score_drift_status="alert",
+            drift_since=NOW - dt.timedelta(days=40),
+            horizon_days=30,
+            data_end=NOW,
+        ),
+        RULES,
+    )
+    assert seen.decision == "keep"
+    assert "is already in its data (test cutoff" in " ".join(seen.reasons)
+    # Other rules still fire while drift is held back.
+    old = decide(
+        healthy(
+            feature_alerts=("f3",),
+            drift_since=NOW - dt.timedelta(days=10),
+            horizon_days=30,
+            data_end=NOW - dt.timedelta(days=100),
+        ),
+        RULES,
+    )
+    assert old.retrain and old.reasons == ("model data is 100 days old (> max_age_days 90)",)

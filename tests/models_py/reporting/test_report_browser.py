@@ -225,3 +225,56 @@ def test_replay_page_renders_in_chromium(browser, tmp_path):
     assert "Drift alerts" in text and "Retrains" in text and "spend_30d" in text
     assert browser.execute_script("return document.documentElement.scrollWidth") <= viewport
     assert browser.execute_script(_OVERFLOWING) == []
+
+
+def test_report_of_a_warehouse_in_daily_operation_shows_monitoring(
+    browser, tmp_path_factory, tmp_path
+):
+    """After daily runs the report has a monitoring section: ROC AUC over the scored cutoffs
+    (realised and estimated), drift at the newest cutoff and the latest retraining decisions."""
+    from models_py.registry._decisions import record_decisions
+    from tests.models_py.operations.daily_fixtures import FIRST_CUTOFF, copy_template
+
+    wh = copy_template(tmp_path_factory, tmp_path)
+    con = connect(wh)
+    try:
+        record_decisions(
+            con,
+            [
+                {
+                    "run_id": "r1",
+                    "decided_at": dt.datetime(2026, 10, 1, 6),
+                    "as_of_date": FIRST_CUTOFF,
+                    "policy": "if-needed",
+                    "spec_name": "lean",
+                    "product_group": "wine",
+                    "decision": "keep",
+                    "reasons": "model data 0 days old (<= 90); no drift alert on its top 10 "
+                    "features",
+                }
+            ],
+        )
+    finally:
+        con.close()
+    out = tmp_path / "report"
+    assert main(["--warehouse", str(wh), "report", "--out", str(out)]) == 0
+    browser.get((out / "index.html").as_uri())
+    headings = browser.execute_script(
+        "return Array.from(document.querySelectorAll('h2, h3'), h => h.textContent)"
+    )
+    monitoring = headings.index("Monitoring")
+    assert headings[monitoring + 1 : monitoring + 3] == [
+        "Drift at the newest cutoff",
+        "Latest retraining decisions",
+    ]
+    over_time = browser.execute_script(
+        "return Array.from(document.images).filter(i => i.alt.includes('ROC AUC over time'))"
+        ".map(i => [i.complete, i.naturalWidth, i.naturalHeight])"
+    )
+    assert len(over_time) == 1 and all(c and w > 0 and h > 0 for c, w, h in over_time)
+    text = browser.find_element("tag name", "body").text
+    assert "no drift alert on its top 10 features" in text
+    assert FIRST_CUTOFF.isoformat() in text
+    viewport = browser.execute_script("return document.documentElement.clientWidth")
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= viewport
+    assert browser.execute_script(_OVERFLOWING) == []
