@@ -4,7 +4,7 @@
 
 Two replays (`propensity replay`, models_py/operations/_replay.py) of the generated history
 ending 2026-10-01, on the lean replay spec (one gradient-boosting candidate for `any`, `sweets`
-and `wine`, training cutoffs a week apart):
+and `wine`, training cutoffs 30 days apart):
 
 - ``shift``: the generator's regime shift (``--shift``, default ``migration``: a new product
   line moves purchases between groups and opens are tracked differently; docs/oracle.md) at the
@@ -192,7 +192,7 @@ def report(facts: dict, m: dict) -> str:
         f"{facts['shift_at']} (step {s0}) and the policies never, weekly and if-needed; the "
         "same history without the shift with never and if-needed). Steps "
         f"{facts['first_step']} .. {facts['last_step']}; lean replay spec (one HGB candidate for "
-        "`any`, `sweets`, `wine`; training cutoffs a week apart). Step k's features see orders "
+        "`any`, `sweets`, `wine`; training cutoffs 30 days apart). Step k's features see orders "
         f"before its date only, so step {s0} (the shift date) sees none of the shift.",
         "",
     ]

@@ -35,11 +35,6 @@ POLICIES = ("never", "weekly", "if-needed")
 STEP_DAYS = 7
 #: The packaged lean spec: one gradient-boosting candidate for `any` and two groups.
 REPLAY_SPEC = Path(__file__).resolve().parent.parent / "training" / "specs" / "replay.yml"
-#: Training cutoffs a week apart (the project's default is 30 days): with 30-day steps a model
-#: retrained after a change sees none of it in its train split for 90 days (test and validation
-#: cutoffs come first), so a weekly retrain could not differ from none within a 26-week replay.
-#: Weekly cutoffs bring the changed behaviour into the train split 44 days after it starts.
-REPLAY_VARS = {"cutoff_step_days": 7, "max_training_cutoffs": 12}
 
 
 @dataclass(frozen=True)
@@ -191,7 +186,6 @@ def run_replay(
     if unknown:
         raise ConfigError(f"unknown policy {unknown}: choose among {', '.join(POLICIES)}")
     spec_path = Path(spec_path) if spec_path is not None else REPLAY_SPEC
-    settings = replace(settings, dbt_vars={**REPLAY_VARS, **settings.dbt_vars})
     workdir.mkdir(parents=True, exist_ok=True)
     report = ReplayReport(plan=plan, results=results)
 
