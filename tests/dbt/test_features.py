@@ -382,3 +382,33 @@ def test_benchmark_pandas_baseline_computes_the_catalogue_features(built):
     pd.testing.assert_frame_equal(
         feats.loc[sql.index, columns], sql[columns], check_dtype=False, atol=1e-6
     )
+
+
+def test_cutoffs_closer_than_the_horizon_are_purged_between_splits(tmp_path):
+    """Weekly cutoffs with a 30-day label: a train or validation cutoff whose label window
+    reaches past the first cutoff of the later split would label rows with purchases that split's
+    features already see; such cutoffs get no role, the others keep theirs."""
+    settings = write_tiny_warehouse(tmp_path / "wh.duckdb")
+    weekly = [dt.date(2023, 10, 2) + dt.timedelta(days=7 * k) for k in range(14)]
+    dbt_vars = {
+        **DBT_VARS,
+        "training_cutoffs": [d.isoformat() for d in weekly],
+        "test_cutoffs": 1,
+        "validation_cutoffs": 2,
+    }
+    run_dbt(settings, ["run", "--select", "+dim_cutoffs"], dbt_vars=dbt_vars)
+    rows = read(settings, "select as_of_date, cutoff_role from marts.dim_cutoffs")
+    roles: dict[str, list[dt.date]] = {}
+    for as_of, role in rows.itertuples(index=False):
+        roles.setdefault(role, []).append(pd.Timestamp(as_of).date())
+    assert roles["test"] == [dt.date(2024, 1, 1)]
+    # The two newest cutoffs whose 30-day windows end by the test cutoff ...
+    assert sorted(roles["validation"]) == [dt.date(2023, 11, 20), dt.date(2023, 11, 27)]
+    # ... and the train cutoffs whose windows end by the first validation cutoff.
+    assert sorted(roles["train"]) == [
+        dt.date(2023, 10, 2),
+        dt.date(2023, 10, 9),
+        dt.date(2023, 10, 16),
+    ]
+    # The other 8 dates overlap a later split and get no role.
+    assert len(rows) == 1 + 2 + 3 + 1

@@ -6,7 +6,8 @@
     k = 0 .. max_training_cutoffs - 1 while T >= first order date + min_history_days.
     Only cutoffs whose label window is fully observed (T + horizon_days <= scoring cutoff) are kept.
   - roles: the newest test_cutoffs training cutoffs are 'test', the validation_cutoffs before
-    them 'validation', the rest 'train'.
+    them 'validation', the rest 'train', purged: a cutoff whose label window reaches past the
+    first cutoff of a later split is dropped (only when cutoffs are closer than horizon_days).
   - a scoring-only run (var feature_cutoff_roles without a training role, the daily run) keeps
     the training cutoffs and roles stored in fct_training_examples instead of deriving new ones
     from its scoring cutoff (macro propensity_stored_training_cutoffs), with the same rule that
@@ -74,11 +75,48 @@ observed as (
     where {{ dbt.dateadd('day', horizon, 'candidates.as_of_date') }} <= scoring.as_of_date
 ),
 
-ranked as (
+-- Roles, newest first, purged: a cutoff's label window [T, T + horizon) must end by the first
+-- cutoff of the later split, or its labels would hold purchases the later split's features
+-- already see (cutoffs closer than horizon_days, e.g. cutoff_step_days: 7). The newest
+-- test_cutoffs are 'test'; the newest validation_cutoffs whose windows end by the first test
+-- cutoff are 'validation'; every cutoff whose window ends by the first held-out one is 'train'.
+test_cutoffs as (
+    select as_of_date
+    from observed
+    order by as_of_date desc
+    limit {{ n_test }}
+),
+
+validation_cutoffs as (
+    select as_of_date
+    from observed
+    where
+        {{ dbt.dateadd('day', horizon, 'as_of_date') }}
+        <= coalesce((select min(test_cutoffs.as_of_date) from test_cutoffs), date '9999-12-31')
+    order by as_of_date desc
+    limit {{ n_validation }}
+),
+
+held_out as (
     select
         as_of_date,
-        row_number() over (order by as_of_date desc) as newest_rank
+        'test' as cutoff_role
+    from test_cutoffs
+    union all
+    select
+        as_of_date,
+        'validation' as cutoff_role
+    from validation_cutoffs
+),
+
+train_cutoffs as (
+    select
+        as_of_date,
+        'train' as cutoff_role
     from observed
+    where
+        {{ dbt.dateadd('day', horizon, 'as_of_date') }}
+        <= coalesce((select min(held_out.as_of_date) from held_out), date '9999-12-31')
 ),
 
 training as (
@@ -97,12 +135,13 @@ training as (
     {%- else %}
         select
             as_of_date,
-            case
-                when newest_rank <= {{ n_test }} then 'test'
-                when newest_rank <= {{ n_test + n_validation }} then 'validation'
-                else 'train'
-            end as cutoff_role
-        from ranked
+            cutoff_role
+        from held_out
+        union all
+        select
+            as_of_date,
+            cutoff_role
+        from train_cutoffs
     {%- endif %}
 ),
 
