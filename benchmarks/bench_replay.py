@@ -63,11 +63,13 @@ def run_replays(args) -> dict:
         "no shift": dict(shift_at=None, shift=None, policies=CALM_POLICIES),
     }
     seconds = {}
-    done = _labels(results) if args.reuse else set()
+    done = _replayed(results) if args.reuse else set()
     for label, options in runs.items():
-        if label in done:
+        todo = [p for p in options["policies"] if (label, p) not in done]
+        if not todo:
             print(f"{label}: reusing the timeline in {results}", flush=True)
             continue
+        options = {**options, "policies": todo}
         started = time.perf_counter()
         report = replay_generated(
             Settings(),
@@ -94,19 +96,21 @@ def run_replays(args) -> dict:
             "last_step": plan.steps[-1].isoformat(),
         }
     )
-    for label, value in seconds.items():
-        facts.setdefault("seconds", {})[label] = value
+    for label, value in seconds.items():  # merged: a --reuse run adds its policies' times
+        stored = facts.setdefault("seconds", {}).setdefault(label, {})
+        stored.pop("total", None)
+        stored.update({k: v for k, v in value.items() if k != "total"})
     facts_file.write_text(json.dumps(facts, indent=1))
     return facts
 
 
-def _labels(results: Path) -> set[str]:
+def _replayed(results: Path) -> set[tuple[str, str]]:
+    """The (label, policy) pairs whose timeline is in `results` (``--reuse`` skips them)."""
     if not results.exists():
         return set()
     with closing(duckdb.connect(str(results), read_only=True)) as con:
         try:
-            labels = con.execute("select distinct label from replay.timeline").fetchall()
-            return {r[0] for r in labels}
+            return set(con.execute("select distinct label, policy from replay.timeline").fetchall())
         except duckdb.CatalogException:
             return set()
 
@@ -317,7 +321,9 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=50_000)
     parser.add_argument("--weeks", type=int, default=26)
     parser.add_argument("--shift", default="migration", help="kind of regime shift")
-    parser.add_argument("--reuse", action="store_true", help="reuse timelines already replayed")
+    parser.add_argument(
+        "--reuse", action="store_true", help="skip the (replay, policy) timelines already stored"
+    )
     parser.add_argument("--no-write", action="store_true", help="do not update docs/")
     parser.add_argument(
         "--workdir",

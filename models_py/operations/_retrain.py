@@ -183,7 +183,9 @@ def _drift_not_learnable(ev: Evidence) -> str | None:
     A model refitted on data from before the drift started learns the old behaviour again, and
     a champion whose test period already lies in the drifted period was trained on it: drift
     alerts only retrain when a labelled cutoff after the drift began exists (drift_since +
-    horizon <= now) and the champion has not seen one (its newest test cutoff < drift_since).
+    horizon <= now), the champion has not seen one (its newest test cutoff < drift_since) and no
+    retrain since then has had it (one did and its challenger lost the promotion gate: the same
+    alerts would retrain every week for nothing).
     """
     if ev.drift_since is None or ev.horizon_days is None:
         return None
@@ -198,6 +200,11 @@ def _drift_not_learnable(ev: Evidence) -> str | None:
         return (
             f"no labelled cutoff since the drift began ({ev.drift_since}) before {labelled}: "
             "a retrain now would learn the old behaviour again"
+        )
+    if ev.last_retrain is not None and ev.last_retrain >= labelled:
+        return (
+            f"a retrain on {ev.last_retrain} already had the drifted data (labelled from "
+            f"{labelled}) and its challenger did not replace the champion"
         )
     return None
 

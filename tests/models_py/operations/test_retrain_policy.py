@@ -156,6 +156,19 @@ def test_drift_retrains_only_when_a_labelled_cutoff_after_it_exists_and_is_unsee
     )
     assert seen.decision == "keep"
     assert "is already in its data (test cutoff" in " ".join(seen.reasons)
+    # A retrain that had the drifted data ran and its challenger lost: no retrain for it again.
+    tried = decide(
+        healthy(
+            feature_alerts=("f3",),
+            drift_since=NOW - dt.timedelta(days=40),
+            horizon_days=30,
+            data_end=NOW - dt.timedelta(days=20),
+            last_retrain=NOW - dt.timedelta(days=7),
+        ),
+        RULES,
+    )
+    assert tried.decision == "keep"
+    assert "already had the drifted data" in " ".join(tried.reasons)
     # Other rules still fire while drift is held back.
     old = decide(
         healthy(
