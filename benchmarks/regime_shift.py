@@ -166,6 +166,29 @@ def oracle_any(con, cutoff: dt.date) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(rows["customer_id"]), np.asarray(rows["probability"])
 
 
+def oracle_cutoffs_around(con, shift_at: dt.date) -> tuple[dt.date, dt.date]:
+    """The newest oracle cutoff whose label window ends by the shift, and the first at least
+    30 days after it (else the first after it): the generator stores the oracle every 30 days
+    back from the end date only."""
+    dates = [
+        r[0]
+        for r in con.execute(
+            "select distinct as_of_date from raw.oracle_propensity order by 1"
+        ).fetchall()
+    ]
+    before = [d for d in dates if d + dt.timedelta(days=30) <= shift_at]
+    after = [d for d in dates if d >= shift_at + dt.timedelta(days=30)] or [
+        d for d in dates if d >= shift_at
+    ]
+    if not before or not after:
+        raise SystemExit(
+            f"no oracle cutoff on both sides of the shift {shift_at} (oracle cutoffs: "
+            f"{', '.join(map(str, dates))}): choose --shift-before-end between 60 and "
+            f"{(END - dates[0]).days if dates else 0} days"
+        )
+    return before[-1], after[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=50_000)
@@ -207,9 +230,9 @@ def main() -> None:
             values = [psi(reference[f], cur[name][f]) for name in cons]
             print(f"{f:<22}{days_after:>10}" + "".join(f"{v:>14.3f}" for v in values))
 
-    # Decay: the same customers at T = shift + 30 (an oracle cutoff when the shift is end - 120).
-    t_post = shift_at + dt.timedelta(days=30)
-    t_pre = shift_at - dt.timedelta(days=30)
+    # Decay: the same customers at the generator's oracle cutoffs nearest to shift + 30 (after)
+    # and shift - 30 (before): exactly those when the shift is end - 120.
+    t_pre, t_post = oracle_cutoffs_around(cons["no shift"], shift_at)
     print("\nROC AUC, label: any purchase in [T, T + 30 days)")
     for t in (t_pre, t_post):
         ids_n, p_pre = oracle_any(cons["no shift"], t)
