@@ -144,8 +144,7 @@ def replay_generated(
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     generated = replace(settings, warehouse=workdir / "generated.duckdb")
-    if generated.warehouse.exists():
-        generated.warehouse.unlink()
+    _remove_warehouse(generated.warehouse)
     generate_warehouse(
         generated.warehouse,
         customers=customers,
@@ -192,14 +191,14 @@ def run_replay(
     # The models every policy starts from: trained at the first step, before anything shifted.
     started = time.perf_counter()
     base = replace(settings, warehouse=workdir / "start.duckdb")
-    shutil.copyfile(settings.warehouse, base.warehouse)
+    _copy_warehouse(settings.warehouse, base.warehouse)
     retrain(base, as_of=plan.first_as_of, if_needed=False, spec_path=spec_path)
     report.seconds["initial training"] = time.perf_counter() - started
 
     for policy in policies:
         started = time.perf_counter()
         wh = replace(settings, warehouse=workdir / f"{policy}.duckdb")
-        shutil.copyfile(base.warehouse, wh.warehouse)
+        _copy_warehouse(base.warehouse, wh.warehouse)
         for k, as_of in enumerate(plan.steps):
             run_daily(wh, as_of=as_of)
             # Step 0's models were trained just before it; the last step's would never score.
@@ -220,6 +219,18 @@ def run_replay(
     report.summary = summarise(results, label=label)
     report.page = write_replay_page(results, workdir / "replay.html")
     return report
+
+
+def _remove_warehouse(path: Path) -> None:
+    """Remove a warehouse file of an earlier replay and its write-ahead log (a replay killed
+    mid-step leaves one, which DuckDB would replay onto the new file and refuse)."""
+    for stale in (path, path.with_name(path.name + ".wal")):
+        stale.unlink(missing_ok=True)
+
+
+def _copy_warehouse(source: Path, target: Path) -> None:
+    _remove_warehouse(target)
+    shutil.copyfile(source, target)
 
 
 _TIMELINE_DDL = """

@@ -79,3 +79,22 @@ def test_malformed_training_and_replay_arguments_are_usage_errors(capsys, args, 
         main(args)
     assert exit_.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_policy_copy_drops_the_write_ahead_log_a_killed_replay_left(tmp_path):
+    """A replay killed mid-step leaves `<policy>.duckdb.wal`; the next replay's copy of the start
+    warehouse must not inherit it (DuckDB would refuse the file: "WAL does not match")."""
+    import duckdb
+
+    from models_py.operations._replay import _copy_warehouse
+
+    source = tmp_path / "start.duckdb"
+    with duckdb.connect(str(source)) as con:
+        con.execute("create table t as select 42 as answer")
+    target = tmp_path / "if-needed.duckdb"
+    target.write_bytes(b"an older warehouse")
+    (tmp_path / "if-needed.duckdb.wal").write_bytes(b"its write-ahead log")
+    _copy_warehouse(source, target)
+    assert not (tmp_path / "if-needed.duckdb.wal").exists()
+    with duckdb.connect(str(target), read_only=True) as con:
+        assert con.execute("select answer from t").fetchone() == (42,)
