@@ -49,6 +49,9 @@ class Evidence:
     champion_model_id: str | None = None
     data_end: dt.date | None = None  # newest test cutoff + horizon of the champion
     test_roc_auc: float | None = None
+    # The newest challenger that was compared with the champion on a newer test period and lost
+    # the promotion gate: data_end and test_roc_auc are then the champion's on that period.
+    challenged_by: str | None = None
     realised_roc_auc: float | None = None
     realised_as_of: dt.date | None = None
     estimated_roc_auc: float | None = None
@@ -101,6 +104,12 @@ def decide(evidence: Evidence, rules: RetrainingRules) -> Decision:
         return Decision(evidence=ev, decision="retrain", reasons=("no champion yet",))
     reasons: list[str] = []
     fired: list[str] = []
+    if ev.challenged_by is not None:
+        reasons.append(
+            f"champion re-tested on cutoff {ev.newest_test_cutoff} against challenger "
+            f"{ev.challenged_by}, which did not beat it: its age and reference ROC AUC count "
+            "from that test"
+        )
     age = ev.model_age_days
     if age is None:
         reasons.append("model age unknown (no test cutoff recorded)")
@@ -251,6 +260,13 @@ def gather_evidence(
         [champion],
     )
     test_auc = row[0] if row else None
+    challenged_by = None
+    challenge = _newest_lost_challenge(con, champion, meta, now=now)
+    if challenge is not None:
+        challenged_by, challenge_test_end, champion_auc = challenge
+        if data_end is None or challenge_test_end + dt.timedelta(days=horizon_days) > data_end:
+            data_end = challenge_test_end + dt.timedelta(days=horizon_days)
+            test_auc = champion_auc if champion_auc is not None else test_auc
     top = tuple(
         r[0]
         for r in con.execute(
@@ -336,6 +352,7 @@ def gather_evidence(
         champion_model_id=champion,
         data_end=data_end,
         test_roc_auc=test_auc,
+        challenged_by=challenged_by,
         realised_roc_auc=realised[0] if realised else None,
         realised_as_of=realised[1] if realised else None,
         estimated_roc_auc=estimated[0] if estimated else None,
@@ -349,6 +366,37 @@ def gather_evidence(
         last_retrain=last,
         unknown=tuple(unknown),
     )
+
+
+def _newest_lost_challenge(
+    con, champion: str, meta: dict, *, now: dt.date
+) -> tuple[str, dt.date, float | None] | None:
+    """The newest challenger registered after `champion` (same spec and group) whose promotion
+    compared the two on its own, newer test cutoffs and kept the champion: (its id, its newest
+    test cutoff, the champion's ROC AUC there). A retrain that loses the gate re-validates the
+    champion on recent data; without this, the rules that fired (age, AUC drop) would fire again
+    every week for the same outcome."""
+    from models_py.registry import ml_table
+
+    rows = con.execute(
+        f"select model_id from {ml_table('model_registry')} "
+        "where product_group = ? and spec_name = ? and trained_at > ? "
+        "order by trained_at desc limit 5",
+        [meta["product_group"], meta["spec_name"], meta["trained_at"]],
+    ).fetchall()
+    for (model_id,) in rows:
+        row = model_row(con, model_id)
+        promotion = (row.get("metrics") or {}).get("promotion") or {}
+        test_cutoffs = [dt.date.fromisoformat(str(c)) for c in row.get("test_cutoffs") or []]
+        if (
+            promotion.get("promoted") is False
+            and champion in str(promotion.get("reason", ""))
+            and test_cutoffs
+            and max(test_cutoffs) < now
+        ):
+            auc = promotion.get("champion") if promotion.get("metric") == "roc_auc" else None
+            return model_id, max(test_cutoffs), auc
+    return None
 
 
 # ------------------------------------------------------------------------------ the command

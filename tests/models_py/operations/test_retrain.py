@@ -164,3 +164,39 @@ def test_if_needed_keeping_every_group_builds_nothing(retrained, tmp_path, caplo
         [len(SCORED_GROUPS)],
     )
     assert len({r[0] for r in runs}) == 1 and {r[1] for r in runs} == {"keep"}, runs
+
+
+def test_a_challenger_that_lost_the_gate_re_dates_the_champion(retrained):
+    """The evidence of a champion that kept its place against a newer challenger counts its
+    age and reference ROC AUC from the challenger's test period (else age and AUC-drop rules
+    would fire every week for the same outcome)."""
+    import datetime as dt
+
+    from models_py._warehouse import connect
+    from models_py.operations._retrain import gather_evidence
+    from models_py.registry import get_alias, model_row
+
+    wh, _, _ = retrained
+    with connect(wh, read_only=True) as con:
+        champion = get_alias(con, "sweets", "champion")
+        newest = con.execute(
+            "select model_id from ml.model_registry where product_group = 'sweets' "
+            "order by trained_at desc limit 1"
+        ).fetchone()[0]
+        ev = gather_evidence(
+            con,
+            spec_name="lean",
+            product_group="sweets",
+            now=FIRST_CUTOFF + dt.timedelta(days=1),
+            horizon_days=30,
+            top_k=10,
+        )
+        if newest == champion:  # the newest challenger won: nothing re-dates the champion
+            assert ev.challenged_by is None
+        else:
+            row = model_row(con, newest)
+            promotion = row["metrics"]["promotion"]
+            assert promotion["promoted"] is False and ev.challenged_by == newest
+            test_end = max(dt.date.fromisoformat(c) for c in row["test_cutoffs"])
+            assert ev.data_end == test_end + dt.timedelta(days=30)
+            assert ev.test_roc_auc == pytest.approx(promotion["champion"])

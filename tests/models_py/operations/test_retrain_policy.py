@@ -180,3 +180,11 @@ def test_drift_retrains_only_when_a_labelled_cutoff_after_it_exists_and_is_unsee
         RULES,
     )
     assert old.retrain and old.reasons == ("model data is 100 days old (> max_age_days 90)",)
+
+
+def test_a_champion_re_tested_by_a_losing_challenger_says_so():
+    d = decide(healthy(challenged_by="wine-hgb-2", horizon_days=30), RULES)
+    assert d.decision == "keep"
+    assert d.reasons[0].startswith(
+        f"champion re-tested on cutoff {NOW - dt.timedelta(days=50)} against challenger wine-hgb-2"
+    )
