@@ -150,7 +150,8 @@ def measure(results: Path, facts: dict) -> dict:
             select policy, product_group,
                    avg(realised_roc_auc) filter (where step + 30 / 7 < ?) as before,
                    avg(realised_roc_auc) filter (where step > ?) as after,
-                   count(*) filter (where decision = 'retrain' and step > 0) as retrains
+                   count(*) filter (where decision = 'retrain' and step > 0) as retrains,
+                   count(distinct model_id) - 1 as promotions
             from replay.timeline where label = 'shift'
             group by policy, product_group order by policy, product_group
             """,
@@ -183,7 +184,8 @@ def measure(results: Path, facts: dict) -> dict:
 
 def report(facts: dict, m: dict) -> str:
     s0 = facts["shift_step"]
-    by = {(p, g): (b, a, r) for p, g, b, a, r in m["auc"]}
+    by = {(p, g): (b, a, r) for p, g, b, a, r, _ in m["auc"]}
+    promoted = {(p, g): n for p, g, *_, n in m["auc"]}
     groups = sorted({g for _, g in by})
     lines = [
         "## Replay (issue 14): 26 weekly steps, a regime shift at week 13, three policies",
@@ -241,11 +243,14 @@ def report(facts: dict, m: dict) -> str:
         "### Realised ROC AUC and retrains",
         "",
         "Mean realised ROC AUC per group before the shift (steps whose label window ends by it) "
-        f"and after it (steps > {s0}); retrains = retrain decisions over the replay.",
+        f"and after it (steps > {s0}); retrains = retrain decisions over the replay; new "
+        "champions = challengers that passed the promotion gate (ROC AUC + 0.005 on the newest "
+        "test cutoff) and scored later steps.",
         "",
         "| group | never before | never after | weekly after | if-needed after | if-needed - "
-        "weekly | retrains weekly | retrains if-needed |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "weekly | retrains weekly | retrains if-needed | new champions weekly | new champions "
+        "if-needed |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     gaps, ratio_ok = [], True
     total = {"weekly": 0, "if-needed": 0}
@@ -259,12 +264,12 @@ def report(facts: dict, m: dict) -> str:
         total["if-needed"] += ir
         lines.append(
             f"| {g} | {_f(nb)} | {_f(na)} | {_f(wa)} | {_f(ia)} | {_f(gap, sign=True)} | {wr} | "
-            f"{ir} |"
+            f"{ir} | {promoted.get(('weekly', g), '-')} | {promoted.get(('if-needed', g), '-')} |"
         )
     ratio_ok = total["if-needed"] * 3 <= total["weekly"]
     gap_ok = all(gap is not None and gap >= -0.01 for gap in gaps)
     decay = [
-        by[("never", g)][0] - by[("never", g)][1]
+        (g, by[("never", g)][0] - by[("never", g)][1])
         for g in groups
         if ("never", g) in by and None not in by[("never", g)][:2]
     ]
@@ -274,8 +279,13 @@ def report(facts: dict, m: dict) -> str:
         f"**{'met' if gap_ok else 'not met'}**; with at most a third of its retrains: "
         f"**{'met' if ratio_ok else 'not met'}** ({total['if-needed']} vs {total['weekly']}). "
         "`never` loses "
-        + ", ".join(f"{d:.4f}" for d in decay)
-        + " ROC AUC from before to after the shift.",
+        + (
+            ", ".join(f"{g} {d:.4f}" for g, d in decay)
+            + " ROC AUC from before the shift to after it"
+            if decay
+            else "- (no step's label window ends before the shift)"
+        )
+        + ".",
         "",
         "### Estimated vs realised ROC AUC without the shift",
         "",
