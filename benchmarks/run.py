@@ -40,6 +40,11 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
         ["--customers", "3000", "--no-write", "--workdir", "{tmp}/daily"],
         [],
     ),
+    "replay": (
+        "bench_replay.py",
+        ["--customers", "2000", "--weeks", "6", "--no-write", "--workdir", "{tmp}/replay"],
+        [],
+    ),
     "oracle_gap": ("oracle_gap.py", ["--customers", "5000", "--no-write"], []),
     "oracle_posterior": (
         "oracle_posterior.py",
