@@ -116,69 +116,39 @@ def test_without_if_needed_every_group_retrains():
     assert d.retrain and "scheduled" in d.reasons[0]
 
 
+def drifted(days_since: int, *, data_end_days: int = 20, **changes) -> Evidence:
+    """An important feature in alert since `days_since` days; 30-day labels."""
+    return healthy(
+        feature_alerts=("f3",),
+        drift_since=NOW - dt.timedelta(days=days_since),
+        horizon_days=30,
+        data_end=NOW - dt.timedelta(days=data_end_days),
+        **changes,
+    )
+
+
 def test_drift_retrains_only_when_a_labelled_cutoff_after_it_exists_and_is_unseen():
     # Drift began 10 days ago: no cutoff since then has a matured 30-day label window yet.
-    young = healthy(
-        feature_alerts=("f3",),
-        drift_since=NOW - dt.timedelta(days=10),
-        horizon_days=30,
-        data_end=NOW - dt.timedelta(days=20),
-    )
-    d = decide(young, RULES)
+    d = decide(drifted(10), RULES)
     assert d.decision == "keep"
     assert "a retrain now would learn the old behaviour again" in " ".join(d.reasons)
     assert f"no labelled cutoff since the drift began ({NOW - dt.timedelta(days=10)})" in " ".join(
         d.reasons
     )
     # 40 days in, the champion's newest test cutoff (data_end - 30 = 50 days ago) predates it.
-    matured = decide(
-        healthy(
-            feature_alerts=("f3",),
-            score_drift_status="alert",
-            drift_since=NOW - dt.timedelta(days=40),
-            horizon_days=30,
-            data_end=NOW - dt.timedelta(days=20),
-        ),
-        RULES,
-    )
+    matured = decide(drifted(40, score_drift_status="alert"), RULES)
     assert matured.retrain and len(matured.reasons) == 2
     # A champion retrained since then was tested on the drifted period: the alerts persist
     # (its reference is its training rows) but are no reason to retrain again.
-    seen = decide(
-        healthy(
-            feature_alerts=("f3",),
-            score_drift_status="alert",
-            drift_since=NOW - dt.timedelta(days=40),
-            horizon_days=30,
-            data_end=NOW,
-        ),
-        RULES,
-    )
+    seen = decide(drifted(40, data_end_days=0, score_drift_status="alert"), RULES)
     assert seen.decision == "keep"
     assert "is already in its data (test cutoff" in " ".join(seen.reasons)
     # A retrain that had the drifted data ran and its challenger lost: no retrain for it again.
-    tried = decide(
-        healthy(
-            feature_alerts=("f3",),
-            drift_since=NOW - dt.timedelta(days=40),
-            horizon_days=30,
-            data_end=NOW - dt.timedelta(days=20),
-            last_retrain=NOW - dt.timedelta(days=7),
-        ),
-        RULES,
-    )
+    tried = decide(drifted(40, last_retrain=NOW - dt.timedelta(days=7)), RULES)
     assert tried.decision == "keep"
     assert "already had the drifted data" in " ".join(tried.reasons)
     # Other rules still fire while drift is held back.
-    old = decide(
-        healthy(
-            feature_alerts=("f3",),
-            drift_since=NOW - dt.timedelta(days=10),
-            horizon_days=30,
-            data_end=NOW - dt.timedelta(days=100),
-        ),
-        RULES,
-    )
+    old = decide(drifted(10, data_end_days=100), RULES)
     assert old.retrain and old.reasons == ("model data is 100 days old (> max_age_days 90)",)
 
 
