@@ -38,7 +38,7 @@ def tamper(
     tables: dict[str, pa.Table], *, seed: int, at: pd.Timestamp = T
 ) -> dict[str, pa.Table]:
     """Delete, change and add orders, lines and email events at or after `at` (never before)."""
-    T = at  # noqa: N806 - the cutoff the edits start at
+    T = at  # the cutoff the edits start at
     rng = np.random.default_rng(seed)
     orders = tables["orders"].to_pandas()
     lines = tables["order_lines"].to_pandas()
