@@ -1,6 +1,7 @@
 """Simulate one chunk of customers: latent traits, purchases, returns, email events, the discount
-experiment and the exact oracle probabilities. Everything is vectorised with numpy; a chunk's
-random numbers come from its own generator, so results depend only on the seed and the chunking.
+experiment, the exact oracle probabilities and the true effects of a discount offer. Everything
+is vectorised with numpy; a chunk's random numbers come from its own generator, so results
+depend only on the seed and the chunking.
 
 The model (see the package docstring for the full description):
 
