@@ -186,6 +186,8 @@ class _Writer:
     def __init__(self, con, *, shifted: bool = False) -> None:
         self.con = con
         self.columns = {**RAW_CONTRACT, **GROUND_TRUTH_DDL, **(SHIFT_DDL if shifted else {})}
+        # The optional raw column discount_pct: the experiment arms' discount (stg_raw__treatments).
+        self.columns["treatments"] = {**RAW_CONTRACT["treatments"], "discount_pct": "DOUBLE"}
         self.rows: dict[str, int] = dict.fromkeys(self.columns, 0)
 
     @staticmethod
@@ -633,6 +635,7 @@ def _write_chunk(
                 "experiment_id": pa.array([EXPERIMENT_ID] * len(exp), pa.string()),
                 "arm": out.arms.take(pa.array(c.arm[exp])),
                 "assigned_at": out.ts(np.full(len(exp), cal.experiment_day * SECONDS_PER_DAY)),
+                "discount_pct": pa.array(np.array([float(a) for a in ARMS])[c.arm[exp]]),
             }
         ),
     )

@@ -108,7 +108,10 @@ def wh(request, warehouses):
 
 
 def _digest(con, table: str) -> str:
-    columns = OLD_TREATMENT_COLUMNS if table == "oracle_treatment_effect" else "*"
+    columns = {
+        "oracle_treatment_effect": OLD_TREATMENT_COLUMNS,
+        "treatments": "* exclude (discount_pct)",  # the optional column added with the offers
+    }.get(table, "*")
     h = hashlib.sha256()
     cur = con.execute(f"select {columns} from {table} order by all")
     while rows := cur.fetchmany(10_000):
@@ -401,3 +404,14 @@ def test_some_but_not_most_customers_are_worth_a_discount(wh):
     )
     assert 0.0 < share < 0.5
     assert gain > 0 > o["margin_effect"][:, 1].sum()
+
+
+def test_treatments_carry_each_arms_discount(wh):
+    """raw.treatments.discount_pct (optional raw column) is the arm's discount in percent."""
+    _, con = wh
+    rows = con.execute(
+        "select arm, min(discount_pct), max(discount_pct), count(*) from treatments group by arm"
+    ).fetchall()
+    assert {r[0] for r in rows} == {"0", "20", "25"}
+    for arm, low, high, n in rows:
+        assert low == high == float(arm) and n > 100
