@@ -58,6 +58,7 @@ class UpliftSpecSchema(BaseModel):
     base: Literal["hgb", "linear"] = "hgb"
     test_share: float = Field(0.3, gt=0.05, lt=0.8)
     selection_folds: int = Field(3, ge=2, le=10)
+    cross_fit_folds: int = Field(3, ge=2, le=10)
     min_rows_per_arm: int = Field(200, ge=20)
     random_state: int = 0
 
@@ -79,6 +80,7 @@ class UpliftSpec:
     base: str
     test_share: float
     selection_folds: int
+    cross_fit_folds: int
     min_rows_per_arm: int
     random_state: int
 

@@ -25,7 +25,12 @@ from models_py._warehouse import connect, relation_columns, relation_exists, tra
 from models_py.registry._registry import _insert, _now
 from models_py.registry._tables import ml_table, require_ml_tables
 from models_py.training._export import feature_hash, library_versions
-from models_py.uplift._learners import fit_dr_learner, fit_t_learner, fit_two_part
+from models_py.uplift._learners import (
+    default_estimator,
+    fit_dr_learner,
+    fit_t_learner,
+    fit_two_part,
+)
 from models_py.uplift._metrics import (
     qini_auc_score,
     qini_curve,
@@ -165,9 +170,10 @@ def _arm_rows(arm: np.ndarray, control: str, treated: str) -> np.ndarray:
 def arm_metrics(
     y: np.ndarray, arm: np.ndarray, cate: Mapping[str, np.ndarray], control: str
 ) -> dict[str, dict[str, float]]:
-    """Per treated arm on rows of that arm and the control: Qini coefficient, AUUC, uplift at
-    10/20/30 %."""
+    """Per treated arm on rows of that arm and the control: Qini coefficient, AUUC (binary
+    outcomes only: its perfect curve needs 0/1), uplift at 10/20/30 %."""
     out = {}
+    binary = bool(np.isin(y, (0.0, 1.0)).all())
     for a, score in cate.items():
         rows = _arm_rows(arm, control, a)
         t = (arm[rows] == a).astype(int)
@@ -175,7 +181,7 @@ def arm_metrics(
             "treated": int(t.sum()),
             "control": int((1 - t).sum()),
             "qini_coefficient": float(qini_auc_score(y[rows], score[rows], t)),
-            "auuc": float(uplift_auc_score(y[rows], score[rows], t)),
+            "auuc": float(uplift_auc_score(y[rows], score[rows], t)) if binary else None,
             **{
                 f"uplift_at_{k}": float(uplift_at_k(y[rows], score[rows], t, k=k / 100))
                 for k in (10, 20, 30)
@@ -189,6 +195,16 @@ def _cate(model_set, X: np.ndarray) -> dict[str, np.ndarray]:
     return {a: predicted[f"cate__{a}"] for a in model_set.treated_arms}
 
 
+def _estimator(spec: UpliftSpec, task: str, role: str):
+    """The package's base estimator; boosted trees stop early on a 10 % validation share (the
+    package default stops early only from 10,000 rows: an experiment's arms are often smaller,
+    and 200 boosting rounds on every cross-fitting fold cost minutes)."""
+    estimator = default_estimator(spec.base, task, role=role, random_state=spec.random_state)
+    if spec.base == "hgb":
+        estimator.set_params(early_stopping=True)
+    return estimator
+
+
 def _fit_purchase(learner: str, X, arm, y, spec: UpliftSpec, feature_names):
     common = {
         "control_arm": spec.control_arm,
@@ -200,8 +216,16 @@ def _fit_purchase(learner: str, X, arm, y, spec: UpliftSpec, feature_names):
         "random_state": spec.random_state,
     }
     if learner == "t_learner":
-        return fit_t_learner(X, arm, y, **common)
-    return fit_dr_learner(X, arm, y, **common)
+        return fit_t_learner(X, arm, y, estimator=_estimator(spec, "classifier", "mu"), **common)
+    return fit_dr_learner(
+        X,
+        arm,
+        y,
+        outcome_estimator=_estimator(spec, "classifier", "mu"),
+        effect_estimator=_estimator(spec, "regressor", "tau"),
+        n_folds=spec.cross_fit_folds,
+        **common,
+    )
 
 
 def choose_learner(
@@ -217,9 +241,7 @@ def choose_learner(
     ):
         for name in spec.learners:
             fitted = _fit_purchase(name, X[train], arm[train], y[train], spec, feature_names)
-            per_arm = arm_metrics(
-                y[valid], arm[valid], _cate(fitted, X[valid]), spec.control_arm
-            )
+            per_arm = arm_metrics(y[valid], arm[valid], _cate(fitted, X[valid]), spec.control_arm)
             scores[name].append(float(np.mean([m["qini_coefficient"] for m in per_arm.values()])))
     means = {name: float(np.mean(v)) for name, v in scores.items()}
     return max(means, key=means.get), means
@@ -230,6 +252,12 @@ class UpliftEvaluation:
     metrics: list[dict[str, Any]] = field(default_factory=list)
     bins: list[dict[str, Any]] = field(default_factory=list)
     curves: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _finite(value) -> float | None:
+    """A float, or None (SQL null) for the NaN of an empty bin."""
+    value = float(value)
+    return value if np.isfinite(value) else None
 
 
 def _curve_rows(y, score, t, *, arm: str, outcome: str, max_points: int = 100) -> list[dict]:
@@ -275,7 +303,7 @@ def evaluate(
             }
         )
         table = uplift_by_percentile(y[rows], cate[a][rows], t, bins=10)
-        for i, r in enumerate(table):
+        for i, r in enumerate(table.to_dict("records")):
             bins.append(
                 {
                     "arm": a,
@@ -284,11 +312,11 @@ def evaluate(
                     "bin": i + 1,
                     "treated": int(r["n_treatment"]),
                     "control": int(r["n_control"]),
-                    "mean_treated": float(r["response_rate_treatment"]),
-                    "mean_control": float(r["response_rate_control"]),
-                    "uplift": float(r["uplift"]),
-                    "ci_lower": float(r["ci_lower"]),
-                    "ci_upper": float(r["ci_upper"]),
+                    "mean_treated": _finite(r["response_treatment"]),
+                    "mean_control": _finite(r["response_control"]),
+                    "uplift": _finite(r["uplift"]),
+                    "ci_lower": _finite(r["ci_low"]),
+                    "ci_upper": _finite(r["ci_high"]),
                 }
             )
         curves += _curve_rows(y[rows], cate[a][rows], t, arm=a, outcome=outcome)
@@ -374,12 +402,18 @@ def train_uplift(con, spec: UpliftSpec) -> TrainedUplift:
     )
     trained_at = _now()
     model_set_id = f"{spec.offer_family}-{trained_at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    metadata = {"model_set_id": model_set_id, "offer_family": spec.offer_family}
+    # output_kind value: every part has one output (P(class 1) or a prediction), which the
+    # scoring core returns as it is (scoring._core).
+    metadata = {
+        "model_set_id": model_set_id,
+        "offer_family": spec.offer_family,
+        "output_kind": "value",
+    }
     sample = X[test][:2000]
     parts = _export(purchase_set, sample, "purchase_", metadata)
     details: dict[str, Any] = {
         "purchase": {"learner": learner, **dict(purchase_set.details)},
-        "rows": {"train": int(train.sum()), "test": int(test.sum())},
+        "rows": {"train": len(train), "test": len(test)},
     }
     if spec.revenue:
         revenue = frame[spec.revenue].to_numpy(dtype=float)
@@ -390,7 +424,8 @@ def train_uplift(con, spec: UpliftSpec) -> TrainedUplift:
             control_arm=spec.control_arm,
             purchase=y[train],
             outcome=spec.revenue,
-            base=spec.base,
+            purchase_estimator=_estimator(spec, "classifier", "purchase"),
+            revenue_estimator=_estimator(spec, "regressor", "revenue"),
             feature_names=names,
             min_rows_per_arm=spec.min_rows_per_arm,
             random_state=spec.random_state,
