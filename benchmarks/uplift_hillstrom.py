@@ -265,6 +265,24 @@ def _pm(mean: float, sd: float, *, sign: bool = False) -> str:
     return f"{value} ± {sd:.4f}" if np.isfinite(sd) else value
 
 
+def verdict(top: pd.DataFrame) -> str:
+    """One sentence per the goal: in how many settings it is met, and by how much it is missed
+    elsewhere against the split-to-split sd of the paired difference."""
+    # the same model fitted by both (T-learner and TwoModels) agrees to about 1e-7 only
+    missing = top.sklift_qini - top.project_qini > 1e-6
+    text = f"Goal met in {int((~missing).sum())} of {len(top)} setting(s)"
+    missed = [
+        f"{r.arm}/{r.outcome}: {r.sklift_qini - r.project_qini:.4f} below"
+        + (
+            f", paired difference sd {r.difference_sd:.4f} over the splits"
+            if np.isfinite(r.difference_sd)
+            else ""
+        )
+        for r in top[missing].itertuples()
+    ]
+    return text + (f" (missed on {'; '.join(missed)})." if missed else ".")
+
+
 def markdown(summary: pd.DataFrame, top: pd.DataFrame, *, command: str, data: str) -> str:
     splits = int(summary.splits.max())
     lines = [
@@ -300,6 +318,7 @@ def markdown(summary: pd.DataFrame, top: pd.DataFrame, *, command: str, data: st
             f"{r.sklift_best} | {_pm(r.sklift_qini, r.sklift_qini_sd)} | "
             f"{r.sklift_uplift30:.4f} | {_pm(r.difference, r.difference_sd, sign=True)} |"
         )
+    lines += ["", verdict(top)]
     for (arm, outcome), part in summary.groupby(["arm", "outcome"], sort=False):
         lines += [
             "",
