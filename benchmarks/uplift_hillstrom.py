@@ -272,9 +272,9 @@ def verdict(top: pd.DataFrame) -> str:
     missing = top.sklift_qini - top.project_qini > 1e-6
     text = f"Goal met in {int((~missing).sum())} of {len(top)} setting(s)"
     missed = [
-        f"{r.arm}/{r.outcome}: {r.sklift_qini - r.project_qini:.4f} below"
+        f"{r.arm}/{r.outcome}: {r.sklift_qini - r.project_qini:.2g} below"
         + (
-            f", paired difference sd {r.difference_sd:.4f} over the splits"
+            f", paired difference sd {r.difference_sd:.2g} over the splits"
             if np.isfinite(r.difference_sd)
             else ""
         )
