@@ -38,8 +38,10 @@ lint: install
 	$(BIN)/ruff format --check .
 	PROPENSITY_WAREHOUSE=$(CURDIR)/$(VENV)/lint.duckdb $(BIN)/sqlfluff lint dbt_project/models dbt_project/tests dbt_project/macros --disable-progress-bar && $(BIN)/sqlfluff lint --config models_py/ingest/loaders/online_retail_sql/.sqlfluff models_py/ingest/loaders/online_retail_sql --disable-progress-bar
 
+# Two pytest workers, one test file each at a time (module fixtures stay within a worker):
+# the suite is mostly dbt subprocesses and DuckDB waiting on I/O or one core.
 test: lint browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 demo: install
 	$(BIN)/propensity demo --customers $(DEMO_CUSTOMERS)

@@ -265,6 +265,41 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_uplift_train(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from models_py.uplift._spec import load_uplift_specs
+    from models_py.uplift._train import train_and_register
+
+    specs = load_uplift_specs(args.spec)
+    if args.name:
+        unknown = sorted(set(args.name) - {s.name for s in specs})
+        if unknown:
+            raise ConfigError(
+                f"no uplift spec named {', '.join(unknown)} (specs: {[s.name for s in specs]})"
+            )
+        specs = [s for s in specs if s.name in args.name]
+    console = _console()
+    for t in train_and_register(_settings(args), specs, promote=True if args.promote else None):
+        console.print(
+            f"[bold]{t.spec.name}[/bold]: model set {t.model_set_id} ({t.learner}, "
+            f"{len(t.parts)} ONNX parts) on experiment {t.experiment_id}"
+        )
+        table = Table("arm", "outcome", "treated", "control", "Qini", "oracle Qini", "uplift@30%")
+        for m in t.evaluation.metrics:
+            table.add_row(
+                m["arm"],
+                m["outcome"],
+                f"{m['treated']:,}",
+                f"{m['control']:,}",
+                _fmt(m["qini_coefficient"], 4),
+                _fmt(m["oracle_qini_coefficient"], 4),
+                _fmt(m["uplift_at_30"], 4),
+            )
+        console.print(table)
+    return 0
+
+
 def cmd_models_list(args: argparse.Namespace) -> int:
     return run_models_list(_settings(args), product_group=args.group, console=_console())
 
@@ -681,6 +716,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="product groups fitted at once (default: the warehouse threads, 2)",
     )
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("uplift", help="uplift (CATE) models from experiments (docs/uplift.md)")
+    uplift_sub = p.add_subparsers(dest="uplift_command", required=True)
+    q = uplift_sub.add_parser(
+        "train", help="train, evaluate, export and register uplift model sets from specs"
+    )
+    q.add_argument("--spec", type=Path, default=None, help="uplift spec YAML (default: packaged)")
+    q.add_argument("--name", action="append", default=None, help="only this spec")
+    q.add_argument(
+        "--promote",
+        action="store_true",
+        help="make the new set the champion of its offer family (default: only the first one)",
+    )
+    q.set_defaults(func=cmd_uplift_train)
 
     p = sub.add_parser("models", help="the model registry: list, promote, rollback")
     models_sub = p.add_subparsers(dest="action", required=True)

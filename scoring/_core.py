@@ -52,6 +52,9 @@ class ScoringModel:
     session: Any = field(repr=False)
     input_name: str = "features"
     output_name: str = PROBABILITIES_OUTPUT
+    #: 'probability': P(class 1) from a (n, 2) probabilities output (classifiers);
+    #: 'value': the (n, 1) or (n,) output of a regressor (e.g. an uplift model's CATE part).
+    output_kind: str = "probability"
 
     @property
     def n_features(self) -> int:
@@ -177,13 +180,18 @@ def load_model(
             f"model {label}: the input takes {width} features, the metadata lists {len(names)}"
         )
     outputs = [o.name for o in session.get_outputs()]
+    kind = "probability"
     if PROBABILITIES_OUTPUT in outputs:
         output = PROBABILITIES_OUTPUT
     elif len(outputs) == 2:
         output = outputs[1]
+    elif len(outputs) == 1 and meta.get("output_kind") == "value":
+        # A regressor (skl2onnx names its output 'variable'), declared by the exporter.
+        output, kind = outputs[0], "value"
     else:
         raise ModelIntegrityError(
-            f"model {label}: no 'probabilities' output (outputs: {outputs}); export with zipmap off"
+            f"model {label}: no 'probabilities' output (outputs: {outputs}); export with zipmap "
+            "off (a regressor needs metadata output_kind=value)"
         )
     model = ScoringModel(
         model_id=model_id,
@@ -193,6 +201,7 @@ def load_model(
         session=session,
         input_name=inputs[0].name,
         output_name=output,
+        output_kind=kind,
     )
     if register:
         _cache.remember_model(model)
@@ -219,7 +228,8 @@ def get_model(model_id: str) -> ScoringModel:
 
 
 def score_batch(model: ScoringModel, features: FeatureInput) -> np.ndarray:
-    """Positive-class probabilities (float32, one per row) for one batch.
+    """Positive-class probabilities (float32, one per row) for one batch; a regressor's
+    predictions for a model with ``output_kind`` 'value'.
 
     Parameters
     ----------
@@ -239,8 +249,10 @@ def score_batch(model: ScoringModel, features: FeatureInput) -> np.ndarray:
 def _run(model: ScoringModel, matrix: np.ndarray) -> np.ndarray:
     if matrix.shape[0] == 0:
         return np.empty(0, dtype=np.float32)
-    probabilities = model.session.run([model.output_name], {model.input_name: matrix})[0]
-    return np.ascontiguousarray(probabilities[:, 1], dtype=np.float32)
+    out = model.session.run([model.output_name], {model.input_name: matrix})[0]
+    if model.output_kind == "value":
+        return np.ascontiguousarray(np.reshape(out, (matrix.shape[0],)), dtype=np.float32)
+    return np.ascontiguousarray(out[:, 1], dtype=np.float32)
 
 
 def score_arrow(

@@ -26,6 +26,11 @@ ML_TABLES = (
     "reference_distributions",
     "retrain_decisions",
     "curve_points",
+    "uplift_model_sets",
+    "uplift_model_parts",
+    "uplift_aliases",
+    "uplift_metrics",
+    "uplift_bins",
 )
 ALIASES = ("champion", "challenger")
 

@@ -15,6 +15,20 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_KEYS = {
     "fct_training_examples": ["customer_id", "product_group", "as_of_date", "split", "label"],
     "fct_scoring_features": ["customer_id", "product_group", "as_of_date"],
+    "fct_experiment_examples": [
+        "experiment_id",
+        "customer_id",
+        "arm",
+        "discount_pct",
+        "assigned_at",
+        "as_of_date",
+        "outcome_window_end",
+        "purchased",
+        "orders",
+        "revenue",
+        "discount_cost",
+        "margin",
+    ],
 }
 
 

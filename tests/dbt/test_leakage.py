@@ -34,8 +34,9 @@ def snapshot(settings, as_of: pd.Timestamp) -> dict[str, pd.DataFrame]:
     }
 
 
-def tamper(tables: dict[str, pa.Table], *, seed: int) -> dict[str, pa.Table]:
-    """Delete, change and add orders, lines and email events at or after T (never before)."""
+def tamper(tables: dict[str, pa.Table], *, seed: int, at: pd.Timestamp = T) -> dict[str, pa.Table]:
+    """Delete, change and add orders, lines and email events at or after `at` (never before)."""
+    T = at  # the cutoff the edits start at
     rng = np.random.default_rng(seed)
     orders = tables["orders"].to_pandas()
     lines = tables["order_lines"].to_pandas()

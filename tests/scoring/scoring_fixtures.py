@@ -16,7 +16,7 @@ from onnx import helper
 from skl2onnx import convert_sklearn
 from skl2onnx.common.data_types import FloatTensorType
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 
 FEATURES = ["spend_90d", "order_count_30d", "days_since_last_order", "is_vip"]
 
@@ -46,33 +46,38 @@ def make_model(
     kind: str = "hgb",
     seed: int = 0,
 ) -> TinyModel:
-    """A fitted classifier exported like models_py does (input `features`, zipmap off)."""
+    """A fitted classifier exported like models_py does (input `features`, zipmap off); kind
+    'ridge' is a regressor (one output, metadata output_kind=value), as uplift parts are."""
     names = list(feature_names or FEATURES)
     X, y = training_data(len(names), seed)
     if kind == "hgb":
         est = HistGradientBoostingClassifier(max_iter=15, max_depth=3, random_state=seed)
+    elif kind == "ridge":
+        est = Ridge()
+        y = X[:, 0] * 3.0 + 10.0
     else:
         est = LogisticRegression()
     est.fit(X, y)
+    options = {} if kind == "ridge" else {id(est): {"zipmap": False}}
     with warnings.catch_warnings():  # skl2onnx passes booleans to onnx.helper (not our code)
         warnings.simplefilter("ignore", DeprecationWarning)
         onx = convert_sklearn(
             est,
             initial_types=[("features", FloatTensorType([None, len(names)]))],
-            options={id(est): {"zipmap": False}},
+            options=options,
             target_opset=17,
         )
-    helper.set_model_props(
-        onx,
-        {
-            "model_id": model_id,
-            "spec_name": kind,
-            "product_group": product_group,
-            "feature_names": json.dumps(names),
-            "feature_hash": hashlib.sha256(json.dumps(names).encode()).hexdigest(),
-            "threshold": "0.5",
-        },
-    )
+    props = {
+        "model_id": model_id,
+        "spec_name": kind,
+        "product_group": product_group,
+        "feature_names": json.dumps(names),
+        "feature_hash": hashlib.sha256(json.dumps(names).encode()).hexdigest(),
+        "threshold": "0.5",
+    }
+    if kind == "ridge":
+        props["output_kind"] = "value"
+    helper.set_model_props(onx, props)
     data = onx.SerializeToString()
     return TinyModel(model_id, product_group, names, data, hashlib.sha256(data).hexdigest(), est)
 

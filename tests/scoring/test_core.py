@@ -34,6 +34,18 @@ def test_parity_with_onnxruntime_and_sklearn(hgb_model: TinyModel, X: np.ndarray
     assert np.abs(scoring.score_batch(model, as_list) - got).max() < 1e-6
 
 
+def test_a_regressor_declared_output_kind_value_scores_its_prediction(X: np.ndarray) -> None:
+    """Uplift parts (CATE regressors, revenue models) are regressors: one output, no classes."""
+    ridge = make_model("cate_ridge_v1", kind="ridge")
+    model = scoring.load_model(ridge.onnx_bytes, ridge.sha256)
+    assert model.output_kind == "value"
+    got = scoring.score_batch(model, X)
+    assert got.dtype == np.float32 and got.shape == (300,)
+    expected = ridge.estimator.predict(X)
+    assert expected.std() > 1.0  # not a constant: the values, not probabilities, come back
+    assert np.abs(got - expected).max() < 1e-4
+
+
 def test_sha256_mismatch_is_refused_naming_the_model(hgb_model: TinyModel) -> None:
     tampered = hgb_model.onnx_bytes[:-1] + bytes([hgb_model.onnx_bytes[-1] ^ 1])
     with pytest.raises(ModelIntegrityError, match=r"model 'any_hgb_v1'.*sha256") as info:

@@ -89,9 +89,9 @@
         {%- set roles = var('feature_cutoff_roles', none) -%}
         {%- if roles is string -%}{%- set roles = [roles] -%}{%- endif -%}
         {%- for r in roles or [] -%}
-            {%- if r not in ('train', 'validation', 'test', 'scoring') -%}
+            {%- if r not in ('train', 'validation', 'test', 'scoring', 'experiment') -%}
                 {{ exceptions.raise_compiler_error(
-                    "dbt var feature_cutoff_roles must list roles among train, validation, test, scoring; got '"
+                    "dbt var feature_cutoff_roles must list roles among train, validation, test, scoring, experiment; got '"
                     ~ r ~ "'. Use null to build every cutoff.") }}
             {%- endif -%}
         {%- endfor -%}

@@ -8,6 +8,11 @@
   - roles: the newest test_cutoffs training cutoffs are 'test', the validation_cutoffs before
     them 'validation', the rest 'train', purged: a cutoff whose label window reaches past the
     first cutoff of a later split is dropped (only when cutoffs are closer than horizon_days).
+  - experiment: the day of each experiment assignment (stg_raw__treatments.assigned_at, cast to a
+    date) whose outcome window [day, day + horizon_days) ends on or before the scoring cutoff and
+    that is not already a training or scoring cutoff (then that cutoff's features serve it).
+    fct_experiment_examples reads the features as of these days: events strictly before the
+    assignment day, so nothing at or after the assignment.
   - a scoring-only run (var feature_cutoff_roles without a training role, the daily run) keeps
     the training cutoffs and roles stored in fct_training_examples instead of deriving new ones
     from its scoring cutoff (macro propensity_stored_training_cutoffs), with the same rule that
@@ -145,6 +150,17 @@ training as (
     {%- endif %}
 ),
 
+-- Experiment assignment days with a fully observed outcome window, unless already a cutoff.
+experiments as (
+    select distinct cast(treatments.assigned_at as date) as as_of_date
+    from {{ ref('stg_raw__treatments') }} as treatments
+    cross join scoring
+    where
+        treatments.assigned_at is not null
+        and {{ dbt.dateadd('day', horizon, 'cast(treatments.assigned_at as date)') }}
+        <= scoring.as_of_date
+),
+
 unioned as (
     select
         as_of_date,
@@ -155,6 +171,14 @@ unioned as (
         as_of_date,
         'scoring' as cutoff_role
     from scoring
+    union all
+    select
+        as_of_date,
+        'experiment' as cutoff_role
+    from experiments
+    where
+        as_of_date not in (select training.as_of_date from training)
+        and as_of_date not in (select scoring.as_of_date from scoring)
 ),
 
 final as (

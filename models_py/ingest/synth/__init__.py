@@ -9,7 +9,13 @@
   the latent state (purchase rate, affinities, basket size, churn time, experiment arm), of at
   least one purchase containing a group product with ordered_at in [T, T + 30 days).
 - ``raw.oracle_treatment_effect``: per experiment customer and treated arm ('20', '25'), the true
-  probability of any purchase in the experiment window without (arm '0') and with the discount.
+  probability of any purchase in the experiment window without (arm '0') and with the discount,
+  and the expected revenue and margin (`Behaviour.margin_rate` of the list price) of its
+  purchases.
+- ``raw.oracle_offer_effects``: per customer created before the scoring cutoff end_date and arm
+  ('0', '20', '25'), the true purchase probability, expected orders, revenue and margin of a new
+  30-day discount offer made at end_date, and their effects against arm '0' (docs/oracle.md,
+  "Offer effects").
 - ``raw.oracle_customer_state``: the latent traits (purchase rate, churn time, engagement, ...).
 - ``raw.oracle_regime_shift`` (only with ``shift_at``): per customer the kind of regime shift,
   its first day and the factor of the customer's purchase rate from then on (docs/oracle.md,

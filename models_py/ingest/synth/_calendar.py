@@ -69,6 +69,12 @@ class Calendar:
     def experiment_end_day(self) -> int:
         return self.experiment_day + HORIZON_DAYS
 
+    @property
+    def scoring_cutoff_day(self) -> int:
+        """The k = 0 cutoff: the day after the history (`end`, dbt's default scoring cutoff;
+        `cutoff_days[0]` whenever the oracle has cutoffs)."""
+        return self.days
+
     def date_of(self, day: int) -> dt.date:
         return self.start + dt.timedelta(days=int(day))
 

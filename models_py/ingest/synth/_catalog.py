@@ -224,6 +224,22 @@ class Catalog:
     def n_products(self) -> int:
         return len(self.product_id)
 
+    @property
+    def product_probability(self) -> np.ndarray:
+        """P(product | its category) exactly as the simulation draws it (the steps of
+        `category_cum`: the top of each category is c + 1, the start of the next)."""
+        return np.diff(self.category_cum, prepend=0.0)
+
+    def category_mean_price(self, prices: np.ndarray | None = None) -> np.ndarray:
+        """Expected price of one item drawn from each category (`prices` per product; default
+        the list prices): the within-category popularity-weighted mean."""
+        prices = self.price if prices is None else prices
+        return np.bincount(
+            self.category_index,
+            weights=self.product_probability * prices,
+            minlength=len(self.categories),
+        )
+
     def products_table(self) -> pa.Table:
         return pa.table(
             {

@@ -40,6 +40,7 @@ from models_py.ingest.synth._simulate import (
     draw_customers,
     group_hit_probability,
     observable_follows,
+    offer_effects,
     oracle_probabilities,
     simulate_emails,
     simulate_orders,
@@ -69,6 +70,28 @@ GROUND_TRUTH_DDL: dict[str, dict[str, str]] = {
         "baseline_probability": "DOUBLE",
         "treated_probability": "DOUBLE",
         "effect": "DOUBLE",
+        # Expected amount paid (returns ignored) and margin of the purchases in the window
+        # without (arm '0') and with the arm's discount (docs/oracle.md, "Offer effects").
+        "baseline_revenue": "DOUBLE",
+        "treated_revenue": "DOUBLE",
+        "revenue_effect": "DOUBLE",
+        "baseline_margin": "DOUBLE",
+        "treated_margin": "DOUBLE",
+        "margin_effect": "DOUBLE",
+    },
+    # Every customer created before the scoring cutoff x arm: a new offer at the cutoff.
+    "oracle_offer_effects": {
+        "customer_id": "BIGINT",
+        "as_of_date": "DATE",
+        "arm": "VARCHAR",
+        "discount_pct": "DOUBLE",
+        "p_purchase": "DOUBLE",
+        "expected_orders": "DOUBLE",
+        "expected_revenue": "DOUBLE",
+        "expected_margin": "DOUBLE",
+        "p_purchase_effect": "DOUBLE",
+        "revenue_effect": "DOUBLE",
+        "margin_effect": "DOUBLE",
     },
     "oracle_customer_state": {
         "customer_id": "BIGINT",
@@ -163,6 +186,8 @@ class _Writer:
     def __init__(self, con, *, shifted: bool = False) -> None:
         self.con = con
         self.columns = {**RAW_CONTRACT, **GROUND_TRUTH_DDL, **(SHIFT_DDL if shifted else {})}
+        # The optional raw column discount_pct: the experiment arms' discount (stg_raw__treatments).
+        self.columns["treatments"] = {**RAW_CONTRACT["treatments"], "discount_pct": "DOUBLE"}
         self.rows: dict[str, int] = dict.fromkeys(self.columns, 0)
 
     @staticmethod
@@ -271,8 +296,10 @@ def generate_warehouse(
 
     Every raw table of the input contract is (re)created, plus `raw.oracle_propensity` (the true
     probability of a purchase in each product group in the 30 days after each cutoff),
-    `raw.oracle_treatment_effect` (the true effect of each discount arm) and
-    `raw.oracle_customer_state` (latent traits). The new tables replace the old ones in one
+    `raw.oracle_treatment_effect` (the true effect of each discount arm on purchase probability,
+    revenue and margin in the experiment window), `raw.oracle_offer_effects` (the same for an
+    offer to every customer at the scoring cutoff `end_date`; docs/oracle.md, "Offer effects")
+    and `raw.oracle_customer_state` (latent traits). The new tables replace the old ones in one
     transaction at the end: a failure or an interrupt leaves the previous contents in place.
 
     Parameters
@@ -608,10 +635,11 @@ def _write_chunk(
                 "experiment_id": pa.array([EXPERIMENT_ID] * len(exp), pa.string()),
                 "arm": out.arms.take(pa.array(c.arm[exp])),
                 "assigned_at": out.ts(np.full(len(exp), cal.experiment_day * SECONDS_PER_DAY)),
+                "discount_pct": pa.array(np.array([float(a) for a in ARMS])[c.arm[exp]]),
             }
         ),
     )
-    eff = treatment_effects(c, calendar=cal)
+    eff = treatment_effects(c, calendar=cal, catalog=catalog)
     writer.append(
         "oracle_treatment_effect",
         pa.table(
@@ -622,6 +650,35 @@ def _write_chunk(
                 "baseline_probability": pa.array(eff["baseline"], pa.float64()),
                 "treated_probability": pa.array(eff["treated"], pa.float64()),
                 "effect": pa.array(eff["treated"] - eff["baseline"], pa.float64()),
+                "baseline_revenue": pa.array(eff["baseline_revenue"], pa.float64()),
+                "treated_revenue": pa.array(eff["treated_revenue"], pa.float64()),
+                "revenue_effect": pa.array(
+                    eff["treated_revenue"] - eff["baseline_revenue"], pa.float64()
+                ),
+                "baseline_margin": pa.array(eff["baseline_margin"], pa.float64()),
+                "treated_margin": pa.array(eff["treated_margin"], pa.float64()),
+                "margin_effect": pa.array(
+                    eff["treated_margin"] - eff["baseline_margin"], pa.float64()
+                ),
+            }
+        ),
+    )
+    offer = offer_effects(c, calendar=cal, catalog=catalog)
+    as_of = date32(cal.date_of(cal.scoring_cutoff_day))
+    writer.append(
+        "oracle_offer_effects",
+        pa.table(
+            {
+                "customer_id": pa.array(c.customer_id[offer["customer"]], pa.int64()),
+                "as_of_date": pa.array(
+                    np.full(len(offer["customer"]), as_of, dtype=np.int32), pa.date32()
+                ),
+                "arm": out.arms.take(pa.array(offer["arm"])),
+                **{
+                    name: pa.array(offer[name], pa.float64())
+                    for name in GROUND_TRUTH_DDL["oracle_offer_effects"]
+                    if name not in ("customer_id", "as_of_date", "arm")
+                },
             }
         ),
     )

@@ -1,6 +1,7 @@
 """Simulate one chunk of customers: latent traits, purchases, returns, email events, the discount
-experiment and the exact oracle probabilities. Everything is vectorised with numpy; a chunk's
-random numbers come from its own generator, so results depend only on the seed and the chunking.
+experiment, the exact oracle probabilities and the true effects of a discount offer. Everything
+is vectorised with numpy; a chunk's random numbers come from its own generator, so results
+depend only on the seed and the chunking.
 
 The model (see the package docstring for the full description):
 
@@ -59,9 +60,17 @@ class Behaviour:
     arm_uplift: tuple[float, float, float] = (0.0, 1.0, 1.5)  # factor = 1 + sensitivity * uplift
     campaign_audience: float = 0.35  # share of opted-in customers targeted by a campaign
     bad_email_share: float = 0.015
+    #: Gross margin as a share of the list price (the price in effect before any discount): a
+    #: line sold at discount d earns list value x (margin_rate - d). Only the oracle of offer
+    #: effects uses it (raw.oracle_offer_effects, the money columns of
+    #: raw.oracle_treatment_effect); it changes no simulated row.
+    margin_rate: float = 0.40
 
 
 BEHAVIOUR = Behaviour()
+#: Quantity of an item = 1 + Poisson(mean): VIPs buy more of each product.
+QUANTITY_MU = 0.25
+VIP_QUANTITY_MU = 0.6
 
 
 @dataclass(frozen=True)
@@ -440,7 +449,7 @@ def simulate_orders(
         catalog.category_cum, category + rng.random(len(item_order)), side="right"
     )
     product = np.minimum(product, catalog.n_products - 1)
-    quantity = 1 + rng.poisson(np.where(c.is_vip[item_cust], 0.6, 0.25))
+    quantity = 1 + rng.poisson(np.where(c.is_vip[item_cust], VIP_QUANTITY_MU, QUANTITY_MU))
     # One line per (order, product): duplicates within an order are merged.
     key, inverse = np.unique(item_order * catalog.n_products + product, return_inverse=True)
     line_qty = np.bincount(inverse, weights=quantity).astype(np.int64)
@@ -722,8 +731,77 @@ def oracle_probabilities(
     return exists, prob
 
 
-def treatment_effects(c: Customers, *, calendar: Calendar, b: Behaviour = BEHAVIOUR) -> dict:
-    """True P(any purchase in the experiment window) under arm 0 and each treated arm."""
+def purchase_value(
+    c: Customers, *, catalog: Catalog, price_factor: float = 1.0, discount_pct: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Expected list value and expected amount paid of one purchase, per customer of `c`.
+
+    A purchase has 1 + Poisson(items_mu) items; each item's category is drawn from the
+    customer's affinities, its product from the category's popularity
+    (`Catalog.product_probability`), its quantity is 1 + Poisson(`QUANTITY_MU`, or
+    `VIP_QUANTITY_MU` for VIPs), independently of the product (duplicate products of a purchase
+    are merged into one line, which keeps the total). Hence, exactly,
+
+        E[value] = (1 + items_mu) x (1 + quantity mu) x sum_k affinity_k x E[price | category k]
+
+    with price = list price x `price_factor` for the list value, and that times
+    (1 - discount_pct / 100) rounded to the cent (as `simulate_orders` rounds each line's unit
+    price) for the amount paid.
+    """
+    per_purchase = (1.0 + c.items_mu) * (1.0 + np.where(c.is_vip, VIP_QUANTITY_MU, QUANTITY_MU))
+    list_price = catalog.price * price_factor
+    paid_price = np.round(list_price * (1.0 - discount_pct / 100), 2)
+    list_value = per_purchase * (c.affinity @ catalog.category_mean_price(list_price))
+    paid_value = per_purchase * (c.affinity @ catalog.category_mean_price(paid_price))
+    return list_value, paid_value
+
+
+def _price_parts(
+    cal: Calendar, c: Customers, idx: np.ndarray, lo: float, hi: np.ndarray
+) -> list[tuple[np.ndarray, float]]:
+    """Poisson means of the purchases of customers `idx` over [lo, hi) without any arm
+    multiplier, split at the shift day, each with the price factor of its lines."""
+    if cal.shift_day is None:
+        return [(c.rate[idx] * shifted_integral(cal, np.ones(len(idx)), lo, hi), 1.0)]
+    day = float(cal.shift_day)
+    sf = c.shift_factor[idx]
+    return [
+        (c.rate[idx] * shifted_integral(cal, sf, lo, np.minimum(hi, day)), 1.0),
+        (
+            c.rate[idx] * shifted_integral(cal, sf, np.maximum(lo, day), hi),
+            SHIFTS[cal.shift_kind].price_factor,
+        ),
+    ]
+
+
+def _money(
+    c: Customers,
+    idx: np.ndarray,
+    parts: list[tuple[np.ndarray, float]],
+    *,
+    catalog: Catalog,
+    discount_pct: float,
+    b: Behaviour,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Expected revenue (amount paid) and margin of the purchases of the Poisson means `parts`
+    at discount `discount_pct` (before any arm multiplier of the rate): margin = amount paid -
+    (1 - margin_rate) x list value, i.e. list value x (margin_rate - d) up to cent rounding."""
+    revenue = np.zeros(len(idx))
+    list_value = np.zeros(len(idx))
+    for mean, price_factor in parts:
+        lv, paid = purchase_value(
+            c, catalog=catalog, price_factor=price_factor, discount_pct=discount_pct
+        )
+        revenue += mean * paid[idx]
+        list_value += mean * lv[idx]
+    return revenue, revenue - (1.0 - b.margin_rate) * list_value
+
+
+def treatment_effects(
+    c: Customers, *, calendar: Calendar, catalog: Catalog, b: Behaviour = BEHAVIOUR
+) -> dict:
+    """True P(any purchase in the experiment window), and the expected revenue (amount paid)
+    and margin of the purchases in it, under arm 0 and each treated arm."""
     idx = np.flatnonzero(c.in_experiment)
     a = float(calendar.experiment_day)
     hi = np.minimum(float(calendar.experiment_end_day), c.death[idx])
@@ -733,20 +811,83 @@ def treatment_effects(c: Customers, *, calendar: Calendar, b: Behaviour = BEHAVI
         base_integral = shifted_integral(calendar, c.shift_factor[idx], a, hi)
     base_mean = c.rate[idx] * base_integral
     baseline = -np.expm1(-base_mean)
+    parts = _price_parts(calendar, c, idx, a, hi)
+    base_revenue, base_margin = _money(c, idx, parts, catalog=catalog, discount_pct=0.0, b=b)
     out: dict[str, list[np.ndarray]] = {
         "customer": [],
         "arm": [],
         "baseline": [],
         "treated": [],
+        "baseline_revenue": [],
+        "treated_revenue": [],
+        "baseline_margin": [],
+        "treated_margin": [],
     }
     for arm_index in range(1, len(ARMS)):
         factor = 1.0 + c.price_sensitivity[idx] * b.arm_uplift[arm_index]
         treated = -np.expm1(-base_mean * factor)
+        revenue, margin = _money(
+            c, idx, parts, catalog=catalog, discount_pct=float(ARMS[arm_index]), b=b
+        )
         out["customer"].append(idx)
         out["arm"].append(np.full(len(idx), arm_index))
         out["baseline"].append(baseline)
         out["treated"].append(treated)
+        out["baseline_revenue"].append(base_revenue)
+        out["treated_revenue"].append(factor * revenue)
+        out["baseline_margin"].append(base_margin)
+        out["treated_margin"].append(factor * margin)
     return {key: np.concatenate(v) for key, v in out.items()}
+
+
+def offer_effects(
+    c: Customers, *, calendar: Calendar, catalog: Catalog, b: Behaviour = BEHAVIOUR
+) -> dict[str, np.ndarray]:
+    """True effects of a discount offer with the experiment's arms, made at the scoring cutoff
+    T (`Calendar.scoring_cutoff_day`) for `HORIZON_DAYS` days, for every customer created
+    before T.
+
+    Arm a multiplies the purchase rate over [T, T + horizon) by 1 + price_sensitivity x
+    `arm_uplift[a]` and prices every line at list x (1 - discount), as the experiment did.
+    Purchases in the window are Poisson with mean rate x factor x the integral of s(t) (times
+    the shift's rate factor from the shift day on) over [T, min(T + horizon, death)), as
+    `oracle_probabilities` integrates it (the experiment window ended before T), so under arm 0
+    `p_purchase` is the oracle probability of group `any` at T. Money per purchase:
+    `purchase_value` (the shift's price factor after a shift day); returns are ignored.
+
+    Returns arrays of equal length, customer-major (each customer's arms '0', '20', '25' in a
+    row): customer (index into `c`), arm (index into ARMS), discount_pct, p_purchase,
+    expected_orders, expected_revenue, expected_margin and the effects p_purchase_effect,
+    revenue_effect, margin_effect against arm '0' (exactly 0 for arm '0').
+    """
+    cal = calendar
+    t = cal.scoring_cutoff_day
+    idx = np.flatnonzero(c.created_day < t)
+    hi = np.minimum(float(t + HORIZON_DAYS), c.death)
+    base_mean = (c.rate * window_integral(cal, c, float(t), hi))[idx]
+    parts = _price_parts(cal, c, idx, float(t), hi[idx])
+    n_arms = len(ARMS)
+    shape = (len(idx), n_arms)
+    orders, revenue, margin = np.empty(shape), np.empty(shape), np.empty(shape)
+    for arm_index, arm in enumerate(ARMS):
+        factor = 1.0 + c.price_sensitivity[idx] * b.arm_uplift[arm_index]
+        rev, mar = _money(c, idx, parts, catalog=catalog, discount_pct=float(arm), b=b)
+        orders[:, arm_index] = factor * base_mean
+        revenue[:, arm_index] = factor * rev
+        margin[:, arm_index] = factor * mar
+    p = -np.expm1(-orders)
+    return {
+        "customer": np.repeat(idx, n_arms),
+        "arm": np.tile(np.arange(n_arms), len(idx)),
+        "discount_pct": np.tile(np.array([float(a) for a in ARMS]), len(idx)),
+        "p_purchase": p.ravel(),
+        "expected_orders": orders.ravel(),
+        "expected_revenue": revenue.ravel(),
+        "expected_margin": margin.ravel(),
+        "p_purchase_effect": (p - p[:, :1]).ravel(),
+        "revenue_effect": (revenue - revenue[:, :1]).ravel(),
+        "margin_effect": (margin - margin[:, :1]).ravel(),
+    }
 
 
 # ------------------------------------------------------------------------------- arrow output

@@ -38,7 +38,6 @@ def test_default_spec_loads():
     assert spec.categorical == ("rfm_segment_code",)
     assert set(spec.candidates) == {
         "logistic_regression",
-        "random_forest",
         "hist_gradient_boosting",
         "lightgbm",
     }
