@@ -111,13 +111,27 @@ def project_methods() -> list[Method]:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from models_py.uplift import fit_dr_learner, fit_s_learner, fit_t_learner
+    from models_py.uplift import (
+        fit_class_transformation,
+        fit_dr_learner,
+        fit_s_learner,
+        fit_t_learner,
+    )
 
     ridge = make_pipeline(StandardScaler(), Ridge(alpha=1.0))
     return [
         Method("T-learner, logistic", "project", _project(fit_t_learner, base="linear"), True),
         Method("T-learner, HGB", "project", _project(fit_t_learner, base="hgb"), True),
         Method("S-learner, logistic", "project", _project(fit_s_learner), True),
+        Method(
+            "class transformation, logistic",
+            "project",
+            _project(fit_class_transformation, base="linear"),
+            True,
+        ),
+        Method(
+            "class transformation, HGB", "project", _project(fit_class_transformation, base="hgb")
+        ),
         Method(
             "DR-learner, logistic + ridge", "project", _project(fit_dr_learner, base="linear"), True
         ),

@@ -1,7 +1,9 @@
 """`propensity demo`: the whole pipeline on a generated warehouse, with a printed summary.
 
 generate -> dbt build (features, marts, tests) -> train (ONNX champions in the registry) ->
-dbt build of the scores and the marts on top of them (onnxruntime inside the warehouse) -> report.
+uplift train on the discount experiment and the packaged offers -> dbt build of the scores, uplift
+scores, offer assignments and the marts on top of them (onnxruntime inside the warehouse) ->
+report.
 """
 
 from __future__ import annotations
@@ -10,12 +12,12 @@ import time
 from pathlib import Path
 
 from models_py._dbt import run_dbt
-from models_py._errors import PropensityError
+from models_py._errors import InputDataError, PropensityError
 from models_py._settings import Settings
 from models_py._warehouse import connect
 from models_py.registry._tables import SCHEMA as REGISTRY_SCHEMA
 
-STEPS = 5
+STEPS = 6
 
 
 def _header(console, step: int, title: str) -> None:
@@ -63,16 +65,26 @@ def run_demo(
     if run_train(settings, spec_path=None, groups=None, console=console) != 0:
         raise PropensityError("training failed for at least one product group (see above)")
 
-    _header(console, 4, "dbt build: in-warehouse scoring with onnxruntime, profile, audiences")
+    _header(console, 4, "uplift: the discount experiment's effect per arm, offers by profit")
+    _train_uplift(settings, console)
+
+    _header(console, 5, "dbt build: in-warehouse scoring with onnxruntime, profile, audiences")
     outcome = run_dbt(
-        settings, ["build", "--select", "fct_propensity_scores+", "path:models/marts/ml"]
+        settings,
+        [
+            "build",
+            "--select",
+            "fct_propensity_scores+",
+            "fct_uplift_scores+",
+            "path:models/marts/ml",
+        ],
     )
     console.print(
         f"{outcome.count('success')} models built, {outcome.count('pass')} tests passed, "
         f"{outcome.count('warn')} warnings"
     )
 
-    _header(console, 5, "HTML report from warehouse tables")
+    _header(console, 6, "HTML report from warehouse tables")
     result = write_report(settings.warehouse, report_dir)
     console.print(result.summary())
 
@@ -82,6 +94,33 @@ def run_demo(
         f"done in {time.perf_counter() - started:.0f}s. Explore the warehouse with DuckDB "
         f"(e.g. `duckdb {settings.warehouse}`), or BI on marts.*"
     )
+
+
+def _train_uplift(settings: Settings, console) -> None:
+    """Train the packaged uplift spec on the generated discount experiment and write the
+    packaged offers (models_py/offers/default.yml), which dbt turns into assignments."""
+    from models_py.offers import set_offers
+    from models_py.offers._config import DEFAULT_OFFERS
+    from models_py.uplift._spec import load_uplift_specs
+    from models_py.uplift._train import train_and_register
+
+    try:
+        trained = train_and_register(settings, load_uplift_specs())
+    except InputDataError as exc:  # a small demo: too few experiment customers per arm
+        console.print(f"uplift skipped: {exc}")
+        return
+    for t in trained:
+        qini = ", ".join(
+            f"{m['arm']} {m['qini_coefficient']:.3f}"
+            for m in t.evaluation.metrics
+            if m["outcome"] == t.spec.purchase
+        )
+        console.print(
+            f"{t.spec.name}: {t.learner} on experiment {t.experiment_id}, held-out Qini per "
+            f"arm {qini}; {len(t.parts)} ONNX parts registered as model set {t.model_set_id}"
+        )
+    offers = set_offers(settings.warehouse, DEFAULT_OFFERS)
+    console.print(f"offers: {', '.join(offers)}")
 
 
 def _set_default_campaigns(settings: Settings) -> None:

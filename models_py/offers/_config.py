@@ -36,6 +36,7 @@ from models_py._yaml import read_yaml_file
 logger = logging.getLogger(__name__)
 
 OFFER_TABLE = "offer_config"
+DEFAULT_OFFERS = Path(__file__).resolve().parent / "default.yml"
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,59}$")]
 
 

@@ -9,6 +9,7 @@ Learners return an `UpliftModelSet`; ``predict(X)`` gives ``outcome__<arm>`` and
 from __future__ import annotations
 
 from models_py.training._export import ParityError
+from models_py.uplift._class_transformation import fit_class_transformation
 from models_py.uplift._errors import (
     ArmError,
     LengthMismatchError,
@@ -63,6 +64,7 @@ __all__ = [
     "evaluate_scores",
     "evaluate_uplift",
     "export_parts",
+    "fit_class_transformation",
     "fit_dr_learner",
     "fit_s_learner",
     "fit_t_learner",

@@ -40,14 +40,14 @@ from models_py.uplift._errors import (
 from models_py.uplift._inputs import Experiment, experiment, feature_matrix, outcome_vector
 from models_py.uplift._splits import stratified_kfold
 
-KINDS = ("t_learner", "s_learner", "dr_learner", "two_part")
+KINDS = ("t_learner", "s_learner", "dr_learner", "class_transformation", "two_part")
 #: Kinds whose parts are one outcome model per arm (``mu__<arm>``), CATE = difference.
 OUTCOME_MODEL_KINDS = ("t_learner", "s_learner")
 BASES = ("hgb", "linear")
 MIN_ROWS_PER_ARM = 50
 #: Part roles: the outcome model of an arm (T), the CATE regressor of a treated arm (DR), the
 #: purchase classifier and the revenue-given-purchase regressor of an arm (two-part).
-ROLES = ("mu", "tau", "purchase", "revenue")
+ROLES = ("mu", "tau", "ct", "purchase", "revenue")
 
 #: Regularised defaults: outcome differences are small against the noise, so leaves are large.
 _HGB = {
@@ -154,6 +154,8 @@ def part_names(kind: str, control_arm: str, treated_arms: Sequence[str]) -> tupl
         return tuple(f"mu__{a}" for a in arms)
     if kind == "dr_learner":
         return tuple(f"tau__{a}" for a in treated_arms)
+    if kind == "class_transformation":
+        return tuple(f"ct__{a}" for a in treated_arms)
     if kind == "two_part":
         return tuple(f"{role}__{a}" for a in arms for role in ("purchase", "revenue"))
     raise UpliftConfigError(f"unknown uplift model kind {kind!r}; expected one of {KINDS}")
@@ -187,6 +189,8 @@ def combine_part_outputs(
     for a in treated_arms:
         if kind == "dr_learner":
             result[f"cate__{a}"] = values[f"tau__{a}"]
+        elif kind == "class_transformation":
+            result[f"cate__{a}"] = 2.0 * values[f"ct__{a}"] - 1.0
         else:
             result[f"cate__{a}"] = result[f"outcome__{a}"] - result[f"outcome__{control_arm}"]
     return result

@@ -29,6 +29,8 @@ from models_py._yaml import read_yaml_file
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,59}$"
 RELATION_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$"
 LEARNERS = ("t_learner", "dr_learner")
+#: Every learner a spec may list (LEARNERS is the default list).
+ALL_LEARNERS = ("t_learner", "dr_learner", "class_transformation")
 DEFAULT_UPLIFT_SPEC_PATH = Path(__file__).resolve().parents[1] / "training/specs/uplift.yml"
 
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
@@ -52,7 +54,7 @@ class UpliftSpecSchema(BaseModel):
     purchase: Column = "purchased"
     revenue: Column | None = None
     exclude_columns: list[Column] = Field(default_factory=list)
-    learners: list[Literal["t_learner", "dr_learner"]] = Field(
+    learners: list[Literal["t_learner", "dr_learner", "class_transformation"]] = Field(
         default_factory=lambda: list(LEARNERS), min_length=1
     )
     base: Literal["hgb", "linear"] = "hgb"

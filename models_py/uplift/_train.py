@@ -25,6 +25,7 @@ from models_py._warehouse import connect, relation_columns, relation_exists, tra
 from models_py.registry._registry import _insert, _now
 from models_py.registry._tables import ml_table, require_ml_tables
 from models_py.training._export import feature_hash, library_versions
+from models_py.uplift._class_transformation import fit_class_transformation
 from models_py.uplift._learners import (
     default_estimator,
     fit_dr_learner,
@@ -217,6 +218,11 @@ def _fit_purchase(learner: str, X, arm, y, spec: UpliftSpec, feature_names):
     }
     if learner == "t_learner":
         return fit_t_learner(X, arm, y, estimator=_estimator(spec, "classifier", "mu"), **common)
+    if learner == "class_transformation":
+        common.pop("outcome_type")
+        return fit_class_transformation(
+            X, arm, y, estimator=_estimator(spec, "classifier", "ct"), **common
+        )
     return fit_dr_learner(
         X,
         arm,

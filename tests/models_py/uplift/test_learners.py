@@ -19,6 +19,7 @@ from models_py.uplift import (
     UpliftConfigError,
     UpliftInputError,
     dr_pseudo_outcome,
+    fit_class_transformation,
     fit_dr_learner,
     fit_s_learner,
     fit_t_learner,
@@ -44,7 +45,12 @@ def _correlations(model_set, data, truth) -> dict[str, float]:
 
 @pytest.mark.parametrize(
     ("fit", "base"),
-    [(fit_t_learner, "hgb"), (fit_dr_learner, "hgb"), (fit_t_learner, "linear")],
+    [
+        (fit_t_learner, "hgb"),
+        (fit_dr_learner, "hgb"),
+        (fit_t_learner, "linear"),
+        (fit_class_transformation, "hgb"),
+    ],
 )
 def test_cate_recovery(train, test, fit, base):
     model_set = fit(train.X, train.arm, train.visit, control_arm="control", base=base)
@@ -275,3 +281,15 @@ def test_two_part_needs_zero_revenue_without_purchase():
         fit_two_part(d.X, d.arm, d.spend, control_arm="control", purchase=purchase)
     with pytest.raises(ArmError, match="purchases"):
         fit_two_part(d.X, d.arm, d.spend, control_arm="control", min_purchases_per_arm=500)
+
+
+def test_class_transformation_weights_unequal_arms(train):
+    """With the arms reweighted to equal total weight, 2 P(z = 1) - 1 is the CATE whatever the
+    arm shares (40/30/30 here); without the weights it would be shifted."""
+    model_set = fit_class_transformation(
+        train.X, train.arm, train.visit, control_arm="control", base="linear"
+    )
+    cate = model_set.predict(train.X)["cate__arm_a"]
+    assert abs(cate.mean() - train.true_cate["arm_a"].mean()) < 0.02
+    with pytest.raises(UpliftInputError, match="binary"):
+        fit_class_transformation(train.X, train.arm, train.spend, control_arm="control")

@@ -19,6 +19,7 @@ from models_py.uplift import (
     UpliftModelSet,
     check_part_parity,
     export_parts,
+    fit_class_transformation,
     fit_dr_learner,
     fit_s_learner,
     fit_t_learner,
@@ -38,6 +39,9 @@ LEARNERS = {
         d.X, d.arm, d.visit, control_arm="control", base=base, n_folds=3
     ),
     "s_learner": lambda d, base: fit_s_learner(d.X, d.arm, d.visit, control_arm="control"),
+    "class_transformation": lambda d, base: fit_class_transformation(
+        d.X, d.arm, d.visit, control_arm="control", base=base
+    ),
     "two_part": lambda d, base: fit_two_part(d.X, d.arm, d.spend, control_arm="control", base=base),
     "t_learner_spend": lambda d, base: fit_t_learner(
         d.X, d.arm, d.spend, control_arm="control", base=base, outcome="spend"

@@ -52,6 +52,7 @@ def spec_file(tmp_path, **overrides) -> str:
         "revenue": "revenue",
         "min_rows_per_arm": 200,
         "selection_folds": 2,
+        "learners": ["t_learner", "dr_learner", "class_transformation"],
         **overrides,
     }
     path = tmp_path / "uplift.yml"
@@ -94,7 +95,8 @@ def test_train_registers_one_champion_model_set(trained):
         ).fetchall()
         assert len(sets) == 1
         model_set_id, learner, control, arms = sets[0]
-        assert learner in ("t_learner", "dr_learner") and control == "control"
+        assert learner in ("t_learner", "dr_learner", "class_transformation")
+        assert control == "control"
         assert json.loads(arms) == DISCOUNTS
         champion = con.execute(
             "select model_set_id from ml.uplift_aliases where offer_family = 'spring' "
@@ -104,8 +106,9 @@ def test_train_registers_one_champion_model_set(trained):
         roles = {
             r[0] for r in con.execute("select distinct role from ml.uplift_model_parts").fetchall()
         }
+        purchase_role = {"t_learner": "mu", "dr_learner": "tau", "class_transformation": "ct"}
         assert roles == {
-            "purchase_mu" if learner == "t_learner" else "purchase_tau",
+            f"purchase_{purchase_role[learner]}",
             "revenue_purchase",
             "revenue_revenue",
         }

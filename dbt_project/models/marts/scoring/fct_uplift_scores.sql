@@ -8,7 +8,8 @@
   - p_purchase: the two-part model's purchase probability under the arm (T-learner: its outcome
     model when the set has no revenue model);
   - cate_purchase: the purchase learner's effect (T: difference of the arm's and the control's
-    outcome models; DR: its CATE regressor); 0 for the control;
+    outcome models; DR: its CATE regressor; class transformation: 2 P(z = 1) - 1); 0 for the
+    control;
   - expected_revenue = p_purchase x E[revenue | purchase] under the arm (two-part model);
   - expected_margin = expected_revenue x (offer_margin_rate - d) / (1 - d), d the arm's
     discount_pct / 100 (null when the experiment had no discount_pct);
@@ -60,6 +61,8 @@ arm_{{ set_index }}_{{ loop.index }} as (
         {{ propensity_uplift_part(s, 'purchase_mu__' ~ arm) }} as mu_purchase,
         {%- if arm == s['control_arm'] %}
             cast(0 as double) as tau_purchase,
+        {%- elif 'purchase_ct__' ~ arm in s['parts'] %}
+            2 * {{ propensity_uplift_part(s, 'purchase_ct__' ~ arm) }} - 1 as tau_purchase,
         {%- else %}
             {{ propensity_uplift_part(s, 'purchase_tau__' ~ arm) }} as tau_purchase,
         {%- endif %}
