@@ -245,6 +245,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_offers_report(args: argparse.Namespace) -> int:
+    from models_py.reporting._uplift_page import write_offers_page
+
+    result = write_offers_page(_settings(args).warehouse, args.out)
+    _console().print(result.summary())
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from models_py._demo import run_demo
 
@@ -730,6 +738,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="make the new set the champion of its offer family (default: only the first one)",
     )
     q.set_defaults(func=cmd_uplift_train)
+
+    p = sub.add_parser("offers", help="offers from uplift models: report")
+    offers_sub = p.add_subparsers(dest="offers_command", required=True)
+    q = offers_sub.add_parser(
+        "report", help="write the uplift and offers page (offers.html) from warehouse tables"
+    )
+    q.add_argument("--out", type=Path, default=Path("report"), help="output directory")
+    q.set_defaults(func=cmd_offers_report)
 
     p = sub.add_parser("models", help="the model registry: list, promote, rollback")
     models_sub = p.add_subparsers(dest="action", required=True)
