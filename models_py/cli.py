@@ -171,6 +171,14 @@ def cmd_campaigns_set(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_offers_set(args: argparse.Namespace) -> int:
+    from models_py.offers import set_offers
+
+    offers = set_offers(_settings(args).warehouse, args.path)
+    _console().print(f"wrote {len(offers)} offers: {', '.join(offers)}")
+    return 0
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from models_py._dbt import run_dbt
 
@@ -568,6 +576,12 @@ def build_parser() -> argparse.ArgumentParser:
     q = campaigns_sub.add_parser("set", help="replace the warehouse's campaigns from YAML")
     q.add_argument("path", type=Path)
     q.set_defaults(func=cmd_campaigns_set)
+
+    p = sub.add_parser("offers", help="offer configuration and assignments (docs/uplift.md)")
+    offers_sub = p.add_subparsers(dest="offers_command", required=True)
+    q = offers_sub.add_parser("set", help="replace the warehouse's offers from YAML")
+    q.add_argument("path", type=Path)
+    q.set_defaults(func=cmd_offers_set)
 
     p = sub.add_parser("build", help="dbt build (features, marts, tests) with readable failures")
     p.add_argument("--select", nargs="*", default=None)

@@ -43,6 +43,7 @@ from models_py.uplift._metrics import (
     uplift_curve,
 )
 from models_py.uplift._onnx import check_part_parity, export_parts, predict_onnx
+from models_py.uplift._s_learner import fit_s_learner
 from models_py.uplift._splits import stratification_labels, stratified_kfold, stratified_split
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "evaluate_uplift",
     "export_parts",
     "fit_dr_learner",
+    "fit_s_learner",
     "fit_t_learner",
     "fit_two_part",
     "part_names",

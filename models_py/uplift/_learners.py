@@ -2,6 +2,8 @@
 one control arm, built from scikit-learn estimators that export to ONNX one part at a time.
 
 - T-learner: one outcome model per arm; CATE(arm) = mu_arm(x) - mu_control(x).
+- S-learner (logistic, models_py.uplift._s_learner): one model with arm indicators, split into
+  the same per-arm parts as the T-learner.
 - DR-learner: cross-fitted outcome models per arm give doubly robust pseudo-outcomes, and one
   regressor per treated arm learns the CATE from them (Kennedy 2023, "Towards optimal doubly
   robust estimation of heterogeneous causal effects").
@@ -38,7 +40,9 @@ from models_py.uplift._errors import (
 from models_py.uplift._inputs import Experiment, experiment, feature_matrix, outcome_vector
 from models_py.uplift._splits import stratified_kfold
 
-KINDS = ("t_learner", "dr_learner", "two_part")
+KINDS = ("t_learner", "s_learner", "dr_learner", "two_part")
+#: Kinds whose parts are one outcome model per arm (``mu__<arm>``), CATE = difference.
+OUTCOME_MODEL_KINDS = ("t_learner", "s_learner")
 BASES = ("hgb", "linear")
 MIN_ROWS_PER_ARM = 50
 #: Part roles: the outcome model of an arm (T), the CATE regressor of a treated arm (DR), the
@@ -146,7 +150,7 @@ def part_output(estimator, X: np.ndarray) -> np.ndarray:
 def part_names(kind: str, control_arm: str, treated_arms: Sequence[str]) -> tuple[str, ...]:
     """Names of the parts a learner of `kind` fits, ``<role>__<arm>``."""
     arms = (control_arm, *treated_arms)
-    if kind == "t_learner":
+    if kind in OUTCOME_MODEL_KINDS:
         return tuple(f"mu__{a}" for a in arms)
     if kind == "dr_learner":
         return tuple(f"tau__{a}" for a in treated_arms)
@@ -163,7 +167,7 @@ def combine_part_outputs(
 ) -> dict[str, np.ndarray]:
     """Outcomes and CATEs from the parts' numbers (see `part_output`).
 
-    Returns ``outcome__<arm>`` for every arm where the learner defines it (T-learner: mu;
+    Returns ``outcome__<arm>`` for every arm where the learner defines it (T-, S-learner: mu;
     two-part: P(purchase) x revenue; the DR-learner has no outcome model) and ``cate__<arm>``
     for every treated arm: the treated arm's outcome minus the control's, or the DR regressor.
     The same function serves scikit-learn and ONNX outputs, so both give the same CATE.
@@ -176,7 +180,7 @@ def combine_part_outputs(
         raise LengthMismatchError("part outputs have different numbers of rows")
     arms = (control_arm, *treated_arms)
     result: dict[str, np.ndarray] = {}
-    if kind == "t_learner":
+    if kind in OUTCOME_MODEL_KINDS:
         result = {f"outcome__{a}": values[f"mu__{a}"] for a in arms}
     elif kind == "two_part":
         result = {f"outcome__{a}": values[f"purchase__{a}"] * values[f"revenue__{a}"] for a in arms}
@@ -194,7 +198,7 @@ class UpliftModelSet:
 
     Attributes
     ----------
-    kind : {"t_learner", "dr_learner", "two_part"}
+    kind : {"t_learner", "s_learner", "dr_learner", "two_part"}
     outcome : str
         Name of the outcome (``visit``, ``spend``, ...), for reports and ONNX metadata.
     outcome_type : {"binary", "continuous"}

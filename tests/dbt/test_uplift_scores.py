@@ -21,6 +21,40 @@ from models_py.ingest.synth import generate_warehouse
 from models_py.uplift._onnx import predict_onnx
 
 MARGIN_RATE = 0.4
+COST = 0.05
+OFFERS = {
+    "offers": {
+        "by_profit": {
+            "offer_family": "discount",
+            "arms": {"20": {"cost_per_contact": COST}, "25": {"cost_per_contact": COST}},
+            "suppression": {"exclude_vip": True, "exclude_unsubscribed_or_no_opt_in": False},
+            "holdout_share": 0.1,
+            "holdout_salt": "test",
+        },
+        "budgeted": {
+            "offer_family": "discount",
+            "arms": {
+                "20": {"cost_per_contact": COST, "max_customers": 50},
+                "25": {"cost_per_contact": COST, "max_discount_spend": 30.0},
+            },
+            "suppression": {"exclude_unsubscribed_or_no_opt_in": False},
+            "holdout_share": 0.0,
+        },
+        "rules": {
+            "offer_family": "discount",
+            "arms": {"20": {}, "25": {}},
+            "policy": "rule_table",
+            "rules": [
+                {"arm": "25", "min_cate_purchase": 0.10},
+                {"arm": "20", "min_cate_purchase": 0.05},
+            ],
+            "suppression": {"exclude_unsubscribed_or_no_opt_in": False},
+            "holdout_share": 0.0,
+        },
+    }
+}
+#: Tables the module fixture reads besides what it returns.
+SCORED: dict[str, pd.DataFrame] = {}
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +73,10 @@ def scored(tmp_path_factory):
     assert main(["--warehouse", str(path), "uplift", "train", "--spec", str(spec_path)]) == 0
     outcome = run_dbt(settings, ["run", "--select", "fct_uplift_scores"])
     assert outcome.success
+    offers_path = work / "offers.yml"
+    offers_path.write_text(yaml.safe_dump(OFFERS))
+    assert main(["--warehouse", str(path), "offers", "set", str(offers_path)]) == 0
+    assert run_dbt(settings, ["build", "--select", "fct_offer_assignments"]).success
     with closing(connect(path, read_only=True)) as con:
         scores = con.execute("select * from marts.fct_uplift_scores order by customer_id, arm").df()
         features = con.execute(
@@ -50,6 +88,11 @@ def scored(tmp_path_factory):
             "select feature_names, arms, control_arm from ml.uplift_model_sets"
         ).fetchone()
         examples = con.execute("select count(*) from marts.fct_experiment_examples").fetchone()[0]
+        assignments = con.execute(
+            "select a.*, c.is_vip from marts.fct_offer_assignments as a "
+            "left join raw.customers as c using (customer_id) order by offer_id, customer_id"
+        ).df()
+    SCORED["assignments"] = assignments
     return scores, features, parts, model_set, examples
 
 
@@ -120,3 +163,60 @@ def test_a_discount_that_adds_no_revenue_loses_margin(scored):
     no_gain = treated[treated["cate_revenue"] <= 0]
     assert len(no_gain) > 100 and (no_gain["cate_margin"] < 0).all()
     assert (treated["cate_revenue"] > 0).any()
+
+
+def _wide(scores: pd.DataFrame, column: str) -> pd.DataFrame:
+    return scores.pivot(index="customer_id", columns="arm", values=column)
+
+
+def test_profit_policy_offers_the_best_positive_arm(scored):
+    scores = scored[0]
+    a = SCORED["assignments"]
+    a = a[a["offer_id"] == "by_profit"].set_index("customer_id")
+    profit = _wide(scores, "cate_margin")[["20", "25"]] - COST
+    best = profit.idxmax(axis=1).where(profit.max(axis=1) > 0, "0")
+    assert len(a) == len(best)
+    vip = a["is_vip"].fillna(False).astype(bool)
+    assert (a.loc[vip, "reason"] == "vip").all() and (a.loc[vip, "arm"] == "0").all()
+    free = a[~vip]
+    chosen = best.reindex(free.index)
+    # Held-out customers keep the arm they would have had; nobody else is held out.
+    assert (free["arm"] == chosen).all()
+    assert (free["is_offer"] == ((chosen != "0") & ~free["is_holdout"])).all()
+    assert 0.05 < free.loc[chosen != "0", "is_holdout"].mean() < 0.15
+    offered = free[free["is_offer"]]
+    assert len(offered) > 0 and (offered["expected_incremental_profit"] > 0).all()
+    assert (free.loc[chosen == "0", "reason"] == "no_positive_profit").all()
+    np.testing.assert_allclose(offered["p_redeem"], offered["p_purchase"])
+
+
+def test_budgets_keep_the_most_profitable_customers_per_unit_of_budget(scored):
+    scores = scored[0]
+    a = SCORED["assignments"]
+    a = a[a["offer_id"] == "budgeted"].set_index("customer_id")
+    profit = _wide(scores, "cate_margin")[["20", "25"]] - COST
+    best = profit.idxmax(axis=1).where(profit.max(axis=1) > 0, "0")
+    wants_20 = best[best == "20"].index
+    offered_20 = a[a["is_offer"] & (a["arm"] == "20")]
+    assert len(offered_20) == min(50, len(wants_20)) > 0
+    # The 50 best by profit among those whose best arm is 20, the rest over budget.
+    top = profit.loc[wants_20, "20"].sort_values(ascending=False)
+    assert set(offered_20.index) == set(top.index[: len(offered_20)])
+    over = a.loc[a["reason"] == "over_budget"]
+    assert len(over) == len(wants_20) - len(offered_20) + (
+        (best == "25").sum() - (a["is_offer"] & (a["arm"] == "25")).sum()
+    )
+    spend_25 = a.loc[a["is_offer"] & (a["arm"] == "25"), "expected_discount_spend"].sum()
+    assert spend_25 <= 30.0
+
+
+def test_rule_table_offers_the_first_matching_rule(scored):
+    scores = scored[0]
+    a = SCORED["assignments"]
+    a = a[a["offer_id"] == "rules"].set_index("customer_id")
+    cate = _wide(scores, "cate_purchase")
+    expected = np.where(cate["25"] >= 0.10, "25", np.where(cate["20"] >= 0.05, "20", "0"))
+    expected = pd.Series(expected, index=cate.index).reindex(a.index)
+    assert (a["arm"] == expected).all()
+    assert (a.loc[expected == "0", "reason"] == "no_rule_matched").all()
+    assert set(a["arm"]) == {"0", "20", "25"}, a["arm"].value_counts()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
 
 from models_py.uplift import (
     ArmError,
@@ -68,10 +67,9 @@ def test_splits_refuse_too_few_rows_per_class():
 
 def test_evaluate_uplift_on_held_out_rows(data):
     train, test = stratified_split(data.arm, data.visit, test_share=0.3, seed=0)
-    with threadpool_limits(limits=1):
-        model_set = fit_t_learner(
-            data.X[train], data.arm[train], data.visit[train], control_arm="control", base="linear"
-        )
+    model_set = fit_t_learner(
+        data.X[train], data.arm[train], data.visit[train], control_arm="control", base="linear"
+    )
     result = evaluate_uplift(model_set, data.X[test], data.arm[test], data.visit[test])
     assert set(result.arms) == {"arm_a", "arm_b"}
     a = result.arms["arm_a"]

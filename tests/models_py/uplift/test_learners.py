@@ -10,7 +10,6 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
-from threadpoolctl import threadpool_limits
 
 from models_py._errors import ConfigError, InputDataError
 from models_py.uplift import (
@@ -21,6 +20,7 @@ from models_py.uplift import (
     UpliftInputError,
     dr_pseudo_outcome,
     fit_dr_learner,
+    fit_s_learner,
     fit_t_learner,
     fit_two_part,
 )
@@ -35,12 +35,6 @@ def train():
 @pytest.fixture(scope="module")
 def test():
     return synthetic(4_000, 1)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with threadpool_limits(limits=1):  # 2 shared cores: no OpenMP/BLAS spin-waiting
-        yield
 
 
 def _correlations(model_set, data, truth) -> dict[str, float]:
@@ -112,6 +106,37 @@ def test_treated_arms_restrict_the_rows_and_dataframe_columns_are_named(train):
     np.testing.assert_allclose(reordered["cate__arm_b"], t.predict(frame.iloc[:50])["cate__arm_b"])
     with pytest.raises(UpliftInputError, match="lack column"):
         t.predict(frame.drop(columns="x2"))
+
+
+def test_s_learner_is_one_logistic_model_split_per_arm(train):
+    """A constant log-odds shift per arm is the S-learner's own model class: it recovers that
+    CATE almost exactly, and its parts reproduce one joint logistic regression."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(20_000, 3))
+    arm = rng.choice(["control", "email"], 20_000)
+    base = -1.0 + X[:, 0] + 0.5 * X[:, 1]
+    y = (rng.random(20_000) < 1 / (1 + np.exp(-(base + 0.7 * (arm == "email"))))).astype(int)
+    s = fit_s_learner(X, arm, y, control_arm="control")
+    assert s.kind == "s_learner" and set(s.parts) == {"mu__control", "mu__email"}
+    assert s.details["log_odds_shift"]["email"] == pytest.approx(0.7, abs=0.08)
+    true_cate = 1 / (1 + np.exp(-(base + 0.7))) - 1 / (1 + np.exp(-base))
+    cate = s.predict(X)["cate__email"]
+    assert np.corrcoef(cate, true_cate)[0, 1] > 0.95
+
+    X32 = X.astype(np.float32)
+    scaler = StandardScaler().fit(X32)
+    design = np.column_stack([scaler.transform(X32), arm == "email"])
+    joint = LogisticRegression(max_iter=2000).fit(design, y)
+    for a, flag in (("control", 0.0), ("email", 1.0)):
+        rows = np.column_stack([scaler.transform(X32), np.full(len(X), flag)])
+        np.testing.assert_allclose(
+            s.predict(X)[f"outcome__{a}"], joint.predict_proba(rows)[:, 1], atol=1e-6
+        )
+    with pytest.raises(UpliftInputError, match="S-learner needs a binary"):
+        fit_s_learner(train.X, train.arm, train.spend, control_arm="control")
 
 
 def test_dr_pseudo_outcome_by_hand():

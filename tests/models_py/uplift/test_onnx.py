@@ -11,7 +11,6 @@ import onnx
 import pytest
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression
-from threadpoolctl import threadpool_limits
 
 from models_py.training._export import TARGET_OPSET
 from models_py.uplift import (
@@ -21,6 +20,7 @@ from models_py.uplift import (
     check_part_parity,
     export_parts,
     fit_dr_learner,
+    fit_s_learner,
     fit_t_learner,
     fit_two_part,
     predict_onnx,
@@ -37,6 +37,7 @@ LEARNERS = {
     "dr_learner": lambda d, base: fit_dr_learner(
         d.X, d.arm, d.visit, control_arm="control", base=base, n_folds=3
     ),
+    "s_learner": lambda d, base: fit_s_learner(d.X, d.arm, d.visit, control_arm="control"),
     "two_part": lambda d, base: fit_two_part(d.X, d.arm, d.spend, control_arm="control", base=base),
     "t_learner_spend": lambda d, base: fit_t_learner(
         d.X, d.arm, d.spend, control_arm="control", base=base, outcome="spend"
@@ -57,8 +58,7 @@ def sample():
 @pytest.mark.parametrize("base", ["hgb", "linear"])
 @pytest.mark.parametrize("learner", sorted(LEARNERS))
 def test_parity_and_recombination(data, sample, learner, base):
-    with threadpool_limits(limits=1):
-        model_set = LEARNERS[learner](data, base)
+    model_set = LEARNERS[learner](data, base)
     parts = export_parts(model_set, sample, metadata={"model_id": "test-1"})
     assert set(parts) == set(model_set.parts)
     expected = model_set.predict(sample)

@@ -47,23 +47,7 @@ latest_scores as (
 ),
 
 contact_history as (
-    select
-        email_events.customer_id,
-        max(case when email_events.event_type = 'sent' then email_events.occurred_at end) as last_sent_at,
-        count(
-            case
-                when
-                    email_events.event_type = 'sent'
-                    and email_events.occurred_at
-                    >= cast({{ dbt.dateadd('day', -30, 'latest_cutoff.as_of_date') }} as timestamp)
-                    then 1
-            end
-        ) as email_sends_30d,
-        max(case when email_events.event_type = 'unsubscribe' then 1 else 0 end) = 1 as is_unsubscribed
-    from email_events
-    cross join latest_cutoff
-    where email_events.occurred_at < cast(latest_cutoff.as_of_date as timestamp)
-    group by email_events.customer_id
+    {{ propensity_contact_history('email_events', 'latest_cutoff') }}
 ),
 
 campaign_scores as (
