@@ -582,6 +582,11 @@ def build_parser() -> argparse.ArgumentParser:
     q = offers_sub.add_parser("set", help="replace the warehouse's offers from YAML")
     q.add_argument("path", type=Path)
     q.set_defaults(func=cmd_offers_set)
+    q = offers_sub.add_parser(
+        "report", help="write the uplift and offers page (offers.html) from warehouse tables"
+    )
+    q.add_argument("--out", type=Path, default=Path("report"), help="output directory")
+    q.set_defaults(func=cmd_offers_report)
 
     p = sub.add_parser("build", help="dbt build (features, marts, tests) with readable failures")
     p.add_argument("--select", nargs="*", default=None)
@@ -752,14 +757,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="make the new set the champion of its offer family (default: only the first one)",
     )
     q.set_defaults(func=cmd_uplift_train)
-
-    p = sub.add_parser("offers", help="offers from uplift models: report")
-    offers_sub = p.add_subparsers(dest="offers_command", required=True)
-    q = offers_sub.add_parser(
-        "report", help="write the uplift and offers page (offers.html) from warehouse tables"
-    )
-    q.add_argument("--out", type=Path, default=Path("report"), help="output directory")
-    q.set_defaults(func=cmd_offers_report)
 
     p = sub.add_parser("models", help="the model registry: list, promote, rollback")
     models_sub = p.add_subparsers(dest="action", required=True)

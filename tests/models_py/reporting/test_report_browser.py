@@ -348,9 +348,9 @@ def _assert_uplift_text(text: str) -> None:
     assert uplift.CHALLENGER not in text  # only the champion set is reported
     assert "How to read a Qini curve" in text
     assert "between the curve and the diagonal" in text
-    # Escaped values read as text: a tag-like segment and a reason with & and <=.
-    assert "<new>" in text
-    assert "expected profit <= 0 & no offer" in text
+    assert "<new>" in text  # escaped: a tag-like segment reads as text
+    for reason in uplift.REASONS:
+        assert reason in text
     for policy in uplift.POLICIES:
         assert policy in text
     assert "530.9" in text  # the oracle's true profit

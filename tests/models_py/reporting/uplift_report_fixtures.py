@@ -3,7 +3,7 @@ with DuckDB in the shapes `propensity uplift train` and dbt write (no training).
 
 One offer family, ``discount``: a champion model set with two treated arms (10 % and 20 % off)
 and two outcomes, plus an older challenger set that the report must not show. Values with HTML
-specials (a segment ``<new>``, a reason with ``&``) check the escaping.
+specials (a segment ``<new>``) check the escaping.
 """
 
 from __future__ import annotations
@@ -26,11 +26,8 @@ OUTCOMES = ("purchased", "revenue")
 OFFER_ID = "autumn_discount"
 AS_OF = dt.date(2024, 7, 1)
 SEGMENTS = ("champions", "loyal", "at_risk", "<new>")
-REASONS = (
-    "positive expected profit",
-    "expected profit <= 0 & no offer",
-    "random holdout",
-)
+#: Reasons as fct_offer_assignments records them (offer, holdout, none chosen, over budget).
+REASONS = ("offer", "holdout", "no_positive_profit", "over_budget")
 POLICIES = ("project", "everyone_20", "nobody", "top_propensity_decile_25", "oracle")
 CUSTOMERS = 400
 #: Images of the section: a Qini curve per outcome, the decile chart, arm mix, policy profit.
@@ -166,11 +163,19 @@ def _scores(rng) -> pa.Table:
     return pa.Table.from_pylist(rows)
 
 
+def _reason(arm: str, holdout: bool, customer: int) -> str:
+    if holdout:
+        return "holdout"
+    if arm == "control":
+        return "over_budget" if customer % 7 == 0 else "no_positive_profit"
+    return "offer"
+
+
 def _assignments(rng) -> pa.Table:
     rows = []
     for c in range(1, CUSTOMERS + 1):
-        holdout = rng.random() < 0.1
         arm = str(rng.choice(list(ARMS), p=[0.4, 0.35, 0.25]))
+        holdout = arm != "control" and rng.random() < 0.15  # shows the arm it would have had
         offer = arm != "control" and not holdout
         profit = float(rng.gamma(2.0, 1.5)) if arm != "control" else 0.0
         rows.append(
@@ -191,7 +196,7 @@ def _assignments(rng) -> pa.Table:
                 "cate_purchase": profit / 100,
                 "p_purchase": float(rng.uniform(0.02, 0.3)),
                 "p_redeem": float(rng.uniform(0.1, 0.6)),
-                "reason": REASONS[2] if holdout else REASONS[0] if offer else REASONS[1],
+                "reason": _reason(arm, holdout, c),
                 "segment": SEGMENTS[c % len(SEGMENTS)],
             }
         )
