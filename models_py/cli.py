@@ -253,6 +253,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_offers_report(args: argparse.Namespace) -> int:
+    from models_py.reporting._uplift_page import write_offers_page
+
+    result = write_offers_page(_settings(args).warehouse, args.out)
+    _console().print(result.summary())
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from models_py._demo import run_demo
 
@@ -574,6 +582,11 @@ def build_parser() -> argparse.ArgumentParser:
     q = offers_sub.add_parser("set", help="replace the warehouse's offers from YAML")
     q.add_argument("path", type=Path)
     q.set_defaults(func=cmd_offers_set)
+    q = offers_sub.add_parser(
+        "report", help="write the uplift and offers page (offers.html) from warehouse tables"
+    )
+    q.add_argument("--out", type=Path, default=Path("report"), help="output directory")
+    q.set_defaults(func=cmd_offers_report)
 
     p = sub.add_parser("build", help="dbt build (features, marts, tests) with readable failures")
     p.add_argument("--select", nargs="*", default=None)

@@ -4,7 +4,8 @@ Per product group (champion models): ROC and PR curves, lift and cumulative gain
 calibration curve, score distribution, top feature importances, model AUC next to oracle AUC where
 known; plus audience sizes and, once daily runs have built the monitoring marts, a monitoring
 section: ROC AUC over the scored cutoffs (realised and estimated), the drift alerts of the newest
-cutoff and the latest retraining decisions. Plots are drawn with matplotlib and embedded as PNG.
+cutoff and the latest retraining decisions; and, once an uplift model set is registered, the
+uplift and offers section (`_uplift_page`). Plots are drawn with matplotlib and embedded as PNG.
 """
 
 from __future__ import annotations
@@ -258,6 +259,21 @@ def _monitoring(con) -> list[str]:
     return parts
 
 
+def _write_page(target: Path, title: str, parts: list[str]) -> Path:
+    """Write an HTML page of `parts` to `target` (through a temporary file: never half written)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    page = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title>"
+        f"<style>{_CSS}</style></head><body>{''.join(parts)}</body></html>"
+    )
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(page)
+    tmp.replace(target)
+    return target
+
+
 def write_report(warehouse: Path | str, out_dir: Path | str) -> ReportResult:
     """Write ``index.html`` into `out_dir` from the warehouse's registry and marts.
 
@@ -266,6 +282,8 @@ def write_report(warehouse: Path | str, out_dir: Path | str) -> ReportResult:
     WarehouseError
         When the warehouse has no trained champion model to report on.
     """
+    from models_py.reporting._uplift_page import uplift_section
+
     con = connect(warehouse, read_only=True)
     try:
         has = {
@@ -340,18 +358,8 @@ def write_report(warehouse: Path | str, out_dir: Path | str) -> ReportResult:
                 f"{html.escape(str(champ['test_cutoffs']))}</p>",
                 _group_plots(con, group, champ["model_id"], has),
             ]
+        parts += uplift_section(con)
     finally:
         con.close()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    page = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        "<title>Propensity report</title>"
-        f"<style>{_CSS}</style></head><body>{''.join(parts)}</body></html>"
-    )
-    target = out / "index.html"
-    tmp = out / ".index.html.tmp"
-    tmp.write_text(page)
-    tmp.replace(target)
+    target = _write_page(Path(out_dir) / "index.html", "Propensity report", parts)
     return ReportResult(target, tuple(c["product_group"] for c in champions))

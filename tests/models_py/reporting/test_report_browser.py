@@ -16,6 +16,11 @@ import pytest
 from models_py._warehouse import connect
 from models_py.cli import main
 from tests.models_py.operations.replay_fixtures import write_timeline
+from tests.models_py.reporting import uplift_report_fixtures as uplift
+from tests.models_py.reporting.uplift_report_fixtures import (
+    write_offer_marts,
+    write_uplift_registry,
+)
 from tests.models_py.training.training_fixtures import (
     FAST_SPEC,
     GROUPS,
@@ -87,17 +92,22 @@ def _write_scores_and_audiences(warehouse: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def report_page(tmp_path_factory) -> Path:
-    """The report of a trained warehouse with scores and audiences, written by the CLI."""
+def trained_warehouse(tmp_path_factory) -> Path:
+    """A trained warehouse with scores and audiences; its uplift tables exist and are empty."""
     work = tmp_path_factory.mktemp("report_browser")
     settings = copy_warehouse(template_warehouse(tmp_path_factory), work / "wh.duckdb")
     spec_path = work / "specs.yml"
     spec_path.write_text(FAST_SPEC)
-    warehouse = str(settings.warehouse)
-    assert main(["--warehouse", warehouse, "train", "--spec", str(spec_path)]) == 0
+    assert main(["--warehouse", str(settings.warehouse), "train", "--spec", str(spec_path)]) == 0
     _write_scores_and_audiences(settings.warehouse)
-    out = work / "report"
-    assert main(["--warehouse", warehouse, "report", "--out", str(out)]) == 0
+    return settings.warehouse
+
+
+@pytest.fixture(scope="module")
+def report_page(trained_warehouse) -> Path:
+    """The report of the trained warehouse, written by the CLI."""
+    out = trained_warehouse.parent / "report"
+    assert main(["--warehouse", str(trained_warehouse), "report", "--out", str(out)]) == 0
     return out / "index.html"
 
 
@@ -193,6 +203,7 @@ def test_report_renders_in_chromium(browser, report_page):
         "return Array.from(document.querySelectorAll('h2'), "
         "h => [h.textContent, h.getBoundingClientRect().left])"
     )
+    # The uplift tables are empty: no "Uplift and offers" section.
     assert [text for text, _ in headings] == ["Champions on the test period", "Audiences", *GROUPS]
     # Every section starts at the same left edge (broken markup nests them ever deeper).
     assert len({round(left) for _, left in headings}) == 1
@@ -278,3 +289,191 @@ def test_report_of_a_warehouse_in_daily_operation_shows_monitoring(
     viewport = browser.execute_script("return document.documentElement.clientWidth")
     assert browser.execute_script("return document.documentElement.scrollWidth") <= viewport
     assert browser.execute_script(_OVERFLOWING) == []
+
+
+# ----------------------------------------------------------------------- uplift and offers
+
+
+def _images(browser) -> list[list]:
+    return browser.execute_script(
+        "return Array.from(document.images, i => "
+        "[i.complete, i.naturalWidth, i.naturalHeight, i.getBoundingClientRect().width, i.alt])"
+    )
+
+
+def _headings(browser, selector: str) -> list[str]:
+    return browser.execute_script(
+        f"return Array.from(document.querySelectorAll('{selector}'), h => h.textContent)"
+    )
+
+
+def _assert_fits(browser) -> None:
+    """No table, image or other element wider than the window."""
+    viewport = browser.execute_script("return document.documentElement.clientWidth")
+    tables = browser.execute_script(
+        "return Array.from(document.querySelectorAll('table'), "
+        "t => [t.getBoundingClientRect().right, t.scrollWidth])"
+    )
+    assert all(right <= viewport and scroll <= viewport for right, scroll in tables), tables
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= viewport
+    assert browser.execute_script(_OVERFLOWING) == []
+
+
+def _assert_images_decode(images: list[list], viewport: int) -> None:
+    undecoded = [alt for complete, w, h, _, alt in images if not (complete and w > 0 and h > 0)]
+    assert undecoded == [], f"images that did not decode: {undecoded}"
+    assert all(width > viewport / 5 for *_, width, _ in images)
+
+
+def _copy(source: Path, target: Path) -> Path:
+    shutil.copy(source, target)
+    return target
+
+
+@pytest.fixture(scope="module")
+def uplift_pages(trained_warehouse) -> tuple[Path, Path]:
+    """(index.html, offers.html) of the trained warehouse plus an uplift registry and the offer
+    marts, written by `propensity report` and `propensity offers report`."""
+    wh = _copy(trained_warehouse, trained_warehouse.parent / "uplift.duckdb")
+    write_uplift_registry(wh)
+    write_offer_marts(wh)
+    out = wh.parent / "uplift_report"
+    assert main(["--warehouse", str(wh), "report", "--out", str(out)]) == 0
+    assert main(["--warehouse", str(wh), "offers", "report", "--out", str(out)]) == 0
+    return out / "index.html", out / "offers.html"
+
+
+def _assert_uplift_text(text: str) -> None:
+    assert f"champion {uplift.CHAMPION}" in text
+    assert uplift.CHALLENGER not in text  # only the champion set is reported
+    assert "How to read a Qini curve" in text
+    assert "between the curve and the diagonal" in text
+    assert "<new>" in text  # escaped: a tag-like segment reads as text
+    for reason in uplift.REASONS:
+        assert reason in text
+    for policy in uplift.POLICIES:
+        assert policy in text
+    assert "530.9" in text  # the oracle's true profit
+
+
+def test_report_shows_uplift_and_offers_in_chromium(browser, uplift_pages):
+    index, _ = uplift_pages
+    browser.get(index.as_uri())
+    viewport = browser.execute_script("return document.documentElement.clientWidth")
+    images = _images(browser)
+    assert len(images) == IMAGES_PER_GROUP * len(GROUPS) + uplift.IMAGES_MODEL + (
+        uplift.IMAGES_OFFERS
+    )
+    _assert_images_decode(images, viewport)
+    alts = [alt for *_, alt in images]
+    assert alts[-5:] == [
+        "discount: Qini curve (purchased)",
+        "discount: Qini curve (revenue)",
+        "discount: observed uplift by decile",
+        f"{uplift.OFFER_ID}: arm by segment",
+        f"{uplift.OFFER_ID}: profit by policy",
+    ]
+    assert _headings(browser, "h2")[-1] == "Uplift and offers"
+    assert _headings(browser, "h3")[-3:] == [
+        uplift.FAMILY,
+        f"Offer assignments: {uplift.OFFER_ID}",
+        f"Incremental profit by policy: {uplift.OFFER_ID}",
+    ]
+    _assert_uplift_text(browser.find_element("tag name", "body").text)
+    # Held-out metrics: the oracle's Qini column (generated data), AUUC empty for revenue.
+    header = browser.execute_script(
+        "const t = Array.from(document.querySelectorAll('table'))"
+        ".find(t => t.textContent.includes('qini'));"
+        "return Array.from(t.rows[0].cells, c => c.textContent)"
+    )
+    assert header[:6] == [
+        "arm",
+        "outcome",
+        "treated",
+        "control",
+        "qini_coefficient",
+        "oracle_qini_coefficient",
+    ]
+    _assert_fits(browser)
+
+
+def test_offers_page_renders_alone_in_chromium(browser, uplift_pages):
+    import html5lib
+
+    _, offers = uplift_pages
+    html5lib.HTMLParser(strict=True).parse(offers.read_bytes())
+    browser.get(offers.as_uri())
+    assert browser.title == "Uplift and offers"
+    viewport = browser.execute_script("return document.documentElement.clientWidth")
+    images = _images(browser)
+    assert len(images) == uplift.IMAGES_MODEL + uplift.IMAGES_OFFERS
+    _assert_images_decode(images, viewport)
+    assert _headings(browser, "h1") == ["Uplift and offers"]
+    assert _headings(browser, "h2") == [
+        uplift.FAMILY,
+        f"Offer assignments: {uplift.OFFER_ID}",
+        f"Incremental profit by policy: {uplift.OFFER_ID}",
+    ]
+    text = browser.find_element("tag name", "body").text
+    _assert_uplift_text(text)
+    arm_mix = browser.execute_script(
+        "const t = Array.from(document.querySelectorAll('table'))"
+        ".find(t => t.rows[0].cells[0].textContent === 'segment');"
+        "return Array.from(t.rows, r => Array.from(r.cells, c => c.textContent))"
+    )
+    assert arm_mix[0] == ["segment", "pct_10", "pct_20", "holdout", "no offer"]
+    assert sorted(r[0] for r in arm_mix[1:]) == sorted(uplift.SEGMENTS)
+    counts = sum(int(v) for r in arm_mix[1:] for v in r[1:])
+    assert counts == uplift.CUSTOMERS
+    _assert_fits(browser)
+
+
+def test_offers_page_without_offer_marts(browser, trained_warehouse, tmp_path, capsys):
+    """Uplift models but no offer marts yet: the model part alone, no offer headings."""
+    wh = _copy(trained_warehouse, tmp_path / "wh.duckdb")
+    write_uplift_registry(wh)
+    write_offer_marts(wh, offers=False)
+    assert main(["--warehouse", str(wh), "offers", "report", "--out", str(tmp_path)]) == 0
+    assert "offers.html (1 offer families)" in capsys.readouterr().out
+    browser.get((tmp_path / "offers.html").as_uri())
+    assert _headings(browser, "h2") == [uplift.FAMILY]
+    images = _images(browser)
+    assert len(images) == uplift.IMAGES_MODEL
+    viewport = browser.execute_script("return document.documentElement.clientWidth")
+    _assert_images_decode(images, viewport)
+    _assert_fits(browser)
+
+
+def test_offers_report_of_empty_uplift_tables(trained_warehouse, tmp_path, capsys):
+    """The uplift tables exist but hold no model set (the report test above shows no section):
+    `propensity offers report` says what to run and writes nothing."""
+    assert (
+        main(["--warehouse", str(trained_warehouse), "offers", "report", "--out", str(tmp_path)])
+        == 1
+    )
+    err = capsys.readouterr().err
+    assert "has no uplift model set" in err and "propensity uplift train" in err
+    assert not (tmp_path / "offers.html").exists()
+
+
+def test_report_without_uplift_tables(browser, trained_warehouse, tmp_path, capsys):
+    """A registry from before uplift (no ml.uplift_* tables): the report has no uplift section
+    and `propensity offers report` says what to run."""
+    wh = _copy(trained_warehouse, tmp_path / "wh.duckdb")
+    con = connect(wh)
+    try:
+        for table in ("uplift_aliases", "uplift_metrics", "uplift_bins", "uplift_model_sets"):
+            con.execute(f"drop table ml.{table}")
+    finally:
+        con.close()
+    out = tmp_path / "report"
+    assert main(["--warehouse", str(wh), "report", "--out", str(out)]) == 0
+    browser.get((out / "index.html").as_uri())
+    assert _headings(browser, "h2") == ["Champions on the test period", "Audiences", *GROUPS]
+    assert "Uplift" not in browser.find_element("tag name", "body").text
+    assert len(_images(browser)) == IMAGES_PER_GROUP * len(GROUPS)
+    capsys.readouterr()
+    assert main(["--warehouse", str(wh), "offers", "report", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "has no uplift model set" in err and "propensity uplift train" in err
+    assert not (out / "offers.html").exists()
