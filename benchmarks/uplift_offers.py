@@ -11,7 +11,7 @@ discount arm offered at the scoring cutoff on the customer's expected margin; do
 
 - true profit of a policy = sum over the customers it gives a treated arm of (true margin effect
   of that arm - cost per contact); the expected profit is the same sum with the model's
-  cate_margin (fct_uplift_scores);
+  cate_margin (fct_uplift_scores); both from marts.fct_offer_policy_profit;
 - policies: the project's `discount_by_profit` and `discount_rule_table` offers
   (fct_offer_assignments), the oracle policy (each customer's arm with the highest true profit,
   when positive), everyone 20 %, nobody, the top propensity decile (group `any`) gets 25 %;
@@ -72,49 +72,17 @@ def build(args) -> Path:
     return path
 
 
-POLICY_SQL = f"""
-with truth as (
-    select customer_id, arm, margin_effect from raw.oracle_offer_effects
-    where as_of_date = (select max(as_of_date) from marts.fct_uplift_scores)
-),
-model as (
-    select customer_id, arm, cate_margin from marts.fct_uplift_scores
-    where as_of_date = (select max(as_of_date) from marts.fct_uplift_scores)
-),
-base as (select distinct customer_id from model),
-oracle_best as (
-    select customer_id, arg_max(arm, margin_effect - {COST}) as arm
-    from truth where arm <> '0' and margin_effect - {COST} > 0 group by customer_id
-),
-top_decile as (
-    select customer_id from marts.fct_propensity_scores
-    where product_group = 'any' and decile = 1
-        and as_of_date = (select max(as_of_date) from marts.fct_propensity_scores)
-),
-policies as (
-    select offer_id as policy, customer_id, arm from marts.fct_offer_assignments
-    where is_offer
-    union all select 'oracle', customer_id, arm from oracle_best
-    union all select 'everyone_20', customer_id, '20' from base
-    union all select 'top_propensity_decile_25', customer_id, '25' from top_decile
-)
-select
-    policies.policy,
-    count(*) as customers,
-    sum(model.cate_margin - {COST}) as expected_profit,
-    sum(truth.margin_effect - {COST}) as true_profit
-from policies
-inner join truth using (customer_id, arm)
-inner join model using (customer_id, arm)
-group by policies.policy
-"""
-
-
 def measure(path: Path) -> dict:
     with closing(duckdb.connect(str(path), read_only=True)) as con:
-        rows = con.execute(POLICY_SQL).fetchall()
-        policies = {r[0]: {"customers": r[1], "expected": r[2], "true": r[3]} for r in rows}
-        policies["nobody"] = {"customers": 0, "expected": 0.0, "true": 0.0}
+        rows = con.execute(
+            "select offer_id, policy, customers_offered, expected_profit, true_profit "
+            "from marts.fct_offer_policy_profit order by offer_id, policy"
+        ).fetchall()
+        policies = {}
+        for offer_id, policy, customers, expected, true in rows:
+            # The simple policies are the same for both offers (same arms and costs).
+            name = offer_id if policy == "offer" else policy
+            policies[name] = {"customers": customers, "expected": expected, "true": true}
         base = con.execute(
             "select count(distinct customer_id) from marts.fct_uplift_scores"
         ).fetchone()[0]
@@ -139,6 +107,7 @@ def report(args, facts: dict) -> str:
         *[o for o in PROJECT_OFFERS if o in p],
         "nobody",
         "everyone_20",
+        "everyone_25",
         "top_propensity_decile_25",
     ]
     lines = [

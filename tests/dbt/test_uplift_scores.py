@@ -76,7 +76,9 @@ def scored(tmp_path_factory):
     offers_path = work / "offers.yml"
     offers_path.write_text(yaml.safe_dump(OFFERS))
     assert main(["--warehouse", str(path), "offers", "set", str(offers_path)]) == 0
-    assert run_dbt(settings, ["build", "--select", "fct_offer_assignments"]).success
+    assert run_dbt(
+        settings, ["build", "--select", "fct_offer_assignments", "fct_offer_policy_profit"]
+    ).success
     with closing(connect(path, read_only=True)) as con:
         scores = con.execute("select * from marts.fct_uplift_scores order by customer_id, arm").df()
         features = con.execute(
@@ -91,6 +93,12 @@ def scored(tmp_path_factory):
         assignments = con.execute(
             "select a.*, c.is_vip from marts.fct_offer_assignments as a "
             "left join raw.customers as c using (customer_id) order by offer_id, customer_id"
+        ).df()
+        SCORED["policies"] = con.execute(
+            "select * from marts.fct_offer_policy_profit order by offer_id, policy"
+        ).df()
+        SCORED["truth"] = con.execute(
+            "select customer_id, arm, margin_effect from raw.oracle_offer_effects"
         ).df()
     SCORED["assignments"] = assignments
     return scores, features, parts, model_set, examples
@@ -220,3 +228,25 @@ def test_rule_table_offers_the_first_matching_rule(scored):
     assert (a["arm"] == expected).all()
     assert (a.loc[expected == "0", "reason"] == "no_rule_matched").all()
     assert set(a["arm"]) == {"0", "20", "25"}, a["arm"].value_counts()
+
+
+def test_policy_profit_against_the_truth(scored):
+    """fct_offer_policy_profit: true profit recomputed from raw.oracle_offer_effects, and the
+    oracle policy (each customer's best true arm) is never beaten."""
+    scores = scored[0]
+    policies = SCORED["policies"]
+    truth = SCORED["truth"]
+    p = policies[policies["offer_id"] == "by_profit"].set_index("policy")
+    assert {"offer", "nobody", "everyone_20", "everyone_25", "oracle"} <= set(p.index)
+    base = truth[truth["customer_id"].isin(scores["customer_id"])]
+    everyone_20 = (base.loc[base["arm"] == "20", "margin_effect"] - COST).sum()
+    assert p.loc["everyone_20", "true_profit"] == pytest.approx(everyone_20, rel=1e-9)
+    assert p.loc["everyone_20", "customers_offered"] == scores["customer_id"].nunique()
+    assert p.loc["nobody", "true_profit"] == 0
+    assert (p["true_profit"] <= p.loc["oracle", "true_profit"] + 1e-9).all()
+    a = SCORED["assignments"]
+    offered = a[(a["offer_id"] == "by_profit") & a["is_offer"]]
+    assert p.loc["offer", "customers_offered"] == len(offered)
+    np.testing.assert_allclose(
+        p.loc["offer", "expected_profit"], offered["expected_incremental_profit"].sum()
+    )
