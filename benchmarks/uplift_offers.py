@@ -46,7 +46,7 @@ from benchmarks._report import (  # noqa: E402
 )
 
 COST = 0.05  # cost per contact of models_py/offers/default.yml
-PROJECT_OFFERS = ("discount_by_profit", "discount_rule_table")
+PROJECT_OFFERS = ("discount_by_profit", "discount_by_profit_ungated", "discount_rule_table")
 
 
 def build(args) -> Path:
@@ -72,6 +72,75 @@ def build(args) -> Path:
     return path
 
 
+def add_ungated_offer(path: Path, workdir: Path) -> None:
+    """The packaged offers plus `discount_by_profit_ungated` (the same offer without the
+    held-out gate), then the offer marts rebuilt."""
+    import yaml
+
+    from models_py._dbt import run_dbt
+    from models_py._settings import Settings
+    from models_py.offers import set_offers
+    from models_py.offers._config import DEFAULT_OFFERS
+
+    config = yaml.safe_load(DEFAULT_OFFERS.read_text())
+    ungated = dict(config["offers"]["discount_by_profit"], require_held_out_gain=False)
+    config["offers"]["discount_by_profit_ungated"] = ungated
+    offers = workdir / "offers.yml"
+    offers.write_text(yaml.safe_dump(config))
+    set_offers(path, offers)
+    run_dbt(
+        Settings(warehouse=path),
+        ["build", "--select", "fct_offer_assignments", "fct_offer_policy_profit"],
+    )
+
+
+def feature_limited_oracle(con) -> dict:
+    """The best any model of these features can do: a regressor fitted on the TRUE margin
+    effect of each arm (not on noisy outcomes), cross-fitted over every customer (5 folds);
+    its policy (the arm with the highest predicted profit, if positive) scored against the
+    truth. Also how much of the latent price sensitivity, which decides the sign of the
+    effect, the features explain (cross-fitted R^2)."""
+    import json
+
+    import numpy as np
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.model_selection import cross_val_predict
+
+    names = json.loads(
+        con.execute(
+            "select s.feature_names from ml.uplift_model_sets as s inner join "
+            "ml.uplift_aliases as a using (model_set_id) where a.alias = 'champion'"
+        ).fetchone()[0]
+    )
+    features = con.execute(
+        "select * from marts.fct_scoring_features where product_group = 'any' order by customer_id"
+    ).df()
+    truth = con.execute(
+        "select customer_id, arm, margin_effect from raw.oracle_offer_effects "
+        "where as_of_date = (select max(as_of_date) from marts.fct_uplift_scores)"
+    ).df()
+    wide = truth.pivot(index="customer_id", columns="arm", values="margin_effect")
+    wide = wide.reindex(features["customer_id"])
+    state = con.execute("select customer_id, price_sensitivity from raw.oracle_customer_state").df()
+    sensitivity = state.set_index("customer_id")["price_sensitivity"].reindex(
+        features["customer_id"]
+    )
+    X = features[names].to_numpy(np.float32)
+    arms = [a for a in wide.columns if a != "0"]
+
+    def fit(y):
+        model = HistGradientBoostingRegressor(max_iter=300, learning_rate=0.05, random_state=0)
+        return cross_val_predict(model, X, y, cv=5)
+
+    predicted = np.column_stack([fit(wide[a].to_numpy()) for a in arms]) - COST
+    true = np.column_stack([wide[a].to_numpy() for a in arms]) - COST
+    offer = predicted.max(axis=1) > 0
+    profit = float(true[np.arange(len(true)), predicted.argmax(axis=1)][offer].sum())
+    s = sensitivity.to_numpy()
+    r2 = 1 - float(((s - fit(s)) ** 2).sum() / ((s - s.mean()) ** 2).sum())
+    return {"customers": int(offer.sum()), "true": profit, "sensitivity_r2": r2}
+
+
 def measure(path: Path) -> dict:
     with closing(duckdb.connect(str(path), read_only=True)) as con:
         rows = con.execute(
@@ -93,10 +162,24 @@ def measure(path: Path) -> dict:
             "where a.alias = 'champion' order by m.outcome, m.arm"
         ).fetchall()
         learner = con.execute(
-            "select s.learner, s.model_set_id from ml.uplift_model_sets as s inner join "
+            "select s.learner, s.model_set_id, s.held_out_policy_value, "
+            "s.held_out_policy_value_ci_lower, s.held_out_policy_value_ci_upper "
+            "from ml.uplift_model_sets as s inner join "
             "ml.uplift_aliases as a using (model_set_id) where a.alias = 'champion'"
         ).fetchone()
-    return {"policies": policies, "base": base, "qini": qini, "learner": learner}
+        limited = feature_limited_oracle(con)
+    policies["feature_limited_oracle"] = {
+        "customers": limited["customers"],
+        "expected": float("nan"),
+        "true": limited["true"],
+    }
+    return {
+        "policies": policies,
+        "base": base,
+        "qini": qini,
+        "learner": learner,
+        "sensitivity_r2": limited["sensitivity_r2"],
+    }
 
 
 def report(args, facts: dict) -> str:
@@ -104,6 +187,7 @@ def report(args, facts: dict) -> str:
     oracle = p["oracle"]["true"]
     order = [
         "oracle",
+        "feature_limited_oracle",
         *[o for o in PROJECT_OFFERS if o in p],
         "nobody",
         "everyone_20",
@@ -128,10 +212,28 @@ def report(args, facts: dict) -> str:
         if r is None:
             continue
         share = r["true"] / oracle if oracle else float("nan")
-        lines.append(
-            f"| {name} | {r['customers']:,} | {r['expected']:,.0f} | {r['true']:,.0f} | "
-            f"{share:.1%} |"
-        )
+        expected = "-" if r["expected"] != r["expected"] else f"{r['expected']:,.0f}"
+        true = round(r["true"]) + 0  # no "-0"
+        lines.append(f"| {name} | {r['customers']:,} | {expected} | {true:,} | {share + 0:.1%} |")
+    _, _, value, low, high = facts["learner"]
+    if value is not None:
+        lines += [
+            "",
+            f"Held-out policy value of the champion set (its profit policy on the experiment's "
+            f"held-out share, no contact cost, against no offer): {value:+.3f} per customer "
+            f"(95% CI {low:+.3f} .. {high:+.3f}). `discount_by_profit` keeps the default "
+            "`require_held_out_gain`, so it offers nothing while this value is <= 0 "
+            "(reason `no_held_out_gain`); `discount_by_profit_ungated` is the same offer with "
+            "`require_held_out_gain: false`.",
+        ]
+    lines += [
+        "",
+        "Why the oracle is out of reach: the sign of a customer's effect is decided by the latent "
+        "price sensitivity (docs/oracle.md), which the features explain to a cross-fitted R^2 of "
+        f"{facts['sensitivity_r2']:.3f}. `feature_limited_oracle` is a regressor fitted on the "
+        "*true* margin effects of every customer (5-fold cross-fitted; no model trained on "
+        "outcomes can do better with these features): its policy is the attainable bar.",
+    ]
     lines += [
         "",
         "Held-out Qini coefficient of the champion set against the oracle CATE's on the same "
@@ -167,6 +269,7 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     with bench_lock(args.lock):
         path = build(args)
+        add_ungated_offer(path, args.workdir)
     body = report(args, measure(path))
     print(body)
     if not args.no_write:

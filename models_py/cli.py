@@ -298,7 +298,7 @@ def cmd_uplift_train(args: argparse.Namespace) -> int:
     console = _console()
     for t in train_and_register(_settings(args), specs, promote=True if args.promote else None):
         console.print(
-            f"[bold]{t.spec.name}[/bold]: model set {t.model_set_id} ({t.learner}, "
+            f"{t.spec.name}: model set {t.model_set_id} ({t.learner}, "
             f"{len(t.parts)} ONNX parts) on experiment {t.experiment_id}"
         )
         table = Table("arm", "outcome", "treated", "control", "Qini", "oracle Qini", "uplift@30%")
@@ -313,6 +313,14 @@ def cmd_uplift_train(args: argparse.Namespace) -> int:
                 _fmt(m["uplift_at_30"], 4),
             )
         console.print(table)
+        value = t.details.get("held_out_policy_value")
+        if value:
+            console.print(
+                "held-out value of the profit policy (no contact cost), incremental margin per "
+                f"customer against no offer: {value['incremental_margin_per_customer']:+.3f} "
+                f"(95% CI {value['ci_lower']:+.3f} .. {value['ci_upper']:+.3f}), offering "
+                f"{value['offered_share']:.1%} of {value['rows']:,} customers"
+            )
     return 0
 
 

@@ -176,6 +176,9 @@
             ('hyperparameters', 'varchar'),
             ('evaluation', 'varchar'),
             ('library_versions', 'varchar'),
+            ('held_out_policy_value', 'double'),
+            ('held_out_policy_value_ci_lower', 'double'),
+            ('held_out_policy_value_ci_upper', 'double'),
         ],
         'uplift_model_parts': [
             ('model_set_id', 'varchar'),

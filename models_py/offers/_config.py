@@ -18,6 +18,7 @@ offers:
     suppression: {exclude_unsubscribed_or_no_opt_in: true, contacted_within_days: 7}
     holdout_share: 0.1
     holdout_salt: "2026-winter"
+    require_held_out_gain: true       # profit policy: no offers while held-out value <= 0
 ```
 """
 
@@ -71,6 +72,9 @@ class OfferSchema(_Schema):
     suppression: SuppressionSchema = SuppressionSchema()
     holdout_share: float = Field(0.1, ge=0, lt=1)
     holdout_salt: str = "propensity"
+    #: profit policy only: offer nothing while the champion set's held-out policy value (the
+    #: incremental margin its profit policy earned on the experiment's held-out share) is <= 0.
+    require_held_out_gain: bool = True
 
 
 def _message(offer_id: str, error: ValidationError) -> str:
@@ -136,6 +140,7 @@ OFFER_SCHEMA = pa.schema(
         pa.field("frequency_cap", pa.int32()),
         pa.field("holdout_share", pa.float64()),
         pa.field("holdout_salt", pa.string()),
+        pa.field("require_held_out_gain", pa.bool_()),
     ]
 )
 
@@ -161,6 +166,7 @@ def offers_to_arrow(offers: dict[str, OfferSchema]) -> pa.Table:
                     **o.suppression.model_dump(),
                     "holdout_share": o.holdout_share,
                     "holdout_salt": o.holdout_salt,
+                    "require_held_out_gain": o.require_held_out_gain,
                 }
             )
     return pa.Table.from_pylist(rows, schema=OFFER_SCHEMA)

@@ -197,13 +197,8 @@ def _cate(model_set, X: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _estimator(spec: UpliftSpec, task: str, role: str):
-    """The package's base estimator; boosted trees stop early on a 10 % validation share (the
-    package default stops early only from 10,000 rows: an experiment's arms are often smaller,
-    and 200 boosting rounds on every cross-fitting fold cost minutes)."""
-    estimator = default_estimator(spec.base, task, role=role, random_state=spec.random_state)
-    if spec.base == "hgb":
-        estimator.set_params(early_stopping=True)
-    return estimator
+    """The package's base estimator for a part (boosted trees stop early on a validation share)."""
+    return default_estimator(spec.base, task, role=role, random_state=spec.random_state)
 
 
 def _fit_purchase(learner: str, X, arm, y, spec: UpliftSpec, feature_names):
@@ -350,6 +345,61 @@ def _oracle_cate(con, experiment_id: str, customer_ids: np.ndarray, arms) -> dic
     return out
 
 
+# ------------------------------------------------------------------------- policy value
+
+
+def _margin_rate(frame: pd.DataFrame, spec: UpliftSpec) -> float | None:
+    """The gross-margin rate fct_experiment_examples used: margin / revenue on the control
+    arm's purchasers (no discount there, so margin = rate x revenue)."""
+    if "margin" not in frame or spec.revenue is None:
+        return None
+    control = frame[(frame[spec.arm] == spec.control_arm) & (frame[spec.revenue] > 0)]
+    control = control[control["margin"].notna()]
+    if control.empty:
+        return None
+    return float((control["margin"] / control[spec.revenue]).median())
+
+
+def held_out_policy_value(
+    predicted: Mapping[str, np.ndarray],
+    held_out: pd.DataFrame,
+    spec: UpliftSpec,
+    discounts: Mapping[str, float | None],
+) -> dict[str, Any] | None:
+    """What the `profit` offer policy (each customer's arm with the highest expected margin
+    effect, if positive; no contact cost) would have earned on the held-out share, estimated
+    from the randomised assignment: mean over rows of 1{arm = policy(x)} margin / P(arm) minus
+    the same for "nobody" (everyone on the control), with a normal 95 % interval. A value at or
+    below 0 says the model's offers are not worth more than no offer. None without margins and
+    discounts."""
+    rate = _margin_rate(held_out, spec)
+    if rate is None or any(discounts.get(a) is None for a in discounts):
+        return None
+    control = spec.control_arm
+    arms = [a for a in discounts if a != control]
+    factor = {a: (rate - discounts[a] / 100) / (1 - discounts[a] / 100) for a in discounts}
+    base = predicted[f"outcome__{control}"] * factor[control]
+    effects = np.column_stack([predicted[f"outcome__{a}"] * factor[a] - base for a in arms])
+    choice = np.where(
+        effects.max(axis=1) > 0, np.array(arms, dtype=object)[effects.argmax(1)], control
+    )
+    arm = held_out[spec.arm].to_numpy(dtype=str)
+    margin = held_out["margin"].to_numpy(dtype=float)
+    share = {a: float((arm == a).mean()) for a in discounts}
+    terms = np.where(arm == choice, margin / np.array([share[a] for a in arm]), 0.0) - np.where(
+        arm == control, margin / share[control], 0.0
+    )
+    mean, se = float(terms.mean()), float(terms.std(ddof=1) / np.sqrt(len(terms)))
+    return {
+        "incremental_margin_per_customer": mean,
+        "ci_lower": mean - 1.96 * se,
+        "ci_upper": mean + 1.96 * se,
+        "offered_share": float((choice != control).mean()),
+        "rows": len(terms),
+        "margin_rate": rate,
+    }
+
+
 # --------------------------------------------------------------------------------- training
 
 
@@ -450,6 +500,11 @@ def train_uplift(con, spec: UpliftSpec) -> TrainedUplift:
         )
         parts.update(_export(revenue_set, sample, "revenue_", metadata))
         details["revenue"] = {"learner": "two_part"}
+        value = held_out_policy_value(
+            revenue_set.predict(X[test]), frame.iloc[test], spec, data.discounts
+        )
+        if value is not None:
+            details["held_out_policy_value"] = value
     arms = {a: data.discounts.get(a) for a in purchase_set.arms}
     return TrainedUplift(
         model_set_id=model_set_id,
@@ -501,6 +556,7 @@ def register_model_set(con, trained: TrainedUplift, *, promote: bool | None = No
     spec = trained.spec
     family = spec.offer_family
     at = _now()
+    value = trained.details.get("held_out_policy_value") or {}
     set_row = {
         "model_set_id": trained.model_set_id,
         "spec_name": spec.name,
@@ -516,10 +572,17 @@ def register_model_set(con, trained: TrainedUplift, *, promote: bool | None = No
         "feature_hash": feature_hash(trained.feature_names),
         "hyperparameters": json.dumps({"base": spec.base, **dict(trained.details)}, default=str),
         "evaluation": json.dumps(
-            {"selection_qini": dict(trained.selection), "metrics": trained.evaluation.metrics},
+            {
+                "selection_qini": dict(trained.selection),
+                "metrics": trained.evaluation.metrics,
+                "held_out_policy_value": trained.details.get("held_out_policy_value"),
+            },
             default=str,
         ),
         "library_versions": json.dumps(library_versions()),
+        "held_out_policy_value": value.get("incremental_margin_per_customer"),
+        "held_out_policy_value_ci_lower": value.get("ci_lower"),
+        "held_out_policy_value_ci_upper": value.get("ci_upper"),
     }
     part_rows = [
         {

@@ -30,6 +30,13 @@ OFFERS = {
             "suppression": {"exclude_vip": True, "exclude_unsubscribed_or_no_opt_in": False},
             "holdout_share": 0.1,
             "holdout_salt": "test",
+            "require_held_out_gain": False,
+        },
+        "gated": {
+            "offer_family": "discount",
+            "arms": {"20": {"cost_per_contact": COST}, "25": {"cost_per_contact": COST}},
+            "suppression": {"exclude_unsubscribed_or_no_opt_in": False},
+            "holdout_share": 0.0,
         },
         "budgeted": {
             "offer_family": "discount",
@@ -39,6 +46,7 @@ OFFERS = {
             },
             "suppression": {"exclude_unsubscribed_or_no_opt_in": False},
             "holdout_share": 0.0,
+            "require_held_out_gain": False,
         },
         "rules": {
             "offer_family": "discount",
@@ -61,6 +69,7 @@ SCORED: dict[str, pd.DataFrame] = {}
 def scored(tmp_path_factory):
     work = tmp_path_factory.mktemp("uplift_scores")
     path = work / "wh.duckdb"
+    SCORED["path"] = path
     generate_warehouse(path, customers=6000, seed=5, days=400, end_date=dt.date(2026, 10, 1))
     settings = Settings(warehouse=path)
     run_dbt(settings, ["run"], dbt_vars={"max_training_cutoffs": 3})
@@ -101,7 +110,22 @@ def scored(tmp_path_factory):
             "select customer_id, arm, margin_effect from raw.oracle_offer_effects"
         ).df()
     SCORED["assignments"] = assignments
+    SCORED["gate"] = gate_outcomes(settings)
     return scores, features, parts, model_set, examples
+
+
+def gate_outcomes(settings) -> dict[float, pd.Series]:
+    """Reasons of the gated offer with the champion's held-out policy value forced to -1, +1."""
+    out = {}
+    for value in (-1.0, 1.0):
+        with closing(connect(settings.warehouse)) as con:
+            con.execute("update ml.uplift_model_sets set held_out_policy_value = ?", [value])
+        run_dbt(settings, ["run", "--select", "fct_offer_assignments"])
+        with closing(connect(settings.warehouse, read_only=True)) as con:
+            out[value] = con.execute(
+                "select reason from marts.fct_offer_assignments where offer_id = 'gated'"
+            ).df()["reason"]
+    return out
 
 
 def python_scores(features: pd.DataFrame, parts, model_set) -> pd.DataFrame:
@@ -171,6 +195,10 @@ def test_a_discount_that_adds_no_revenue_loses_margin(scored):
     no_gain = treated[treated["cate_revenue"] <= 0]
     assert len(no_gain) > 100 and (no_gain["cate_margin"] < 0).all()
     assert (treated["cate_revenue"] > 0).any()
+
+
+def scored_path():
+    return SCORED["path"]
 
 
 def _wide(scores: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -250,3 +278,21 @@ def test_policy_profit_against_the_truth(scored):
     np.testing.assert_allclose(
         p.loc["offer", "expected_profit"], offered["expected_incremental_profit"].sum()
     )
+
+
+def test_the_held_out_gate_stops_offers_that_did_not_pay(scored):
+    """Policy `profit` with require_held_out_gain (the default): no offer while the champion
+    set's held-out policy value is <= 0; the same customers are offered when it is positive."""
+    gate = SCORED["gate"]
+    blocked, open_ = gate[-1.0].value_counts(), gate[1.0].value_counts()
+    assert "offer" not in blocked and blocked.get("no_held_out_gain", 0) > 0
+    assert open_.get("offer", 0) == blocked["no_held_out_gain"]
+
+
+def test_the_champion_records_its_held_out_policy_value(scored):
+    with closing(connect(scored_path(), read_only=True)) as con:
+        row = con.execute(
+            "select held_out_policy_value_ci_lower, held_out_policy_value_ci_upper "
+            "from ml.uplift_model_sets"
+        ).fetchone()
+    assert row[0] is not None and row[0] < row[1]

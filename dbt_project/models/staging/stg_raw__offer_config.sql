@@ -34,7 +34,8 @@ with source as (
             null as contacted_within_days,
             null as frequency_cap,
             null as holdout_share,
-            null as holdout_salt
+            null as holdout_salt,
+            null as require_held_out_gain
         where false
     {%- endif %}
 ),
@@ -56,7 +57,8 @@ final as (
         cast(contacted_within_days as integer) as contacted_within_days,
         cast(frequency_cap as integer) as frequency_cap,
         cast(holdout_share as double) as holdout_share,
-        cast(holdout_salt as varchar) as holdout_salt
+        cast(holdout_salt as varchar) as holdout_salt,
+        cast(require_held_out_gain as boolean) as require_held_out_gain
     from source
 )
 

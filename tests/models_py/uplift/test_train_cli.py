@@ -34,6 +34,8 @@ def examples(n: int = 6000, seed: int = 3) -> pd.DataFrame:
     frame.insert(3, "discount_pct", [DISCOUNTS[a] for a in s.arm])
     frame["purchased"] = (s.spend > 0).astype(int)
     frame["revenue"] = s.spend.round(2)
+    d = frame["discount_pct"] / 100
+    frame["margin"] = (frame["revenue"] * (0.4 - d) / (1 - d)).round(2)
     frame.attrs["true_cate"] = {
         a: np.clip(s.true_spend_cate[a], None, None) for a in s.true_spend_cate
     }
@@ -117,6 +119,16 @@ def test_train_registers_one_champion_model_set(trained):
 def test_held_out_metrics_find_the_effect(trained):
     settings, frame, _ = trained
     with closing(connect(settings.warehouse, read_only=True)) as con:
+        value = con.execute(
+            "select held_out_policy_value, held_out_policy_value_ci_lower, "
+            "held_out_policy_value_ci_upper, evaluation from ml.uplift_model_sets"
+        ).fetchone()
+        # The policy value is estimated on the held-out share with the margin rate recovered
+        # from the control arm's rows (0.4 here).
+        assert value[1] < value[0] < value[2]
+        assert json.loads(value[3])["held_out_policy_value"]["margin_rate"] == pytest.approx(
+            0.4, abs=0.01
+        )
         metrics = con.execute(
             "select arm, outcome, treated, control, qini_coefficient, uplift_at_30 "
             "from ml.uplift_metrics order by outcome, arm"

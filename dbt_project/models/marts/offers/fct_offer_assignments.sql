@@ -16,8 +16,13 @@
     when every customer's best arm is taken as given.
   - Hold-out: the hash rule of the audiences (md5 of salt | offer | customer), decided after
     the choice, so held-out customers show the arm they would have had (is_offer false).
-  - reason: the suppression reason, 'no_positive_profit' / 'no_rule_matched', 'over_budget',
-    'holdout' or 'offer'. arm is the control arm when no arm was chosen.
+  - Gate (policy `profit`, require_held_out_gain, the default): while the champion set's
+    held-out policy value (ml.uplift_model_sets: the incremental margin its profit policy
+    earned on the experiment's held-out share against no offer) is <= 0, nobody gets an offer
+    (reason 'no_held_out_gain'): the model's margin effects did not pay on data it never saw.
+  - reason: the suppression reason, 'no_positive_profit' / 'no_rule_matched',
+    'no_held_out_gain', 'holdout', 'over_budget' or 'offer'. arm is the offered arm (held out:
+    the arm it would have had), otherwise the control arm.
   - p_redeem: the probability that an offered customer uses the offer, the two-part model's
     purchase probability under the offered arm (trained on that treated arm of the experiment:
     a purchase in the window by a treated customer uses the discount).
@@ -70,8 +75,13 @@ offers as (
         contacted_within_days,
         frequency_cap,
         holdout_share,
-        holdout_salt
+        holdout_salt,
+        require_held_out_gain
     from config
+),
+
+champions as (
+    select * from {{ ref('stg_ml__uplift_champions') }}
 ),
 
 controls as (
@@ -133,6 +143,9 @@ flagged as (
         controls.model_set_id,
         controls.control_arm,
         chosen.chosen_arm,
+        offers.policy = 'profit'
+        and offers.require_held_out_gain
+        and champions.held_out_policy_value <= 0 as fails_gate,
         case
             when offers.exclude_vip and coalesce(customers.is_vip, false) then 'vip'
             when
@@ -172,6 +185,7 @@ flagged as (
             and controls.customer_id = chosen.customer_id
     left join customers on controls.customer_id = customers.customer_id
     left join contact_history on controls.customer_id = contact_history.customer_id
+    left join champions on controls.model_set_id = champions.model_set_id
 ),
 
 -- Budget: the unsuppressed customers whose chosen arm it is, best profit per unit of budget
@@ -194,7 +208,10 @@ budgeted as (
             flagged.offer_id = candidates.offer_id
             and flagged.customer_id = candidates.customer_id
             and flagged.chosen_arm = candidates.arm
-    where flagged.exclusion_reason is null and not flagged.is_holdout
+    where
+        flagged.exclusion_reason is null
+        and not flagged.is_holdout
+        and not coalesce(flagged.fails_gate, false)
     window by_value as (
         partition by flagged.offer_id, candidates.arm
         order by
@@ -215,6 +232,7 @@ decided as (
             when flagged.exclusion_reason is not null then flagged.exclusion_reason
             when flagged.chosen_arm is null
                 then case when flagged.policy = 'profit' then 'no_positive_profit' else 'no_rule_matched' end
+            when coalesce(flagged.fails_gate, false) then 'no_held_out_gain'
             when flagged.is_holdout then 'holdout'
             when not budgeted.within_budget then 'over_budget'
             else 'offer'

@@ -128,7 +128,29 @@ valued as (
         on policies.customer_id = truth.customer_id and policies.arm = truth.arm
 ),
 
+-- Every offer has its 'offer' and 'nobody' rows, with 0 customers when nothing is offered.
+always as (
+    select
+        offers.offer_id,
+        policies.policy,
+        case when has_truth.has_truth then 0 end as true_profit
+    from offers
+    cross join (values ('offer'), ('nobody')) as policies (policy)
+    cross join has_truth
+),
+
 summed as (
+    select
+        always.offer_id,
+        always.policy,
+        count(valued.customer_id) as customers_offered,
+        coalesce(sum(valued.expected_profit), 0) as expected_profit,
+        coalesce(sum(valued.true_profit), always.true_profit) as true_profit
+    from always
+    left join valued
+        on always.offer_id = valued.offer_id and always.policy = valued.policy
+    group by always.offer_id, always.policy, always.true_profit
+    union all
     select
         offer_id,
         policy,
@@ -137,16 +159,8 @@ summed as (
         -- null without the oracle table (no truth row joins)
         sum(true_profit) as true_profit
     from valued
+    where policy not in ('offer', 'nobody')
     group by offer_id, policy
-    union all
-    select
-        offers.offer_id,
-        'nobody' as policy,
-        0 as customers_offered,
-        0 as expected_profit,
-        case when has_truth.has_truth then 0 end as true_profit
-    from offers
-    cross join has_truth
 ),
 
 final as (
