@@ -53,6 +53,8 @@ PINNED_COLUMNS = {
     "oracle_treatment_effect": (
         "customer_id, experiment_id, arm, baseline_probability, treated_probability, effect"
     ),
+    # the optional discount_pct column came later (offers); the pinned rows are the same
+    "treatments": "* exclude (discount_pct)",
 }
 
 
