@@ -10,25 +10,14 @@ import pytest
 import yaml
 
 from models_py.catalogue import catalogue_path, load_catalogue, render_docs, windows
+from models_py.uplift._train import NOT_FEATURES
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_KEYS = {
     "fct_training_examples": ["customer_id", "product_group", "as_of_date", "split", "label"],
     "fct_scoring_features": ["customer_id", "product_group", "as_of_date"],
-    "fct_experiment_examples": [
-        "experiment_id",
-        "customer_id",
-        "arm",
-        "discount_pct",
-        "assigned_at",
-        "as_of_date",
-        "outcome_window_end",
-        "purchased",
-        "orders",
-        "revenue",
-        "discount_cost",
-        "margin",
-    ],
+    # the keys, arm, outcomes and money that uplift training never uses as features
+    "fct_experiment_examples": list(NOT_FEATURES),
 }
 
 
