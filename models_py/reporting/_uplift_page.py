@@ -90,14 +90,32 @@ def champion_sets(con) -> list[dict]:
     rows = _rows(
         con,
         f"select s.offer_family, s.model_set_id, s.spec_name, s.experiment_id, s.learner, "
-        f"s.outcomes, s.control_arm, s.arms, s.trained_at "
+        f"s.outcomes, s.control_arm, s.arms, s.trained_at, s.evaluation "
         f"from {ml_table('uplift_aliases')} a join {ml_table('uplift_model_sets')} s "
         "using (model_set_id) where a.alias = 'champion' order by s.offer_family",
     )
     for r in rows:
         r["outcomes"] = _json(r["outcomes"], [])
         r["arms"] = _json(r["arms"], {})
+        evaluation = _json(r.pop("evaluation"), {})
+        r["policy_value"] = (
+            evaluation.get("held_out_policy_value") if isinstance(evaluation, dict) else None
+        )
     return rows
+
+
+def _policy_value_note(value: dict | None) -> str:
+    """The held-out value of the set's profit policy (docs/uplift.md), when it was measured."""
+    if not isinstance(value, dict) or value.get("incremental_margin_per_customer") is None:
+        return ""
+    return _muted(
+        "Held-out policy value: offering each held-out customer the arm with the highest "
+        "expected margin effect (if positive) earned "
+        f"{value['incremental_margin_per_customer']:+.3f} margin per customer against no offer "
+        f"(95 % CI {value['ci_lower']:+.3f} .. {value['ci_upper']:+.3f}; "
+        f"{value['offered_share']:.1%} offered). Offers with require_held_out_gain (the "
+        "default) go out only while this is above 0."
+    )
 
 
 def _plt():
@@ -270,6 +288,7 @@ def _family(con, champ: dict, level: int) -> list[str]:
             "Metrics on the held-out share of the experiment."
         ),
         _metrics_table(con, champ),
+        _policy_value_note(champ.get("policy_value")),
         _grid(images),
         _muted(QINI_NOTE) if curves else "",
         *_scores_table(con, champ),

@@ -348,6 +348,7 @@ def _assert_uplift_text(text: str) -> None:
     assert uplift.CHALLENGER not in text  # only the champion set is reported
     assert "How to read a Qini curve" in text
     assert "between the curve and the diagonal" in text
+    assert "earned +0.125 margin per customer against no offer (95 % CI -0.050 .. +0.300" in text
     assert "<new>" in text  # escaped: a tag-like segment reads as text
     for reason in uplift.REASONS:
         assert reason in text

@@ -50,7 +50,20 @@ def _model_set(model_set_id: str, trained_at: dt.datetime) -> dict:
         "feature_names": json.dumps(["recency_days", "order_count"]),
         "feature_hash": "0" * 16,
         "hyperparameters": json.dumps({"base": "hgb"}),
-        "evaluation": json.dumps({"selection_qini": {}, "metrics": []}),
+        "evaluation": json.dumps(
+            {
+                "selection_qini": {},
+                "metrics": [],
+                "held_out_policy_value": {
+                    "incremental_margin_per_customer": 0.125,
+                    "ci_lower": -0.05,
+                    "ci_upper": 0.3,
+                    "offered_share": 0.2,
+                    "rows": 1000,
+                    "margin_rate": 0.4,
+                },
+            }
+        ),
         "library_versions": json.dumps({}),
     }
 
