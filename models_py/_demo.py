@@ -55,7 +55,17 @@ def run_demo(
     console.print(report.summary())
 
     _header(console, 2, "dbt build: staging, point-in-time features, training examples, tests")
-    outcome = run_dbt(settings, ["build", "--exclude", "fct_propensity_scores+"])
+    # Not what step 5 builds again once models exist: scores, uplift scores, offers, ml marts.
+    outcome = run_dbt(
+        settings,
+        [
+            "build",
+            "--exclude",
+            "fct_propensity_scores+",
+            "fct_uplift_scores+",
+            "path:models/marts/ml",
+        ],
+    )
     console.print(
         f"{outcome.count('success')} models built, {outcome.count('pass')} tests passed, "
         f"{outcome.count('warn')} warnings"
