@@ -53,7 +53,15 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     ),
     # Prints only (its figures are in docs/oracle.md, "Regime shift").
     "regime_shift_models": ("regime_shift_models.py", ["--customers", "3000", "--no-models"], []),
+    "uplift_offers": (
+        "uplift_offers.py",
+        ["--customers", "5000", "--no-write", "--workdir", "{tmp}/offers"],
+        [],
+    ),
+    "uplift_hillstrom": ("uplift_hillstrom.py", ["--quick"], []),
 }
+#: Benchmarks of public data: skipped, saying so, when the file is not beside the repository.
+REQUIRES = {"uplift_hillstrom": HERE.parent.parent / "shared" / "data" / "hillstrom.parquet"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="propensity-bench-quick-") as tmp:
         for name in args.only or list(BENCHMARKS):
             script, quick, full = BENCHMARKS[name]
+            needed = REQUIRES.get(name)
+            if needed is not None and not needed.exists():
+                print(f"== {name}: skipped, {needed.name} is not in ../shared/data", flush=True)
+                continue
             extra = full if args.full else [a.replace("{tmp}", tmp) for a in quick]
             cmd = [sys.executable, str(HERE / script), *extra]
             print(f"== {name}: {' '.join(cmd[1:])}", flush=True)
