@@ -32,7 +32,16 @@ logger = logging.getLogger(__name__)
 
 #: Defaults applied before the spec's search space (the spec wins).
 _DEFAULTS: dict[str, dict[str, Any]] = {
-    "logistic_regression": {"C": 1.0, "max_iter": 2000, "class_weight": "balanced"},
+    # newton-cholesky: many rows, few columns (the feature marts): a few Newton steps where
+    # lbfgs takes about a hundred (9x faster on 150k rows x 63 features). Its fully converged
+    # coefficients can be large enough on small data to miss the ONNX parity gate (1.15e-5 on
+    # a 5,000-customer demo); training then exports the next best candidate (_train.fit_target).
+    "logistic_regression": {
+        "C": 1.0,
+        "max_iter": 2000,
+        "class_weight": "balanced",
+        "solver": "newton-cholesky",
+    },
     "random_forest": {
         "n_estimators": 100,
         "max_depth": 10,

@@ -30,10 +30,10 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,7 @@ from models_py.training._examples import (
     refuse_bad_inputs,
 )
 from models_py.training._export import (
+    ParityError,
     check_parity,
     export_onnx,
     feature_hash,
@@ -325,6 +326,17 @@ class Choice:
     best: CandidateResult
     estimator: Any  # the best candidate, fitted, uncalibrated
     search: SearchResult | None  # stratified k-fold: the best candidate's search (OOF scores)
+    #: every candidate's fitted estimator and search, for `runner_up`
+    fitted: Mapping[str, tuple[Any, SearchResult | None]] = field(default_factory=dict)
+
+    def ranked(self) -> list[CandidateResult]:
+        """The candidates, best validation ROC AUC first."""
+        return sorted(self.candidates, key=lambda c: c.validation_auc, reverse=True)
+
+    def with_best(self, candidate: CandidateResult) -> Choice:
+        """The same choice with `candidate` as the one to calibrate and export."""
+        estimator, search = self.fitted[candidate.algorithm]
+        return replace(self, best=candidate, estimator=estimator, search=search)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -447,6 +459,7 @@ def choose_candidate(
         best=best,
         estimator=fitted[best.algorithm],
         search=searches.get(best.algorithm),
+        fitted={a: (est, searches.get(a)) for a, est in fitted.items()},
     )
 
 
@@ -610,11 +623,29 @@ def fit_target(
                 rows=rows,
             )
         choice = choose_candidate(target, ex, on_step=step)
-        calibration = calibrate(target, ex, choice)
+        # The best candidate whose ONNX export passes the parity gate: a model that cannot be
+        # exported faithfully is never deployed, the next best by validation AUC is.
+        ranked = choice.ranked()
+        for i, candidate in enumerate(ranked):
+            choice = choice.with_best(candidate)
+            calibration = calibrate(target, ex, choice)
+            evaluation = evaluate(target, ex, calibration)
+            try:
+                exported = export(target, ex, choice, calibration, export_hook=export_hook)
+                break
+            except ParityError as exc:
+                if i == len(ranked) - 1:
+                    raise
+                logger.warning(
+                    "%s/%s: %s failed the parity gate (%s); exporting %s instead",
+                    spec.name,
+                    target.product_group,
+                    candidate.algorithm,
+                    exc,
+                    ranked[i + 1].algorithm,
+                )
         if calibration.cv is not None:  # the out-of-fold predictions are the validation rows
             rows = {**rows, "validation": calibration.cv["rows"]}
-        evaluation = evaluate(target, ex, calibration)
-        exported = export(target, ex, choice, calibration, export_hook=export_hook)
         references = reference(target, ex, exported)
     step("export")
     trained = TrainedModel(

@@ -352,21 +352,50 @@ def test_fitting_groups_one_at_a_time_gives_the_same_models(trained, tmp_path):
         assert serial[group][2] == parallel[group][2]
 
 
-def test_parity_failure_registers_nothing(trained, tmp_path):
+def _tamper(blob: bytes) -> bytes:
+    """The ONNX model with its calibration intercept moved: it misses the parity gate."""
     import onnx
     from onnx import numpy_helper
 
+    proto = onnx.load_model_from_string(blob)
+    for init in proto.graph.initializer:
+        if init.name == "calib_intercept":
+            value = numpy_helper.to_array(init) + np.float32(0.1)
+            init.CopyFrom(numpy_helper.from_array(value, init.name))
+    return proto.SerializeToString()
+
+
+def test_a_candidate_missing_the_parity_gate_gives_way_to_the_next_best(trained, tmp_path):
+    settings, spec_path = trained
+    settings = copy_warehouse(settings, tmp_path / "fallback.duckdb")
+    (target,) = plan_training(settings, spec_path=spec_path, groups=["sweets"])
+    calls = []
+
+    def tamper_first(blob: bytes) -> bytes:
+        calls.append(blob)
+        return _tamper(blob) if len(calls) == 1 else blob
+
+    result = train_target(settings, target, export_hook=tamper_first)
+    assert len(calls) == 2 and result.status == "registered", result
+    con = connect(settings.warehouse, read_only=True)
+    try:
+        algorithm, metrics = con.execute(
+            "select algorithm, metrics from ml.model_registry where model_id = ?",
+            [result.model_id],
+        ).fetchone()
+    finally:
+        con.close()
+    ranked = sorted(
+        json.loads(metrics)["candidates"], key=lambda c: c["validation_auc"], reverse=True
+    )
+    assert algorithm == ranked[1]["algorithm"]  # the runner-up, not the tampered best
+
+
+def test_parity_failure_registers_nothing(trained, tmp_path):
     settings, spec_path = trained
     settings = copy_warehouse(settings, tmp_path / "parity.duckdb")
     (target,) = plan_training(settings, spec_path=spec_path, groups=["sweets"])
-
-    def tamper(blob: bytes) -> bytes:
-        proto = onnx.load_model_from_string(blob)
-        for init in proto.graph.initializer:
-            if init.name == "calib_intercept":
-                value = numpy_helper.to_array(init) + np.float32(0.1)
-                init.CopyFrom(numpy_helper.from_array(value, init.name))
-        return proto.SerializeToString()
+    tamper = _tamper
 
     def counts():
         con = connect(settings.warehouse, read_only=True)
