@@ -42,6 +42,8 @@ from models_py.uplift._metrics import (
 from models_py.uplift._onnx import export_parts
 from models_py.uplift._spec import UpliftSpec
 from models_py.uplift._splits import stratified_kfold, stratified_split
+from scoring import is_feature_type
+from scoring._core import sha256_hex
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +62,6 @@ NOT_FEATURES = (
     "discount_cost",
     "margin",
 )
-NUMERIC_TYPES = ("BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "FLOAT", "DOUBLE")
 ORACLE_RELATION = "raw.oracle_treatment_effect"
 
 
@@ -76,12 +77,6 @@ class ExperimentData:
     def X(self, rows: np.ndarray | None = None) -> np.ndarray:
         values = self.frame[list(self.feature_names)].to_numpy(dtype=np.float32)
         return values if rows is None else values[rows]
-
-
-def _numeric(data_type: str) -> bool:
-    return data_type.upper().split("(")[0] in NUMERIC_TYPES or data_type.upper().startswith(
-        "DECIMAL"
-    )
 
 
 def read_experiment(con, spec: UpliftSpec) -> ExperimentData:
@@ -128,7 +123,7 @@ def read_experiment(con, spec: UpliftSpec) -> ExperimentData:
             "may not have ended by the scoring cutoff (dbt warns which)"
         )
     excluded = set(NOT_FEATURES) | set(needed) | set(spec.exclude_columns)
-    features = tuple(c for c, t in columns.items() if c not in excluded and _numeric(t))
+    features = tuple(c for c, t in columns.items() if c not in excluded and is_feature_type(t))
     frame = con.execute(
         f"select * from {spec.relation} where experiment_id = ? order by customer_id",
         [experiment_id],
@@ -385,9 +380,12 @@ def held_out_policy_value(
     )
     arm = held_out[spec.arm].to_numpy(dtype=str)
     margin = held_out["margin"].to_numpy(dtype=float)
-    share = {a: float((arm == a).mean()) for a in discounts}
-    terms = np.where(arm == choice, margin / np.array([share[a] for a in arm]), 0.0) - np.where(
-        arm == control, margin / share[control], 0.0
+    # P(arm) of each row: the arm's share of the held-out rows (a randomised experiment).
+    _, index, counts = np.unique(arm, return_inverse=True, return_counts=True)
+    p_arm = (counts / len(arm))[index]
+    p_control = float((arm == control).mean())
+    terms = np.where(arm == choice, margin / p_arm, 0.0) - np.where(
+        arm == control, margin / p_control, 0.0
     )
     mean, se = float(terms.mean()), float(terms.std(ddof=1) / np.sqrt(len(terms)))
     return {
@@ -550,8 +548,6 @@ def register_model_set(con, trained: TrainedUplift, *, promote: bool | None = No
     challenger of its offer family, and the champion when `promote` is true (None: when the
     family has no champion yet). One transaction: a failure leaves nothing behind. Returns
     whether it was promoted."""
-    import hashlib
-
     require_ml_tables(con)
     spec = trained.spec
     family = spec.offer_family
@@ -594,7 +590,7 @@ def register_model_set(con, trained: TrainedUplift, *, promote: bool | None = No
             "algorithm": p["algorithm"],
             "output_kind": p["output_kind"],
             "onnx_model": p["onnx"],
-            "onnx_sha256": hashlib.sha256(p["onnx"]).hexdigest(),
+            "onnx_sha256": sha256_hex(p["onnx"]),
         }
         for part, p in trained.parts.items()
     ]

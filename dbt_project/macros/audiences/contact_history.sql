@@ -23,3 +23,18 @@
     where {{ email_events }}.occurred_at < cast({{ cutoff }}.as_of_date as timestamp)
     group by {{ email_events }}.customer_id
 {%- endmacro %}
+
+
+{#-
+  The hash hold-out bucket of a customer in a campaign or offer: the first 8 hex digits of
+  md5(salt | id | customer_id) as an integer, mod 10000. Stable across runs and cutoffs,
+  independent of the scores; a customer is held out when bucket < round(share * 10000).
+-#}
+{% macro propensity_holdout_bucket(salt, id, customer_id) -%}
+    cast(
+        cast(
+            '0x' || left(md5({{ salt }} || '|' || {{ id }} || '|' || cast({{ customer_id }} as varchar)), 8)
+            as bigint
+        ) % 10000 as integer
+    )
+{%- endmacro %}

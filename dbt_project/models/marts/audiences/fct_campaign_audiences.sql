@@ -121,17 +121,9 @@ flagged as (
         coalesce(contact_history.is_unsubscribed, false) as is_unsubscribed,
         coalesce(customers.is_vip, false) as is_vip,
         coalesce(customers.is_email_opt_in, false) as is_email_opt_in,
-        cast(
-            cast(
-                '0x' || left(
-                    md5(
-                        campaign_scores.holdout_salt || '|' || campaign_scores.campaign_id
-                        || '|' || cast(campaign_scores.customer_id as varchar)
-                    ),
-                    8
-                ) as bigint
-            ) % 10000 as integer
-        ) as holdout_bucket
+        {{ propensity_holdout_bucket(
+            'campaign_scores.holdout_salt', 'campaign_scores.campaign_id', 'campaign_scores.customer_id'
+        ) }} as holdout_bucket
     from campaign_scores
     left join contact_history on campaign_scores.customer_id = contact_history.customer_id
     left join customers on campaign_scores.customer_id = customers.customer_id

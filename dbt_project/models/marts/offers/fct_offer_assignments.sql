@@ -166,17 +166,8 @@ flagged as (
                 and coalesce(contact_history.email_sends_30d, 0) >= offers.frequency_cap
                 then 'frequency_cap'
         end as exclusion_reason,
-        cast(
-            cast(
-                '0x' || left(
-                    md5(
-                        offers.holdout_salt || '|' || offers.offer_id
-                        || '|' || cast(controls.customer_id as varchar)
-                    ),
-                    8
-                ) as bigint
-            ) % 10000 as integer
-        ) < round(offers.holdout_share * 10000) as is_holdout
+        {{ propensity_holdout_bucket('offers.holdout_salt', 'offers.offer_id', 'controls.customer_id') }}
+        < round(offers.holdout_share * 10000) as is_holdout
     from offers
     inner join controls on offers.offer_family = controls.offer_family
     left join chosen
