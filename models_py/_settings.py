@@ -37,6 +37,9 @@ class Settings:
         Threads for DuckDB and dbt.
     dbt_vars : Mapping
         Extra dbt vars (cutoffs, horizon, ...) passed to every dbt invocation.
+    serving_dir : Path, optional
+        Where the daily run publishes the read-only serving snapshots that `propensity serve`
+        reads (docs/serving.md); default `serving_path`, beside the warehouse file.
     """
 
     warehouse: Path = DEFAULT_WAREHOUSE
@@ -44,6 +47,15 @@ class Settings:
     profiles_dir: Path = DBT_HOME
     threads: int = 2
     dbt_vars: Mapping[str, object] = field(default_factory=dict)
+    serving_dir: Path | None = None
+
+    @property
+    def serving_path(self) -> Path:
+        """The serving snapshot directory: `serving_dir`, or ``<warehouse stem>.serving`` beside
+        the warehouse file (warehouse/propensity.duckdb -> warehouse/propensity.serving)."""
+        if self.serving_dir is not None:
+            return Path(self.serving_dir).expanduser().resolve()
+        return self.warehouse.with_suffix(".serving")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "warehouse", Path(self.warehouse).expanduser().resolve())
@@ -69,6 +81,8 @@ class Settings:
                 raise ConfigError(
                     f"PROPENSITY_THREADS must be an integer, got {env[ENV_PREFIX + 'THREADS']!r}"
                 ) from exc
+        if env.get(ENV_PREFIX + "SERVING_DIR"):
+            values["serving_dir"] = Path(env[ENV_PREFIX + "SERVING_DIR"])
         limit = env.get(ENV_PREFIX + "DUCKDB_MEMORY_LIMIT")
         if limit is not None and not _MEMORY.fullmatch(limit.strip()):
             # profiles.yml passes it to DuckDB; checked here so dbt never starts with it.

@@ -206,6 +206,30 @@ def cmd_run_daily(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    from models_py.serving import publish_snapshot
+
+    report = publish_snapshot(_settings(args), keep=args.keep)
+    _console().print(report.summary())
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from models_py.serving import serve
+    from models_py.serving._app import ServeSettings
+
+    settings = _settings(args)
+    serve(
+        ServeSettings(
+            serving_dir=settings.serving_path, api_key=os.environ.get("PROPENSITY_API_KEY", "")
+        ),
+        host=args.host,
+        port=args.port,
+        access_log=args.access_log,
+    )
+    return 0
+
+
 def cmd_retrain(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -633,6 +657,25 @@ def build_parser() -> argparse.ArgumentParser:
         "orders); feature and score history are kept",
     )
     q.set_defaults(func=cmd_run_daily)
+
+    p = sub.add_parser(
+        "snapshot",
+        help="publish the serving snapshot of the latest scores now (run daily does it itself)",
+    )
+    p.add_argument(
+        "--keep", type=_positive_int, default=3, help="snapshot files kept (default 3)"
+    )
+    p.set_defaults(func=cmd_snapshot)
+
+    p = sub.add_parser(
+        "serve",
+        help="the score lookup service over the newest serving snapshot (docs/serving.md); "
+        "needs PROPENSITY_API_KEY",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--access-log", action="store_true", help="log every request")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser(
         "retrain",

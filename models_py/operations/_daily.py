@@ -6,6 +6,8 @@ that would give wrong numbers; then one ``dbt build --selector daily`` with the 
 ``feature_cutoff_roles: [scoring]`` (stored training cutoffs are neither recomputed nor moved) and
 incremental intermediate tables. Every table is replaced in its own transaction, so an
 interrupted run leaves the scores and the registry as they were. docs/operations.md, "Daily run".
+Once dbt is done, the run publishes the serving snapshot `propensity serve` reads
+(docs/serving.md).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from models_py._errors import PropensityError, WarehouseError
 from models_py._settings import Settings
 from models_py._warehouse import connect, relation_exists
+from models_py.serving import SnapshotReport, publish_snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +79,7 @@ class DailyReport:
     lookback_days: int | None
     seconds: float
     notes: tuple[str, ...] = field(default=())
+    snapshot: SnapshotReport | None = None
 
     @property
     def rows(self) -> int:
@@ -103,6 +107,8 @@ class DailyReport:
         ]
         lines += [f"  warning: {w}" for w in self.warnings]
         lines += [f"  note: {n}" for n in (*plan.notes, *self.notes)]
+        if self.snapshot is not None:
+            lines.append(f"  {self.snapshot.summary()}")
         lines.append(f"  done in {self.seconds:.1f} s")
         return "\n".join(lines)
 
@@ -364,6 +370,9 @@ def run_daily(
             ).fetchall()
         )
         notes = _training_notes(con, plan)
+    # The service reads this copy, never the warehouse dbt writes (docs/serving.md). A failure
+    # here is raised: the scores are written, but a service would keep yesterday's.
+    snapshot = publish_snapshot(settings)
     return DailyReport(
         plan=plan,
         rows_by_group=rows,
@@ -374,4 +383,5 @@ def run_daily(
         lookback_days=lookback_days,
         seconds=time.perf_counter() - started,
         notes=notes,
+        snapshot=snapshot,
     )

@@ -1,0 +1,479 @@
+"""Serving snapshots: the tables `propensity serve` reads, copied out of the warehouse after each
+daily run into their own DuckDB file, and the reader that swaps to the newest one.
+
+Why a copy and not the warehouse itself: DuckDB lets one process write a database file and no
+other process open it meanwhile, so a service reading the warehouse would either block
+`dbt run` or be blocked by it, and a service reading between two dbt models could see new scores
+with yesterday's audiences. A snapshot is written once, beside the warehouse, under a hidden
+temporary name; only when it is complete (checkpointed and fsynced) is it renamed to its final
+name and is the pointer file ``CURRENT`` replaced (write a temporary file, fsync, ``os.replace``,
+fsync the directory). Both renames are atomic, so a reader sees the old snapshot or the new one,
+never a part. The reader checks the pointer (one ``stat``) at the start of each request and opens
+a new snapshot before it swaps; requests already running finish on the snapshot they started
+with (an open file stays readable after it is unlinked, on POSIX systems). docs/serving.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import re
+import threading
+import time
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from models_py._errors import PropensityError, WarehouseError
+from models_py._settings import Settings
+from models_py._warehouse import lock_error
+
+logger = logging.getLogger(__name__)
+
+#: The file naming the snapshot in use; replaced atomically by each publish.
+POINTER = "CURRENT"
+#: Snapshot files: ``snapshot-<as_of_date>-<published UTC timestamp>.duckdb``.
+_SNAPSHOT_NAME = re.compile(r"snapshot-\d{4}-\d{2}-\d{2}-\d{8}T\d{12}\.duckdb")
+#: Bumped when the snapshot tables change; a reader refuses another version.
+SNAPSHOT_FORMAT = 1
+#: Snapshot files kept after a publish (the newest ones): the one in use, and the ones before
+#: it that a service may still hold open.
+DEFAULT_KEEP = 3
+
+SCORES = "marts.fct_propensity_scores"
+AUDIENCES = "marts.fct_campaign_audiences"
+CAMPAIGNS = "marts.dim_campaigns"
+REASONS = "marts.fct_score_reasons"
+
+
+class SnapshotError(PropensityError):
+    """A serving snapshot cannot be published or read."""
+
+
+class SnapshotUnavailableError(SnapshotError):
+    """The service has no readable snapshot to answer from (none published, or it vanished)."""
+
+
+@dataclass(frozen=True)
+class SnapshotReport:
+    """What `publish_snapshot` wrote."""
+
+    path: Path
+    as_of_date: dt.date
+    customers: int
+    score_rows: int
+    groups: tuple[str, ...]
+    campaigns: int
+    reason_rows: int | None
+    removed: tuple[str, ...]
+    seconds: float
+
+    def summary(self) -> str:
+        reasons = (
+            "no reasons (marts.fct_score_reasons not built)"
+            if self.reason_rows is None
+            else f"{self.reason_rows:,} reason rows"
+        )
+        return (
+            f"serving snapshot {self.path.name}: cutoff {self.as_of_date}, {self.customers:,} "
+            f"customers x {len(self.groups)} groups ({', '.join(self.groups)}), "
+            f"{self.campaigns} campaigns, {reasons}; published in {self.seconds:.1f} s"
+        )
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _exists(con, catalog: str, relation: str) -> bool:
+    schema, table = relation.split(".")
+    return bool(
+        con.execute(
+            "select count(*) from information_schema.tables "
+            "where table_catalog = ? and table_schema = ? and table_name = ?",
+            [catalog, schema, table],
+        ).fetchone()[0]
+    )
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_pointer(directory: Path, name: str) -> None:
+    tmp = directory / f".{POINTER}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(name + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, directory / POINTER)
+    with suppress(OSError):  # directories cannot be opened for fsync on every platform
+        _fsync(directory)
+
+
+def _copy_tables(con, as_of: dt.date) -> dict[str, Any]:
+    """Create the snapshot's tables from the attached warehouse ``wh``; returns counts."""
+    from models_py.registry import ml_table
+
+    con.execute(
+        "create table scores as select customer_id, product_group, model_id, score, decile "
+        f"from wh.{SCORES} where as_of_date = ? order by customer_id, product_group",
+        [as_of],
+    )
+    # An ART index makes the per-customer lookup a point read (not a scan of a row group).
+    con.execute("create index scores_customer on scores (customer_id)")
+    groups = tuple(
+        r[0] for r in con.execute("select distinct product_group from scores order by 1").fetchall()
+    )
+    customers, rows = con.execute(
+        "select count(distinct customer_id), count(*) from scores"
+    ).fetchone()
+    con.execute(
+        "create table models as select registry.product_group, registry.model_id, "
+        "registry.onnx_sha256, registry.onnx_model, registry.feature_names "
+        f"from wh.{ml_table('model_registry')} as registry "
+        "where registry.model_id in (select distinct model_id from scores) "
+        "order by registry.product_group"
+    )
+    if _exists(con, "wh", AUDIENCES):
+        con.execute(
+            "create table audiences as select campaign_id, customer_id, product_group, score, "
+            "decile, score_rank, is_eligible, exclusion_reason, is_holdout, is_selected, "
+            f"message_tier from wh.{AUDIENCES} where as_of_date = ? "
+            "order by campaign_id, score_rank",
+            [as_of],
+        )
+    else:
+        con.execute(
+            "create table audiences (campaign_id varchar, customer_id bigint, product_group "
+            "varchar, score double, decile integer, score_rank bigint, is_eligible boolean, "
+            "exclusion_reason varchar, is_holdout boolean, is_selected boolean, "
+            "message_tier varchar)"
+        )
+    campaigns_source = (
+        f"select campaign_id, product_group from wh.{CAMPAIGNS}"
+        if _exists(con, "wh", CAMPAIGNS)
+        else "select distinct campaign_id, product_group from audiences"
+    )
+    con.execute(
+        "create table campaigns as "
+        "select c.campaign_id, c.product_group, "
+        "count(a.customer_id) as scored_customers, "
+        "count(a.customer_id) filter (where a.is_selected) as selected_customers "
+        f"from ({campaigns_source}) as c "
+        "left join audiences as a on a.campaign_id = c.campaign_id "
+        "group by c.campaign_id, c.product_group order by c.campaign_id"
+    )
+    reason_rows = None
+    if _exists(con, "wh", REASONS):
+        con.execute(
+            "create table reasons as select customer_id, product_group, reason_rank, "
+            "feature_name, feature_label, feature_value, contribution "
+            f"from wh.{REASONS} where as_of_date = ? "
+            "order by customer_id, product_group, reason_rank",
+            [as_of],
+        )
+        con.execute("create index reasons_customer on reasons (customer_id)")
+        reason_rows = con.execute("select count(*) from reasons").fetchone()[0]
+    return {
+        "groups": groups,
+        "customers": customers,
+        "rows": rows,
+        "campaigns": con.execute("select count(*) from campaigns").fetchone()[0],
+        "reason_rows": reason_rows,
+    }
+
+
+def publish_snapshot(
+    settings: Settings,
+    *,
+    keep: int = DEFAULT_KEEP,
+    now: dt.datetime | None = None,
+) -> SnapshotReport:
+    """Copy the serving tables of the latest scoring cutoff into a new snapshot and make it current.
+
+    The warehouse is attached read-only. The new file becomes visible to readers only once
+    complete (see the module docstring); on any failure the pointer is left as it was and the
+    partial file is removed.
+
+    Parameters
+    ----------
+    settings : Settings
+        The warehouse, and `serving_path`, the directory of the snapshots.
+    keep : int
+        Snapshot files kept (the newest ones); older ones are deleted.
+    now : datetime, optional
+        The publication time (UTC), part of the file name.
+
+    Raises
+    ------
+    WarehouseError
+        The warehouse is missing or locked by a writer.
+    SnapshotError
+        The warehouse holds no scores to serve.
+    """
+    started = time.perf_counter()
+    if keep < 1:
+        raise ValueError(f"keep must be >= 1, got {keep}")
+    warehouse = settings.warehouse
+    if not warehouse.is_file():
+        raise WarehouseError(
+            f"warehouse file {warehouse} does not exist: nothing to publish. Build and score it "
+            "first (`propensity build`, `propensity train`, `propensity run daily`)."
+        )
+    directory = settings.serving_path
+    directory.mkdir(parents=True, exist_ok=True)
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    tmp = directory / f".publishing-{os.getpid()}-{now:%Y%m%dT%H%M%S%f}.duckdb"
+    con = duckdb.connect(str(tmp), config={"threads": settings.threads})
+    try:
+        try:
+            con.execute(f"attach {_sql_string(str(warehouse))} as wh (read_only)")
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise lock_error(warehouse, str(exc)) from exc
+            raise WarehouseError(f"cannot open warehouse {warehouse}: {exc}") from exc
+        if not _exists(con, "wh", SCORES):
+            raise SnapshotError(
+                f"{warehouse} has no {SCORES}: there are no scores to serve. Run `propensity run "
+                "daily` (after `propensity train`); it publishes the snapshot itself."
+            )
+        as_of, scored_at = con.execute(
+            f"select max(as_of_date), max(scored_at) from wh.{SCORES} "
+            f"where as_of_date = (select max(as_of_date) from wh.{SCORES})"
+        ).fetchone()
+        if as_of is None:
+            raise SnapshotError(
+                f"{SCORES} in {warehouse} is empty: there are no scores to serve. Train the "
+                "champions (`propensity train`), then run `propensity run daily`."
+            )
+        counts = _copy_tables(con, as_of)
+        last_order = None
+        if _exists(con, "wh", "raw.orders"):
+            last_order = con.execute(
+                "select max(cast(ordered_at as date)) from wh.raw.orders where ordered_at < ?",
+                [as_of],
+            ).fetchone()[0]
+        con.execute(
+            "create table snapshot_info as select ? as format_version, ? as as_of_date, "
+            "? as scored_at, ? as last_order_date, ? as published_at, ? as customers, "
+            "? as product_groups",
+            [
+                SNAPSHOT_FORMAT,
+                as_of,
+                scored_at,
+                last_order,
+                now,
+                counts["customers"],
+                json.dumps(list(counts["groups"])),
+            ],
+        )
+        con.execute("detach wh")
+        con.execute("checkpoint")
+        con.close()
+        _fsync(tmp)
+        name = f"snapshot-{as_of:%Y-%m-%d}-{now:%Y%m%dT%H%M%S%f}.duckdb"
+        final = directory / name
+        os.replace(tmp, final)
+        _write_pointer(directory, name)
+    except BaseException:
+        con.close()
+        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+            with suppress(FileNotFoundError):
+                leftover.unlink()
+        raise
+    removed = _prune(directory, keep=keep, current=name)
+    report = SnapshotReport(
+        path=final,
+        as_of_date=as_of,
+        customers=counts["customers"],
+        score_rows=counts["rows"],
+        groups=counts["groups"],
+        campaigns=counts["campaigns"],
+        reason_rows=counts["reason_rows"],
+        removed=removed,
+        seconds=time.perf_counter() - started,
+    )
+    logger.debug("%s", report.summary())
+    return report
+
+
+def _prune(directory: Path, *, keep: int, current: str) -> tuple[str, ...]:
+    """Delete all but the newest `keep` snapshot files (never the current one). A service that
+    still has a deleted file open keeps reading it (POSIX) until it swaps to the new one."""
+    names = sorted(
+        (p.name for p in directory.iterdir() if _SNAPSHOT_NAME.fullmatch(p.name)),
+        key=lambda n: n[-27:],  # the publication timestamp
+    )
+    stale = [n for n in names[:-keep] if n != current]
+    removed = []
+    for name in stale:
+        try:
+            (directory / name).unlink()
+            removed.append(name)
+        except OSError as exc:  # e.g. held open on a platform that forbids it: next time
+            logger.warning("could not remove old snapshot %s: %s", name, exc)
+    return tuple(removed)
+
+
+# ------------------------------------------------------------------------------------- reading
+
+
+class Snapshot:
+    """One open, read-only snapshot file. Each thread reads through its own cursor."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        # One thread per query: lookups touch a few rows and requests run in parallel threads.
+        self._con = duckdb.connect(str(path), read_only=True, config={"threads": 1})
+        try:
+            tables = {
+                r[0]
+                for r in self._con.execute(
+                    "select table_name from information_schema.tables"
+                ).fetchall()
+            }
+            if "snapshot_info" not in tables:
+                raise SnapshotError(f"{path.name} is not a serving snapshot (no snapshot_info)")
+            cols = [c[0] for c in self._con.execute("select * from snapshot_info").description]
+            row = self._con.execute("select * from snapshot_info").fetchone()
+        except BaseException:
+            self._con.close()
+            raise
+        self.info: dict[str, Any] = dict(zip(cols, row, strict=True))
+        if self.info["format_version"] != SNAPSHOT_FORMAT:
+            self._con.close()
+            raise SnapshotError(
+                f"{path.name} has snapshot format {self.info['format_version']}, this version "
+                f"reads {SNAPSHOT_FORMAT}: publish it again with this version "
+                "(`propensity snapshot`)"
+            )
+        self.has_reasons = "reasons" in tables
+        self.opened_at = dt.datetime.now(dt.UTC)
+        self._local = threading.local()
+        self._models: dict[str, Any] = {}
+        self._models_lock = threading.Lock()
+        self.champions: dict[str, dict[str, Any]] = {
+            r[0]: {"product_group": r[0], "model_id": r[1], "onnx_sha256": r[2]}
+            for r in self._con.execute(
+                "select product_group, model_id, onnx_sha256 from models order by 1"
+            ).fetchall()
+        }
+
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            cursor = self._con.cursor()
+            self._local.cursor = cursor
+        return cursor.execute(sql, params or []).fetchall()
+
+    def model(self, product_group: str):
+        """The champion of `product_group` as a verified `scoring.ScoringModel` (sha256 checked
+        on first use; a failed check is remembered and raised again, the service stays up)."""
+        from scoring import ModelIntegrityError, load_model
+
+        with self._models_lock:
+            if product_group not in self._models:
+                row = self.query(
+                    "select model_id, onnx_model, onnx_sha256 from models where product_group = ?",
+                    [product_group],
+                )[0]
+                try:
+                    self._models[product_group] = load_model(
+                        row[1], row[2], model_id=row[0], register=False
+                    )
+                except ModelIntegrityError as exc:
+                    self._models[product_group] = exc
+            found = self._models[product_group]
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+    def model_status(self, product_group: str) -> str:
+        found = self._models.get(product_group)
+        if found is None:
+            return "not loaded yet (verified on first POST /score)"
+        return "ok" if not isinstance(found, Exception) else f"error: {found}"
+
+
+class SnapshotStore:
+    """The snapshot in use, swapped atomically when ``CURRENT`` names a new one."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self._pointer = self.directory / POINTER
+        self._key: tuple | None | str = "unread"
+        self._snapshot: Snapshot | None = None
+        self.error: str | None = None
+        self._lock = threading.Lock()
+
+    def _pointer_key(self) -> tuple | None:
+        try:
+            st = os.stat(self._pointer)
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def current(self) -> Snapshot:
+        """The newest readable snapshot.
+
+        Raises
+        ------
+        SnapshotUnavailableError
+            No snapshot was ever readable.
+        """
+        key = self._pointer_key()
+        if key != self._key:
+            with self._lock:
+                if key != self._key:
+                    self._swap(key)
+        snapshot = self._snapshot
+        if snapshot is None:
+            raise SnapshotUnavailableError(self.error or "no serving snapshot")
+        return snapshot
+
+    def _swap(self, key: tuple | None) -> None:
+        self._key = key
+        keeping = (
+            f"; still serving {self._snapshot.path.name}" if self._snapshot is not None else ""
+        )
+        if key is None:
+            self.error = (
+                f"no serving snapshot in {self.directory} (no {POINTER} file): run "
+                f"`propensity run daily` or `propensity snapshot`{keeping}"
+            )
+            return
+        try:
+            name = self._pointer.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            self._key = "unread"
+            return
+        if not _SNAPSHOT_NAME.fullmatch(name):
+            self.error = f"{POINTER} names {name!r}, which is not a snapshot file name{keeping}"
+            return
+        path = self.directory / name
+        if not path.is_file():
+            self.error = (
+                f"the current snapshot {name} (named by {POINTER}) has disappeared from "
+                f"{self.directory}; publish a new one with `propensity snapshot`{keeping}"
+            )
+            logger.warning("%s", self.error)
+            return
+        try:
+            snapshot = Snapshot(path)
+        except (duckdb.Error, SnapshotError) as exc:
+            self.error = f"cannot open the snapshot {name}: {exc}{keeping}"
+            logger.warning("%s", self.error)
+            return
+        self._snapshot = snapshot
+        self.error = None
+        logger.info("serving snapshot %s (cutoff %s)", name, snapshot.info["as_of_date"])
