@@ -662,9 +662,7 @@ def build_parser() -> argparse.ArgumentParser:
         "snapshot",
         help="publish the serving snapshot of the latest scores now (run daily does it itself)",
     )
-    p.add_argument(
-        "--keep", type=_positive_int, default=3, help="snapshot files kept (default 3)"
-    )
+    p.add_argument("--keep", type=_positive_int, default=3, help="snapshot files kept (default 3)")
     p.set_defaults(func=cmd_snapshot)
 
     p = sub.add_parser(

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import duckdb
-from fastapi import Depends, FastAPI, HTTPException, Path as PathParam, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field
@@ -50,14 +51,14 @@ class ServeSettings:
         if not self.api_key or not self.api_key.strip():
             raise ConfigError(
                 "no API key: set PROPENSITY_API_KEY to a secret of at least "
-                f"{MIN_KEY_LENGTH} characters (e.g. `python -c \"import secrets; "
+                f'{MIN_KEY_LENGTH} characters (e.g. `python -c "import secrets; '
                 'print(secrets.token_urlsafe(32))"`). The service serves customer scores and '
                 "does not start without one."
             )
         if len(self.api_key) < MIN_KEY_LENGTH:
             raise ConfigError(
                 f"PROPENSITY_API_KEY is {len(self.api_key)} characters long; use at least "
-                f"{MIN_KEY_LENGTH} (e.g. `python -c \"import secrets; "
+                f'{MIN_KEY_LENGTH} (e.g. `python -c "import secrets; '
                 'print(secrets.token_urlsafe(32))"`). The service did not start.'
             )
 
@@ -174,9 +175,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
                 headers={"WWW-Authenticate": API_KEY_HEADER},
             )
         if not hmac.compare_digest(key.encode("utf-8"), expected):
-            raise HTTPException(
-                401, "wrong API key", headers={"WWW-Authenticate": API_KEY_HEADER}
-            )
+            raise HTTPException(401, "wrong API key", headers={"WWW-Authenticate": API_KEY_HEADER})
 
     def snapshot() -> Snapshot:
         return store.current()
@@ -397,9 +396,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
             "snapshot_age_seconds": round(age, 1),
             "customers": info["customers"],
             "reasons_available": snap.has_reasons,
-            "models": [
-                {**c, "status": snap.model_status(g)} for g, c in snap.champions.items()
-            ],
+            "models": [{**c, "status": snap.model_status(g)} for g, c in snap.champions.items()],
             "snapshot_error": store.error,
         }
 
@@ -462,8 +459,7 @@ def _feature_vector(features: dict[str, Any] | list[Any], names: tuple[str, ...]
             where = (
                 f"the first missing one is {names[len(features)]!r}"
                 if len(features) < len(names)
-                else f"the {len(features) - len(names)} extra values start at position "
-                f"{len(names)}"
+                else f"the {len(features) - len(names)} extra values start at position {len(names)}"
             )
             raise HTTPException(
                 422,

@@ -411,7 +411,7 @@ class SnapshotStore:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self._pointer = self.directory / POINTER
-        self._key: tuple | None | str = "unread"
+        self._key: tuple | str | None = "unread"
         self._snapshot: Snapshot | None = None
         self.error: str | None = None
         self._lock = threading.Lock()

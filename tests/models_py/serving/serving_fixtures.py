@@ -79,9 +79,7 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = serve_process(warehouse, serving_dir=serving_dir, port=self.port)
-        self.client = httpx.Client(
-            base_url=self.url, headers={"X-API-Key": API_KEY}, timeout=10
-        )
+        self.client = httpx.Client(base_url=self.url, headers={"X-API-Key": API_KEY}, timeout=10)
         deadline = time.monotonic() + 60
         while True:
             if self.process.poll() is not None:

@@ -38,8 +38,12 @@ def server(warehouse):
 
 
 def champions(warehouse) -> dict[str, str]:
-    return dict(query(warehouse, "select product_group, model_id from ml.model_aliases "
-                      "where alias = 'champion'"))
+    return dict(
+        query(
+            warehouse,
+            "select product_group, model_id from ml.model_aliases where alias = 'champion'",
+        )
+    )
 
 
 # ------------------------------------------------------------------------------------ the key
@@ -56,7 +60,7 @@ def champions(warehouse) -> dict[str, str]:
 def test_the_service_refuses_to_start_without_a_usable_key(warehouse, key, message):
     process = serve_process(warehouse, api_key=key, port=free_port())
     try:
-        out, err = process.communicate(timeout=60)
+        _out, err = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
@@ -204,9 +208,12 @@ def test_health_names_the_champions_and_the_data_freshness(server, warehouse):
     )[0]
     assert body["as_of_date"] == as_of.isoformat()
     assert body["scored_at"] == scored_at.isoformat()
-    assert body["last_order_date"] == query(
-        warehouse, "select max(cast(ordered_at as date)) from raw.orders"
-    )[0][0].isoformat()
+    assert (
+        body["last_order_date"]
+        == query(warehouse, "select max(cast(ordered_at as date)) from raw.orders")[0][
+            0
+        ].isoformat()
+    )
     assert body["customers"] == 2000
     assert 0 <= body["snapshot_age_seconds"] < 3600
 
@@ -253,13 +260,16 @@ def test_posted_features_score_as_in_the_warehouse(server, warehouse):
             assert body["model_id"] == champions(warehouse)[group]
             assert body["onnx_sha256"] == models[group]["onnx_sha256"]
             assert np.float32(body["score"]) == np.float32(stored[customer])
-    statuses = {m["product_group"]: m["status"] for m in server.client.get("/health").json()["models"]}
+    statuses = {
+        m["product_group"]: m["status"] for m in server.client.get("/health").json()["models"]
+    }
     assert statuses["wine"] == "ok"
 
 
 def test_bad_features_get_422_naming_the_feature(server):
     names = next(
-        m["feature_names"] for m in server.client.get("/models").json()
+        m["feature_names"]
+        for m in server.client.get("/models").json()
         if m["product_group"] == "wine"
     )
     good = {n: 0 for n in names}
@@ -291,7 +301,10 @@ def test_bad_features_get_422_naming_the_feature(server):
     ]
     r = post({**good, names[0]: None, "colour": 1})
     details = {d["loc"][-1]: d["type"] for d in r.json()["detail"]}
-    assert r.status_code == 422 and details == {names[0]: "feature_type", "colour": "feature_unknown"}
+    assert r.status_code == 422 and details == {
+        names[0]: "feature_type",
+        "colour": "feature_unknown",
+    }
     missing = dict(good)
     del missing[names[-1]]
     r = post(missing)
@@ -304,7 +317,9 @@ def test_bad_features_get_422_naming_the_feature(server):
     assert r.status_code == 404 and "groups: any, sweets, wine" in r.text
     r = server.client.post("/score", json={"features": good})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "product_group"]
-    r = server.client.post("/score", content=b"{not json", headers={"content-type": "application/json"})
+    r = server.client.post(
+        "/score", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert r.status_code == 422
     assert server.client.get("/customers/1/propensity").status_code == 200  # still up
 
@@ -348,19 +363,23 @@ def test_snapshots_swap_vanish_and_fail_their_sha_while_the_service_stays_up(
         con.close()
         assert main(["--warehouse", str(own), "snapshot"]) == 0
         names = next(
-            m["feature_names"] for m in server.client.get("/models").json()
+            m["feature_names"]
+            for m in server.client.get("/models").json()
             if m["product_group"] == "wine"
         )
-        r = server.client.post("/score", json={"product_group": "wine", "features": [0] * len(names)})
+        r = server.client.post(
+            "/score", json={"product_group": "wine", "features": [0] * len(names)}
+        )
         assert r.status_code == 503
         assert r.json()["detail"].startswith("the champion of 'wine' cannot be used: model ")
         assert "the stored model was modified after it was registered" in r.json()["detail"]
-        ok = server.client.post("/score", json={"product_group": "any", "features": [0] * len(names)})
+        ok = server.client.post(
+            "/score", json={"product_group": "any", "features": [0] * len(names)}
+        )
         assert ok.status_code == 200, ok.text
         assert server.client.get("/customers/1/propensity").status_code == 200
         wine = next(
-            m for m in server.client.get("/health").json()["models"]
-            if m["product_group"] == "wine"
+            m for m in server.client.get("/health").json()["models"] if m["product_group"] == "wine"
         )
         assert wine["status"].startswith("error: model ")
         second = server.client.get("/health").json()["snapshot"]
@@ -375,8 +394,9 @@ def test_snapshots_swap_vanish_and_fail_their_sha_while_the_service_stays_up(
         assert r.status_code == 200
         health = server.client.get("/health").json()
         assert health["status"] == "degraded" and health["snapshot"] == second
-        assert f"the current snapshot {third} (named by CURRENT) has disappeared" in (
-            health["snapshot_error"]
+        assert (
+            f"the current snapshot {third} (named by CURRENT) has disappeared"
+            in (health["snapshot_error"])
         )
         assert health["snapshot_error"].endswith(f"; still serving {second}")
 
