@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 
 import duckdb
 import httpx
@@ -142,6 +143,7 @@ def test_customer_lookup_is_the_warehouse_scores_of_the_latest_cutoff(server, wa
     [
         ("/customers/999999/propensity", 404, "customer 999999 has no scores at cutoff"),
         ("/customers/-3/propensity", 404, "customer -3 has no scores at cutoff"),
+        ("/customers/99999999999999999999/propensity", 404, "has no scores at cutoff"),
         ("/customers/abc/propensity", 422, "Input should be a valid integer"),
         ("/customers/1.5/propensity", 422, "Input should be a valid integer"),
         ("/customers/1e3/propensity", 422, "Input should be a valid integer"),
@@ -327,6 +329,21 @@ def test_bad_features_get_422_naming_the_feature(server):
 # ------------------------------------------------------------------- snapshots come and go
 
 
+def wait_for_health(server, predicate, timeout: float = 30.0) -> dict:
+    """/health once `predicate` holds (a new snapshot is opened in the background)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        health = server.client.get("/health").json()
+        if predicate(health):
+            return health
+        assert time.monotonic() < deadline, health
+        time.sleep(0.1)
+
+
+def current_name(serving) -> str:
+    return (serving / POINTER).read_text().strip()
+
+
 def test_snapshots_swap_vanish_and_fail_their_sha_while_the_service_stays_up(
     warehouse, tmp_path, monkeypatch
 ):
@@ -362,6 +379,7 @@ def test_snapshots_swap_vanish_and_fail_their_sha_while_the_service_stays_up(
         )
         con.close()
         assert main(["--warehouse", str(own), "snapshot"]) == 0
+        wait_for_health(server, lambda h: h["snapshot"] == current_name(serving))
         names = next(
             m["feature_names"]
             for m in server.client.get("/models").json()
@@ -388,11 +406,11 @@ def test_snapshots_swap_vanish_and_fail_their_sha_while_the_service_stays_up(
         # 4. the snapshot CURRENT names disappears before the service opens it: the service
         # keeps the one it has open and says so in /health
         assert main(["--warehouse", str(own), "snapshot"]) == 0
-        third = (serving / POINTER).read_text().strip()
+        third = current_name(serving)
         (serving / third).unlink()
         r = server.client.get("/customers/1/propensity")
         assert r.status_code == 200
-        health = server.client.get("/health").json()
+        health = wait_for_health(server, lambda h: h["snapshot_error"] is not None)
         assert health["status"] == "degraded" and health["snapshot"] == second
         assert (
             f"the current snapshot {third} (named by CURRENT) has disappeared"
@@ -428,9 +446,8 @@ def test_snapshots_swap_vanish_and_fail_their_sha_while_the_service_stays_up(
         for t in readers:
             t.join()
         assert failures == []
-        health = server.client.get("/health").json()
+        health = wait_for_health(server, lambda h: h["snapshot"] == current_name(serving))
         assert health["status"] == "ok"
-        assert health["snapshot"] == (serving / POINTER).read_text().strip()
         snapshots = sorted(p.name for p in serving.glob("snapshot-*.duckdb"))
         assert len(snapshots) == 3  # --keep 3: older files removed
         assert not list(serving.glob(".publishing-*"))
