@@ -221,13 +221,16 @@ async def open_loop(
         if delay > 0:
             await asyncio.sleep(delay)
         if not half_done and i >= total // 2:
-            half_done = True
-            await asyncio.get_running_loop().run_in_executor(None, on_half)
+            half_done = True  # started, not awaited: requests keep their schedule meanwhile
+            publisher = threading.Thread(target=on_half)
+            publisher.start()
         queue.put_nowait((due, f"/customers/{int(ids[rng.randrange(len(ids))])}/propensity"))
     for _ in workers:
         queue.put_nowait(None)
     await asyncio.wait_for(asyncio.gather(*workers), timeout=seconds + 60)
     elapsed = time.perf_counter() - start
+    if on_half is not None:
+        publisher.join(timeout=300)
     return _summary(latencies, service, statuses, elapsed, rate)
 
 
@@ -328,8 +331,9 @@ def report(facts: dict, phases: dict) -> str:
     ]
     if writing:
         lines.append(
-            f"The daily run (`propensity run daily`, a new day appended, at nice "
-            f"{facts['writer_nice']}) wrote its warehouse for the first {facts['writer_s']:.0f} s "
+            f"The daily run (`propensity run daily`, a new day appended) and the publish ran at "
+            f"nice {facts['writer_nice']}; the daily run wrote its warehouse for the first "
+            f"{facts['writer_s']:.0f} s "
             f"of the {facts['phase_s']:.0f} s phase (exit {facts['writer_rc']}); a new snapshot "
             f"was published into the service's directory half-way and swapped to (the service "
             f"answered from snapshot {facts['final_snapshot']} at the end)."
@@ -352,8 +356,8 @@ def main() -> None:
     parser.add_argument(
         "--writer-nice",
         type=int,
-        default=10,
-        help="niceness of the concurrent daily run (default 10)",
+        default=19,
+        help="niceness of the concurrent daily run and publish (default 19)",
     )
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR / "serve")
     parser.add_argument("--port", type=int, default=8719)
@@ -417,6 +421,9 @@ def run(args) -> None:
         def publish() -> None:  # in its own process: the client's CPU is not the service's
             subprocess.run(
                 [
+                    "nice",
+                    "-n",
+                    str(args.writer_nice),
                     sys.executable,
                     __file__,
                     "--publish-only",

@@ -45,6 +45,9 @@ SNAPSHOT_FORMAT = 1
 #: it that a service may still hold open.
 DEFAULT_KEEP = 3
 
+#: Score rows per Arrow batch when a snapshot is loaded into memory.
+_LOAD_BATCH_ROWS = 262_144
+
 SCORES = "marts.fct_propensity_scores"
 AUDIENCES = "marts.fct_campaign_audiences"
 CAMPAIGNS = "marts.dim_campaigns"
@@ -390,22 +393,37 @@ class Snapshot:
             ).fetchall()
         )
         # The table is stored sorted by customer and group; a plain projection keeps that order.
-        data = self._con.execute(
+        # Read in Arrow batches copied into arrays sized up front: a swap in the background
+        # holds the GIL for one batch at a time, not for the whole table (requests go on).
+        total = self._con.execute("select count(*) from scores").fetchall()[0][0]
+        ids = np.empty(total, dtype=np.int64)
+        self._codes = np.empty(total, dtype=np.int16)
+        self._scores = np.empty(total, dtype=np.float64)
+        self._deciles = np.empty(total, dtype=np.int8)
+        reader = self._con.sql(
             "select customer_id, cast(list_position(?::varchar[], product_group) - 1 as smallint) "
             "as code, score, cast(decile as tinyint) as decile from scores",
-            [list(self.groups)],
-        ).fetchnumpy()
-        ids = np.asarray(data["customer_id"], dtype=np.int64)
+            params=[list(self.groups)],
+        ).to_arrow_reader(_LOAD_BATCH_ROWS)
+        at = 0
+        for batch in reader:
+            n = batch.num_rows
+            for target, column in (
+                (ids, 0),
+                (self._codes, 1),
+                (self._scores, 2),
+                (self._deciles, 3),
+            ):
+                target[at : at + n] = batch.column(column).to_numpy(zero_copy_only=False)
+            at += n
+            time.sleep(0)  # let request threads in between batches
         if ids.size and not bool(np.all(ids[1:] >= ids[:-1])):
             order = np.argsort(ids, kind="stable")
-            ids = ids[order]
-            data = {k: np.asarray(v)[order] for k, v in data.items()}
+            ids, self._codes = ids[order], self._codes[order]
+            self._scores, self._deciles = self._scores[order], self._deciles[order]
         first = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if ids.size else ids
         self._customers = ids[first]
         self._starts = np.r_[first, ids.size].astype(np.int64)
-        self._codes = np.asarray(data["code"], dtype=np.int16)
-        self._scores = np.asarray(data["score"], dtype=np.float64)
-        self._deciles = np.asarray(data["decile"], dtype=np.int8)
 
     def customer_scores(self, customer_id: int) -> list[tuple[str, str, float, int]]:
         """(product_group, model_id, score, decile) of a customer, by group name; [] when the
