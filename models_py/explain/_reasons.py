@@ -10,7 +10,12 @@ from collections.abc import Iterator
 import numpy as np
 import pyarrow as pa
 
-from models_py.explain._trees import ExplainError, build_explainer, parse_tree_ensemble
+from models_py.explain._trees import (
+    ExplainError,
+    build_explainer,
+    parse_tree_ensemble,
+    tree_shap_values,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -18,6 +23,10 @@ logger = logging.getLogger(__name__)
 TOP_K = 3
 #: Rows whose leaf counts give the node covers (a uniform sample of the rows explained).
 COVER_ROWS = 20_000
+#: Methods: exact path-dependent TreeSHAP (``shap``), Saabas path attributions (onnxruntime),
+#: or 'auto': exact up to `EXACT_MAX_ROWS` rows per group, Saabas above (docs/explaining.md).
+METHODS = ("auto", "tree_shap", "saabas")
+EXACT_MAX_ROWS = 100_000
 BATCH_ROWS = 100_000
 
 SCHEMA = pa.schema(
@@ -31,6 +40,7 @@ SCHEMA = pa.schema(
         ("feature_value", pa.float64()),
         ("contribution", pa.float64()),
         ("contribution_units", pa.string()),
+        ("method", pa.string()),
     ]
 )
 LABELS_SCHEMA = pa.schema(
@@ -71,11 +81,29 @@ def _value_kind(name: str) -> str:
     return "number"
 
 
-def label_text(description: str) -> str:
-    """A feature's description made into a label prefix: parentheses, code quotes and any
-    clause after the first ';' / ', capped' / sentence end removed."""
+#: Features whose catalogue description is a formula, not words: their label, by name pattern.
+_LABELS = (
+    (re.compile(r"email_(open|click)_rate_(\d+)d"), r"Email \1 rate in the last \2 days"),
+    (re.compile(r"avg_order_value"), "Average order value"),
+    (re.compile(r"spend_total"), "Net spend of all orders"),
+    (re.compile(r"is_unsubscribed"), "Unsubscribed from emails"),
+    (re.compile(r"rfm_segment_code"), "RFM segment (code)"),
+    (re.compile(r"is_email_opt_in"), "Opted in to emails"),
+    (re.compile(r"is_vip"), "VIP customer"),
+)
+
+
+def label_text(description: str, name: str = "") -> str:
+    """A feature's label prefix: its catalogue description without parentheses, code quotes,
+    'before T' and any clause after the first ';' / ', capped' / sentence end ("Days from the
+    last X's date to T" reads "Days since the last X")."""
+    for pattern, label in _LABELS:
+        if pattern.fullmatch(name):
+            return pattern.sub(label, name)
     text = re.sub(r"\s*\([^)]*\)", "", description).replace("`", "")
     text = re.split(r";|, capped|\.\s|\.$", text)[0].strip()
+    text = re.sub(r"^Days from the (.*?)(?:'s date)? to T$", r"Days since the \1", text)
+    text = re.sub(r",? before T$", "", text)
     return text[:1].upper() + text[1:]
 
 
@@ -90,7 +118,7 @@ def feature_labels(feature_names) -> pa.Table:
         {
             "feature_name": names,
             "label_text": [
-                label_text(catalogue[n].description) if n in catalogue else n.replace("_", " ")
+                label_text(catalogue[n].description, n) if n in catalogue else n.replace("_", " ")
                 for n in names
             ],
             "value_kind": [_value_kind(n) for n in names],
@@ -113,6 +141,7 @@ def explain_group(
     onnx_bytes: bytes,
     product_group: str,
     as_of,
+    method: str = "auto",
     rows_for_covers: int = COVER_ROWS,
 ) -> Iterator[pa.RecordBatch]:
     """Reason rows of one group: `features_rel` (a DuckDB relation with customer_id and the
@@ -122,15 +151,19 @@ def explain_group(
 
     names = list(model.feature_names)
     ens = parse_tree_ensemble(onnx_bytes, model_id=model.model_id, n_features=len(names))
-    total = features_rel.aggregate("count(*)").fetchone()[0]
+    total = features_rel.aggregate("count(*)").fetchall()[0][0]
     sample = features_rel
     if total > rows_for_covers:
         sample = features_rel.order("hash(customer_id)").limit(rows_for_covers)
     background = columns_to_matrix(_read(sample), names, what=f"model {model.model_id!r}")
-    explainer = build_explainer(ens, background)
+    exact = method == "tree_shap" or (method == "auto" and total <= EXACT_MAX_ROWS)
+    explainer = None if exact else build_explainer(ens, background)
     for batch in _batches(features_rel.arrow()):
         matrix = columns_to_matrix(batch, names, what=f"model {model.model_id!r}")
-        row, rank, feature, value = top_reasons(explainer.contributions(matrix))
+        contributions = (
+            tree_shap_values(ens, background, matrix) if exact else explainer.contributions(matrix)
+        )
+        row, rank, feature, value = top_reasons(contributions)
         ids = batch.column("customer_id").to_numpy(zero_copy_only=False)
         n = row.size
         yield pa.RecordBatch.from_arrays(
@@ -144,6 +177,7 @@ def explain_group(
                 pa.array(matrix[row, feature].astype(np.float64), pa.float64()),
                 pa.array(value, pa.float64()),
                 pa.array(np.full(n, ens.units, dtype=object), pa.string()),
+                pa.array(np.full(n, "tree_shap" if exact else "saabas", dtype=object), pa.string()),
             ],
             schema=SCHEMA,
         )
@@ -154,13 +188,27 @@ def _read(rel) -> pa.Table:
     return out if isinstance(out, pa.Table) else out.read_all()
 
 
-def score_reasons(scores_rel, features_rel, registry_rel) -> tuple[pa.Table, pa.Table]:
+def score_reasons(
+    scores_rel, features_rel, registry_rel, *, method: str = "auto"
+) -> tuple[pa.Table, pa.Table]:
     """Reasons of every (customer, group) scored at the latest cutoff of `scores_rel`, and the
     labels of the features they name. Groups whose champion is not a tree ensemble get none (a
-    warning says so)."""
+    warning says so).
+
+    Raises
+    ------
+    ConfigError
+        An unknown `method`.
+    """
+    from models_py._errors import ConfigError
     from scoring import load_model
 
-    latest = scores_rel.aggregate("max(as_of_date)").fetchone()[0]
+    if method not in METHODS:
+        raise ConfigError(
+            f"score_reasons_method {method!r} is not one of {', '.join(METHODS)} "
+            "(dbt var score_reasons_method; docs/explaining.md)"
+        )
+    latest = scores_rel.aggregate("max(as_of_date)").fetchall()[0][0]
     if latest is None:
         return SCHEMA.empty_table(), LABELS_SCHEMA.empty_table()
     champions = scores_rel.filter(f"as_of_date = DATE '{latest.isoformat()}'").aggregate(
@@ -172,7 +220,7 @@ def score_reasons(scores_rel, features_rel, registry_rel) -> tuple[pa.Table, pa.
         onnx_bytes, sha = (
             registry_rel.filter(f"model_id = {_sql_string(model_id)}")
             .project("onnx_model, onnx_sha256")
-            .fetchone()
+            .fetchall()[0]
         )
         model = load_model(onnx_bytes, sha, model_id=model_id, register=False)  # sha256 check
         columns = ", ".join(
@@ -189,6 +237,7 @@ def score_reasons(scores_rel, features_rel, registry_rel) -> tuple[pa.Table, pa.
                     onnx_bytes=bytes(onnx_bytes),
                     product_group=group,
                     as_of=latest,
+                    method=method,
                 )
             )
         except ExplainError as exc:

@@ -11,12 +11,14 @@ cutoff is kept (a table, rebuilt each run): reasons explain today's scores.
 
 def model(dbt, session):
     dbt.config(materialized="table", tags=["scoring"])
+    method = dbt.config.get("reasons_method")
     from models_py.explain import score_reasons
 
     reasons, labels = score_reasons(
         dbt.ref("fct_propensity_scores"),
         dbt.ref("fct_scoring_features"),
         dbt.source("ml", "model_registry"),
+        method=method or "auto",
     )
     # Labels joined in SQL: one vectorised format per row, not a Python string per reason.
     session.register("score_reasons_rows", reasons)
@@ -42,7 +44,8 @@ def model(dbt, session):
             end as feature_label,
             reasons.feature_value,
             reasons.contribution,
-            reasons.contribution_units
+            reasons.contribution_units,
+            reasons.method
         from score_reasons_rows as reasons
         left join score_reasons_labels as labels on reasons.feature_name = labels.feature_name
         """
