@@ -158,6 +158,9 @@ def run_dbt(
         outcome.statuses[name] = status
         if status in ("error", "fail", "runtime error"):
             msg = (r.get("message") or "").strip().splitlines()
+            if len(msg) > 2 and msg[1].strip() == "Python model failed:":
+                # A dbt Python model's message is a traceback: its last line is the error.
+                msg = [msg[0], msg[-1]]
             failures.append(f"{name}: " + (" ".join(m.strip() for m in msg[:3]) if msg else status))
             outcome.problems += _problem_rows(settings, r.get("relation_name"))
         elif status == "warn":

@@ -156,7 +156,9 @@ def explain_group(
     if total > rows_for_covers:
         sample = features_rel.order("hash(customer_id)").limit(rows_for_covers)
     background = columns_to_matrix(_read(sample), names, what=f"model {model.model_id!r}")
-    exact = method == "tree_shap" or (method == "auto" and total <= EXACT_MAX_ROWS)
+    exact = method == "tree_shap" or (
+        method == "auto" and total <= EXACT_MAX_ROWS and _has_shap(product_group)
+    )
     explainer = None if exact else build_explainer(ens, background)
     for batch in _batches(features_rel.arrow()):
         matrix = columns_to_matrix(batch, names, what=f"model {model.model_id!r}")
@@ -181,6 +183,20 @@ def explain_group(
             ],
             schema=SCHEMA,
         )
+
+
+def _has_shap(product_group: str) -> bool:
+    """Whether exact TreeSHAP is available (the optional `explain` extra installs ``shap``)."""
+    try:
+        import shap  # noqa: F401
+    except ImportError:
+        logger.warning(
+            "fct_score_reasons: %s explained by Saabas path attributions: exact TreeSHAP needs "
+            "shap (pip install 'propensity[explain]')",
+            product_group,
+        )
+        return False
+    return True
 
 
 def _read(rel) -> pa.Table:

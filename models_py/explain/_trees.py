@@ -286,7 +286,13 @@ def tree_shap_values(ens: TreeEnsemble, background: np.ndarray, rows: np.ndarray
     """Exact path-dependent TreeSHAP (the ``shap`` library) of the ONNX trees, node covers
     counted on `background`: (rows, n_features) in `ens.units`. About 200 times the cost of
     scoring the rows (docs/benchmarks.md); ``shap`` is an optional dependency."""
-    import shap
+    try:
+        import shap
+    except ImportError as exc:
+        raise ExplainError(
+            "exact TreeSHAP needs the shap package: pip install 'propensity[explain]', or set "
+            "the dbt var score_reasons_method: saabas"
+        ) from exc
 
     explainer = build_explainer(ens, background)
     trees = _tree_nodes(ens)

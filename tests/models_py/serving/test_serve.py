@@ -5,6 +5,7 @@ service stays up."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
@@ -135,7 +136,17 @@ def test_customer_lookup_is_the_warehouse_scores_of_the_latest_cutoff(server, wa
             for g in body["groups"]
         ]
         assert got == [row for row in expected if row[0] == customer]
-        assert all(g["reasons"] is None for g in body["groups"])  # no fct_score_reasons here
+        reasons = query(
+            warehouse,
+            "select product_group, reason_rank, feature_name, feature_label, feature_value, "
+            "contribution from marts.fct_score_reasons where customer_id = ? order by 1, 2",
+            [customer],
+        )
+        assert [
+            (g["product_group"], r["rank"], r["feature"], r["label"], r["value"], r["contribution"])
+            for g in body["groups"]
+            for r in g["reasons"]
+        ] == reasons
 
 
 @pytest.mark.parametrize(
@@ -466,3 +477,79 @@ def test_snapshot_without_scores_is_a_named_error(tmp_path, capsys):
     assert "has no marts.fct_propensity_scores: there are no scores to serve" in err
     assert not (tmp_path / "tiny.serving" / POINTER).exists()
     assert not list((tmp_path / "tiny.serving").glob("*.duckdb"))
+
+
+# ---------------------------------------------------------- reasons as the daily run wrote them
+
+
+def test_score_reasons_are_the_top_three_exact_shap_features(warehouse):
+    """fct_score_reasons, built by the daily run: up to three positive contributions per
+    (customer, group), labelled from the catalogue, equal to TreeSHAP recomputed here from the
+    registered champion and the group's scoring features."""
+    from models_py.explain import parse_tree_ensemble, top_reasons
+    from models_py.explain._trees import tree_shap_values
+
+    rows = query(
+        warehouse,
+        "select product_group, method, count(distinct customer_id), max(reason_rank), "
+        "min(contribution), bool_and(feature_label like '%: %') from marts.fct_score_reasons "
+        "group by 1, 2 order by 1",
+    )
+    assert [r[:2] for r in rows] == [(g, "tree_shap") for g in ("any", "sweets", "wine")]
+    for _, _, customers, max_rank, min_contribution, labelled in rows:
+        assert customers > 1500 and max_rank == 3 and min_contribution > 0 and labelled
+    descending = query(
+        warehouse,
+        "select count(*) from (select contribution < lead(contribution) over (partition by "
+        "customer_id, product_group order by reason_rank) as rises from marts.fct_score_reasons) "
+        "where rises",
+    )
+    assert descending == [(0,)]
+
+    model_id, onnx_bytes, names = query(
+        warehouse,
+        "select model_id, onnx_model, feature_names from ml.model_registry where model_id = "
+        "(select model_id from ml.model_aliases where product_group = 'wine' and alias = "
+        "'champion')",
+    )[0]
+
+    names = json.loads(names)
+    columns = ", ".join(f'cast("{n}" as float)' for n in names)
+    data = query(
+        warehouse,
+        f"select customer_id, {columns} from marts.fct_scoring_features "
+        "where product_group = 'wine' order by customer_id",
+    )
+    ids = np.array([r[0] for r in data])
+    X = np.array([r[1:] for r in data], dtype=np.float32)
+    ens = parse_tree_ensemble(bytes(onnx_bytes), model_id=model_id, n_features=len(names))
+    row, rank, feature, value = top_reasons(tree_shap_values(ens, X, X))
+    expected = sorted(
+        (int(ids[r]), int(k), names[f], round(float(v), 5))
+        for r, k, f, v in zip(row, rank, feature, value, strict=True)
+    )
+    stored = query(
+        warehouse,
+        "select customer_id, reason_rank, feature_name, round(contribution, 5) "
+        "from marts.fct_score_reasons where product_group = 'wine' order by all",
+    )
+    assert stored == expected
+
+
+def test_an_unknown_reasons_method_fails_the_build_with_its_name(warehouse, capsys):
+    before = query(warehouse, "select count(*) from marts.fct_score_reasons")
+    code = main(
+        [
+            "--warehouse",
+            str(warehouse),
+            "build",
+            "--select",
+            "fct_score_reasons",
+            "--vars",
+            "{score_reasons_method: fastest}",
+        ]
+    )
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "score_reasons_method 'fastest' is not one of auto, tree_shap, saabas" in err
+    assert query(warehouse, "select count(*) from marts.fct_score_reasons") == before
