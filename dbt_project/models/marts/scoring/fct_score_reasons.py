@@ -2,10 +2,10 @@
 fct_propensity_scores, the (up to) three features pushing the score up the most, with their value,
 their contribution and a plain-words label from the feature catalogue. docs/explaining.md.
 
-A dbt Python model: the contributions are computed by onnxruntime from the champion's own ONNX
-trees (models_py.explain), in one batched pass per group. The registry is read as a source here
-(as the scoring macros do): its ONNX bytes are not in stg_ml__model_registry. Only the latest
-cutoff is kept (a table, rebuilt each run): reasons explain today's scores.
+A dbt Python model: the contributions are computed from the champion's own ONNX trees
+(models_py.explain: exact TreeSHAP with shap, or Saabas by onnxruntime; var score_reasons_method),
+in one batched pass per group, from the bytes of stg_ml__model_onnx (sha256-checked). Only the
+latest cutoff is kept (a table, rebuilt each run): reasons explain today's scores.
 """
 
 
@@ -17,7 +17,7 @@ def model(dbt, session):
     reasons, labels = score_reasons(
         dbt.ref("fct_propensity_scores"),
         dbt.ref("fct_scoring_features"),
-        dbt.source("ml", "model_registry"),
+        dbt.ref("stg_ml__model_onnx"),
         method=method or "auto",
     )
     # Labels joined in SQL: one vectorised format per row, not a Python string per reason.
