@@ -118,6 +118,7 @@ class SpecSchema(_Schema):
     promotion: PromotionSchema | None = None
     retraining: RetrainingSchema | None = None
     max_training_rows: int = Field(100_000, ge=100)
+    max_positive_share: float | None = Field(None, gt=0, lt=1)
     max_evaluation_rows: int = Field(100_000, ge=100)
     importance_rows: int = Field(2_000, ge=0)
     oracle: OracleSchema | None = None
@@ -275,6 +276,7 @@ RULES: dict[str, str] = {
     "retraining.min_days_between": "retraining min_days_between must be an integer >= 0",
     "max_training_rows": "max_training_rows must be an integer >= 100",
     "max_evaluation_rows": "max_evaluation_rows must be an integer >= 100",
+    "max_positive_share": "max_positive_share must be a number between 0 and 1 (exclusive) or null",
     "importance_rows": "importance_rows must be an integer >= 0",
     "oracle": (
         "oracle must be {relation: schema.table, probability: column, "

@@ -109,6 +109,10 @@ class ModelSpec:
     promotion_margin: float = 0.0
     retraining: RetrainingRules = field(default_factory=RetrainingRules)
     max_training_rows: int = 100_000
+    #: Temporal specs: positives take at most this share of each train cutoff's quota (all of
+    #: them when fewer), negatives fill the rest, and weights restore each cutoff's label rate.
+    #: None: a uniform sample per cutoff (unit weights).
+    max_positive_share: float | None = None
     max_evaluation_rows: int = 100_000
     importance_rows: int = 2_000
     oracle: OracleSpec | None = None
@@ -218,6 +222,7 @@ def parse_spec(raw: Mapping[str, Any]) -> ModelSpec:
         promotion_margin=float(promotion.margin),
         retraining=RetrainingRules(**(s.retraining.model_dump() if s.retraining else {})),
         max_training_rows=s.max_training_rows,
+        max_positive_share=s.max_positive_share,
         max_evaluation_rows=s.max_evaluation_rows,
         importance_rows=s.importance_rows,
         oracle=(

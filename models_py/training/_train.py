@@ -171,7 +171,12 @@ class TrainReport:
 
 
 def _refit(
-    target: TrainingTarget, algorithm: str, params: dict[str, Any], X: np.ndarray, y: np.ndarray
+    target: TrainingTarget,
+    algorithm: str,
+    params: dict[str, Any],
+    X: np.ndarray,
+    y: np.ndarray,
+    sample_weight: np.ndarray | None = None,
 ) -> Any:
     """The candidate with the search's best parameters, fitted on all training rows."""
     est = build_estimator(
@@ -181,7 +186,7 @@ def _refit(
         categorical_idx=[target.feature_names.index(c) for c in target.categorical],
         random_state=target.spec.random_state,
     )
-    fit_estimator(est, X, y)
+    fit_estimator(est, X, y, sample_weight)
     return est
 
 
@@ -190,6 +195,7 @@ def _fit_candidate(
 ) -> tuple[Any, CandidateResult]:
     spec = target.spec
     X_tr, y_tr, c_tr = ex.part("train")
+    w_tr = ex.weights("train")
     X_va, y_va, _ = ex.part("validation")
     cat_idx = [target.feature_names.index(c) for c in target.categorical]
     started = time.perf_counter()
@@ -203,8 +209,9 @@ def _fit_candidate(
         categorical_idx=cat_idx,
         random_state=spec.random_state,
         max_rows=spec.search_max_rows,
+        sample_weight=w_tr,
     )
-    est = _refit(target, algorithm, search.best_params, X_tr, y_tr)
+    est = _refit(target, algorithm, search.best_params, X_tr, y_tr, w_tr)
     val_auc = float(roc_auc_score(y_va, est.predict_proba(X_va)[:, 1]))
     result = CandidateResult(
         algorithm=algorithm,
@@ -586,12 +593,18 @@ def export(
 
 def reference(target: TrainingTarget, ex: Examples, exported: Export) -> Reference:
     """Step 5b: bin every feature and the calibrated score on the training rows (the rows the
-    model was fitted on, within the spec's `max_training_rows`), unweighted: the examples carry
-    no sampling weights, and the model saw each row once. The score comes from the exported ONNX
-    model, so it is computed as scoring computes it."""
+    model was fitted on, within the spec's `max_training_rows`), weighted by their sampling
+    weights (a label-stratified sample over-represents positives; unit weights otherwise). The
+    score comes from the exported ONNX model, so it is computed as scoring computes it."""
     X_tr = ex.part("train")[0]
     score = onnx_predict_proba(exported.onnx_model, X_tr)[:, 1]
-    rows = reference_rows(X_tr, target.feature_names, score, categorical=target.categorical)
+    rows = reference_rows(
+        X_tr,
+        target.feature_names,
+        score,
+        categorical=target.categorical,
+        weights=ex.weights("train"),
+    )
     return Reference(rows=tuple(rows))
 
 
