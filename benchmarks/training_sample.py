@@ -9,7 +9,7 @@ Usage::
 
 Variants (the packaged spec with `max_training_rows` / `max_positive_share` replaced):
 uniform 150k (the packaged spec before the stratified sample), stratified 60k (the packaged spec
-now) and uniform 60k (the same rows without stratification). Validation and test rows are the
+now), stratified 80k, and uniform 60k (the same rows without stratification). Validation and test rows are the
 same uniform sample in every variant, so the AUCs are compared on the same test rows. Results go
 to the `training_sample` section of docs/benchmarks.md (unless --no-write).
 """
@@ -36,6 +36,7 @@ from oracle_gap import build_warehouse, measure  # noqa: E402
 VARIANTS = {
     "uniform 150k": (150_000, None),
     "stratified 60k": (60_000, 0.5),
+    "stratified 80k": (80_000, 0.5),
     "uniform 60k": (60_000, None),
 }
 

@@ -113,6 +113,7 @@ class SpecSchema(_Schema):
     test_share: float = Field(0.2, ge=0.05, le=0.5)
     search: SearchSchema | None = None
     candidates: dict[str, dict[str, Any]]
+    ensembles: list[Literal["soft_voting", "stacking"]] = Field(default_factory=list)
     calibration: Literal["sigmoid"] = "sigmoid"
     threshold: Literal["max_f1"] | PrecisionAt | None = None
     promotion: PromotionSchema | None = None
@@ -258,6 +259,7 @@ RULES: dict[str, str] = {
         "candidates must map algorithm names to search spaces, e.g. "
         "{logistic_regression: {C: [0.1, 1.0]}}; algorithms: " + ", ".join(ALGORITHM_NAMES)
     ),
+    "ensembles": "ensembles must be a list of soft_voting, stacking",
     "calibration": "calibration must be 'sigmoid'",
     "threshold": "threshold must be 'max_f1' or {precision_at: 0.5}",
     "threshold.precision_at": "threshold precision_at must be in (0, 1)",

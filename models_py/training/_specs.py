@@ -103,6 +103,9 @@ class ModelSpec:
     search_folds: int = 2
     search_max_rows: int = 20_000
     candidates: Mapping[str, Mapping[str, tuple[Any, ...]]] = field(default_factory=dict)
+    #: Ensembles over the fitted candidates, chosen only when their validation ROC AUC beats the
+    #: best candidate's by `promotion_margin` (models_py.training._ensembles).
+    ensembles: tuple[str, ...] = ()
     calibration: str = "sigmoid"
     threshold: ThresholdRule = field(default_factory=lambda: ThresholdRule(kind="max_f1"))
     promotion_metric: str = "roc_auc"
@@ -216,6 +219,7 @@ def parse_spec(raw: Mapping[str, Any]) -> ModelSpec:
         search_folds=s.search_folds,
         search_max_rows=search.max_rows,
         candidates=s.candidates,
+        ensembles=tuple(dict.fromkeys(s.ensembles)),
         calibration=s.calibration,
         threshold=threshold,
         promotion_metric=promotion.metric,
