@@ -31,7 +31,7 @@ import duckdb
 
 from models_py._errors import PropensityError, WarehouseError
 from models_py._settings import Settings
-from models_py._warehouse import lock_error
+from models_py._warehouse import lock_error, resource_settings
 
 logger = logging.getLogger(__name__)
 
@@ -237,7 +237,11 @@ def publish_snapshot(
     directory.mkdir(parents=True, exist_ok=True)
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     tmp = directory / f".publishing-{os.getpid()}-{now:%Y%m%dT%H%M%S%f}.duckdb"
-    con = duckdb.connect(str(tmp), config={"threads": settings.threads})
+    # Bounded like every connection of a run (PROPENSITY_DUCKDB_MEMORY_LIMIT, temp directory
+    # beside the warehouse).
+    con = duckdb.connect(
+        str(tmp), config={"threads": settings.threads, **resource_settings(warehouse)}
+    )
     try:
         try:
             con.execute(f"attach {_sql_string(str(warehouse))} as wh (read_only)")
@@ -342,7 +346,11 @@ class Snapshot:
     def __init__(self, path: Path) -> None:
         self.path = path
         # One thread per query: lookups touch a few rows and requests run in parallel threads.
-        self._con = duckdb.connect(str(path), read_only=True, config={"threads": 1})
+        self._con = duckdb.connect(
+            str(path),
+            read_only=True,
+            config={"threads": 1, "memory_limit": resource_settings(path)["memory_limit"]},
+        )
         try:
             tables = {
                 r[0]
