@@ -106,11 +106,11 @@ def scale_snapshot(source_serving: Path, serving: Path, customers: int) -> dict:
     if "reasons" in tables:
         con.execute(
             "create table reasons as select r.customer_id + k.k * ? as customer_id, "
-            "r.product_group, r.reason_rank, r.feature_name, r.feature_label, r.feature_value, "
+            "r.product_group, r.reason_rank, r.feature_name, r.label_code, r.feature_value, "
             "r.contribution from small.reasons as r, range(?) as k(k) order by 1, 2, 3",
             [max_id, copies],
         )
-        con.execute("create index reasons_customer on reasons (customer_id)")
+        con.execute("create table reason_labels as select * from small.reason_labels")
     con.execute("create table snapshot_info as select * from small.snapshot_info")
     ids = con.execute("select distinct customer_id from scores").fetchnumpy()["customer_id"]
     rows, n = con.execute("select count(*), count(distinct customer_id) from scores").fetchone()

@@ -178,14 +178,21 @@ def _copy_tables(con, as_of: dt.date) -> dict[str, Any]:
     )
     reason_rows = None
     if _exists(con, "wh", REASONS):
+        # Labels stored once (a code per reason row): the service holds the reasons in memory.
         con.execute(
-            "create table reasons as select customer_id, product_group, reason_rank, "
-            "feature_name, feature_label, feature_value, contribution "
-            f"from wh.{REASONS} where as_of_date = ? "
-            "order by customer_id, product_group, reason_rank",
+            "create table reason_labels as select cast(row_number() over (order by feature_label) "
+            "- 1 as integer) as label_code, feature_label from (select distinct feature_label "
+            f"from wh.{REASONS} where as_of_date = ?)",
             [as_of],
         )
-        con.execute("create index reasons_customer on reasons (customer_id)")
+        con.execute(
+            "create table reasons as select r.customer_id, r.product_group, r.reason_rank, "
+            "r.feature_name, l.label_code, r.feature_value, r.contribution "
+            f"from wh.{REASONS} as r inner join reason_labels as l "
+            "on r.feature_label = l.feature_label where r.as_of_date = ? "
+            "order by r.customer_id, r.product_group, r.reason_rank",
+            [as_of],
+        )
         reason_rows = con.execute("select count(*) from reasons").fetchone()[0]
     return {
         "groups": groups,
@@ -373,12 +380,14 @@ class Snapshot:
                 f"reads {SNAPSHOT_FORMAT}: publish it again with this version "
                 "(`propensity snapshot`)"
             )
-        self.has_reasons = "reasons" in tables
+        self.has_reasons = "reasons" in tables and "reason_labels" in tables
         self.opened_at = dt.datetime.now(dt.UTC)
         self._local = threading.local()
         self._models: dict[str, Any] = {}
         self._models_lock = threading.Lock()
         self._load_scores()
+        if self.has_reasons:
+            self._load_reasons()
         self.champions: dict[str, dict[str, Any]] = {
             r[0]: {"product_group": r[0], "model_id": r[1], "onnx_sha256": r[2]}
             for r in self._con.execute(
@@ -433,15 +442,93 @@ class Snapshot:
         self._customers = ids[first]
         self._starts = np.r_[first, ids.size].astype(np.int64)
 
-    def customer_scores(self, customer_id: int) -> list[tuple[str, str, float, int]]:
-        """(product_group, model_id, score, decile) of a customer, by group name; [] when the
-        customer has no scores."""
+    def _load_reasons(self) -> None:
+        """Reasons in memory like the scores: per row a group, a feature and a label code and two
+        float32 numbers (15 bytes); the label strings once."""
+        import numpy as np
+
+        self._labels = [
+            r[0]
+            for r in self._con.execute(
+                "select feature_label from reason_labels order by label_code"
+            ).fetchall()
+        ]
+        self._features = [
+            r[0]
+            for r in self._con.execute(
+                "select distinct feature_name from reasons order by 1"
+            ).fetchall()
+        ]
+        total = self._con.execute("select count(*) from reasons").fetchall()[0][0]
+        ids = np.empty(total, dtype=np.int64)
+        arrays = {
+            "group": np.empty(total, dtype=np.int16),
+            "feature": np.empty(total, dtype=np.int16),
+            "label": np.empty(total, dtype=np.int32),
+            "value": np.empty(total, dtype=np.float32),
+            "contribution": np.empty(total, dtype=np.float32),
+        }
+        reader = self._con.sql(
+            "select customer_id, "
+            "cast(list_position(?::varchar[], product_group) - 1 as smallint), "
+            "cast(list_position(?::varchar[], feature_name) - 1 as smallint), label_code, "
+            "cast(feature_value as float), cast(contribution as float) from reasons",
+            params=[list(self.groups), self._features],
+        ).to_arrow_reader(_LOAD_BATCH_ROWS)
+        at = 0
+        for batch in reader:
+            n = batch.num_rows
+            ids[at : at + n] = batch.column(0).to_numpy(zero_copy_only=False)
+            for j, target in enumerate(arrays.values(), start=1):
+                target[at : at + n] = batch.column(j).to_numpy(zero_copy_only=False)
+            at += n
+            time.sleep(0)
+        # Stored sorted by customer, group and rank: each customer's reasons are one slice.
+        self._reason_starts = np.searchsorted(ids, self._customers, side="left")
+        self._reason_ends = np.searchsorted(ids, self._customers, side="right")
+        self._reasons = arrays
+
+    def customer_index(self, customer_id: int) -> int | None:
+        """The position of a customer among the scored ones, or None."""
         import numpy as np
 
         if not -(2**63) <= customer_id < 2**63:
-            return []
+            return None
         i = int(np.searchsorted(self._customers, customer_id))
         if i >= self._customers.size or self._customers[i] != customer_id:
+            return None
+        return i
+
+    def customer_reasons(self, i: int) -> dict[str, list[dict[str, Any]]]:
+        """Product group -> the reasons of the customer at position `i`, rank 1 first."""
+        rows = slice(int(self._reason_starts[i]), int(self._reason_ends[i]))
+        r = self._reasons
+        out: dict[str, list[dict[str, Any]]] = {}
+        for g, f, label, value, contribution in zip(
+            r["group"][rows].tolist(),
+            r["feature"][rows].tolist(),
+            r["label"][rows].tolist(),
+            r["value"][rows].tolist(),
+            r["contribution"][rows].tolist(),
+            strict=True,
+        ):
+            reasons = out.setdefault(self.groups[g], [])
+            reasons.append(
+                {
+                    "rank": len(reasons) + 1,
+                    "feature": self._features[f],
+                    "label": self._labels[label],
+                    "value": value,
+                    "contribution": contribution,
+                }
+            )
+        return out
+
+    def customer_scores(self, customer_id: int) -> list[tuple[str, str, float, int]]:
+        """(product_group, model_id, score, decile) of a customer, by group name; [] when the
+        customer has no scores."""
+        i = self.customer_index(customer_id)
+        if i is None:
             return []
         rows = slice(int(self._starts[i]), int(self._starts[i + 1]))
         out = []
