@@ -298,7 +298,9 @@ def report(facts: dict, phases: dict) -> str:
         f"{facts['customers']:,} customers",
         "",
         f"Machine: {facts['machine']} (load average {facts['load']} before the run: other "
-        "jobs share the cores).",
+        "jobs share the cores"
+        + (f"; {facts['others']} ran at the same time" if facts.get("others") else "")
+        + ").",
         "",
         f"    {facts['command']}",
         "",
@@ -339,6 +341,21 @@ def report(facts: dict, phases: dict) -> str:
             f"answered from snapshot {facts['final_snapshot']} at the end)."
         )
     return "\n".join(lines)
+
+
+def _other_benchmarks() -> str:
+    """Other benchmark processes running now (named in the report: they share the cores)."""
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    names = sorted(
+        {
+            Path(word).name
+            for line in out.splitlines()
+            if str(os.getpid()) != line.split(maxsplit=1)[0]
+            for word in line.split()[1:3]
+            if word.startswith("benchmarks/") and not word.endswith("serve.py")
+        }
+    )
+    return ", ".join(f"`benchmarks/{n}`" for n in names)
 
 
 def main() -> None:
@@ -404,6 +421,7 @@ def run(args) -> None:
         + (f" --rate {args.rate:g}" if args.rate != GOAL_RATE else "")
         + (f" --seconds {args.seconds:g}" if args.seconds != 20 else ""),
         "writer_nice": args.writer_nice,
+        "others": _other_benchmarks(),
     }
     try:
         run_async(open_loop(args.port, ids, args.rate, 2))  # warm-up
