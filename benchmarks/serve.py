@@ -16,9 +16,11 @@ at 1M customers, alone and while a daily run writes the warehouse.
    is not hidden by a waiting client). Phases:
 
    - ``alone``: ``--rate`` requests/s for ``--seconds``;
-   - ``daily run writing``: the same while ``propensity run daily`` (a new day appended) writes
-     a copy of the source warehouse (its snapshot goes to a scratch directory), and a fresh 1M
-     snapshot is published into the service's directory half-way (the service swaps under load);
+   - ``daily run writing``: the same (``--writer-seconds``) while ``propensity run daily`` (a new
+     day appended, niced) writes a copy of the source warehouse (its own snapshot goes to a
+     scratch directory); half-way, a second 1M snapshot built beforehand is published into the
+     service's directory as ``publish_snapshot`` ends (rename, then ``CURRENT``) and the service
+     swaps to it under load (``around the swap``: the requests from then until 2 s after);
    - ``saturation``: closed loop, 16 connections, 5 s: the most the service answers per second.
 
 Bounded: at most rate x seconds requests per phase, and a daily run of at most 300 s. Writes
@@ -209,11 +211,13 @@ async def open_loop(
             done = time.perf_counter()
             latencies.append(done - scheduled)
             service.append(done - sent)
+            samples.append((scheduled - start, done - scheduled, status))
             statuses[status] = statuses.get(status, 0) + 1
         writer.close()
 
-    workers = [asyncio.create_task(worker()) for _ in range(connections)]
+    samples: list[tuple[float, float, object]] = []
     start = time.perf_counter()
+    workers = [asyncio.create_task(worker()) for _ in range(connections)]
     half_done = on_half is None
     for i in range(total):
         due = start + i / rate
@@ -231,7 +235,9 @@ async def open_loop(
     elapsed = time.perf_counter() - start
     if on_half is not None:
         publisher.join(timeout=300)
-    return _summary(latencies, service, statuses, elapsed, rate)
+    result = _summary(latencies, service, statuses, elapsed, rate)
+    result["samples"] = samples
+    return result
 
 
 async def closed_loop(port: int, ids: np.ndarray, seconds: float, connections: int = 16) -> dict:
@@ -320,10 +326,11 @@ def report(facts: dict, phases: dict) -> str:
     ]
     for name, r in phases.items():
         target = f"{r['target_rate']:.0f}" if r["target_rate"] else "closed loop"
+        service = "" if np.isnan(r["service_p99_ms"]) else f"{r['service_p99_ms']:.1f}"
         lines.append(
             f"| {name} | {r['requests']:,} | {target} | {r['throughput']:.0f} | "
             f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['max_ms']:.1f} | "
-            f"{r['service_p99_ms']:.1f} | {r['errors']} |"
+            f"{service} | {r['errors']} |"
         )
     writing = phases.get("daily run writing")
     lines += [
@@ -332,14 +339,27 @@ def report(facts: dict, phases: dict) -> str:
         "while a daily run writes the warehouse.",
     ]
     if writing:
-        lines.append(
-            f"The daily run (`propensity run daily`, a new day appended) and the publish ran at "
-            f"nice {facts['writer_nice']}; the daily run wrote its warehouse for the first "
-            f"{facts['writer_s']:.0f} s "
-            f"of the {facts['phase_s']:.0f} s phase (exit {facts['writer_rc']}); a new snapshot "
-            f"was published into the service's directory half-way and swapped to (the service "
-            f"answered from snapshot {facts['final_snapshot']} at the end)."
+        swap = facts["swap"]
+        served = (
+            f"answered from it {swap['served'] - swap['published']:.1f} s later"
+            if "served" in swap
+            else "had not answered from it by the end"
         )
+        lines.append(
+            f"During the {facts['phase_s']:.0f} s `daily run writing` phase, `propensity run "
+            f"daily` (a new day appended to a copy of the source warehouse, at nice "
+            f"{facts['writer_nice']}) wrote its warehouse; it ran {facts['writer_s']:.0f} s "
+            f"(exit {facts['writer_rc']}). At {swap['published']:.1f} s a new "
+            f"{facts['customers']:,}-customer snapshot (built before the phase) was published "
+            "into the service's "
+            f"directory (rename, then CURRENT replaced) and the service {served}, loading it in "
+            "the background; `around the swap` is the requests sent from the publish until 2 s "
+            "after."
+        )
+        if facts["writer_s"] < facts["phase_s"]:
+            lines.append(
+                f"Note: the daily run ended before the phase did ({facts['writer_s']:.0f} s)."
+            )
     return "\n".join(lines)
 
 
@@ -367,8 +387,8 @@ def main() -> None:
     parser.add_argument(
         "--writer-seconds",
         type=float,
-        default=20,
-        help="length of the phase with the daily run writing (default 20)",
+        default=30,
+        help="length of the phase with the daily run writing (default 30)",
     )
     parser.add_argument(
         "--writer-nice",
@@ -379,14 +399,8 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR / "serve")
     parser.add_argument("--port", type=int, default=8719)
     parser.add_argument("--no-write", action="store_true")
-    parser.add_argument("--publish-only", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--source-serving", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--serving", type=Path, help=argparse.SUPPRESS)
     add_lock_argument(parser)
     args = parser.parse_args()
-    if args.publish_only:  # the half-way publish of the writing phase
-        scale_snapshot(args.source_serving, args.serving, args.customers)
-        return
     with bench_lock(args.lock):
         run(args)
 
@@ -424,9 +438,17 @@ def run(args) -> None:
         "others": _other_benchmarks(),
     }
     try:
-        run_async(open_loop(args.port, ids, args.rate, 2))  # warm-up
+        run_async(open_loop(args.port, ids, args.rate, 2))  # warm-up (its result is dropped)
         phases["alone"] = run_async(open_loop(args.port, ids, args.rate, args.seconds))
+        phases["alone"].pop("samples")
         print("alone:", json.dumps(phases["alone"]), flush=True)
+        # The next snapshot is built before the phase (its cost belongs to a daily run, which
+        # runs meanwhile); half-way through the phase it is published the way publish_snapshot
+        # ends: renamed into the service's directory, then CURRENT replaced.
+        staging = args.workdir / "staging"
+        shutil.rmtree(staging, ignore_errors=True)
+        scale_snapshot(source_serving, staging, args.customers)
+        name = (staging / "CURRENT").read_text().strip()
         writer = daily_writer(source, args.workdir)
         os.setpriority(os.PRIO_PROCESS, writer.pid, args.writer_nice)
         started = time.perf_counter()
@@ -435,38 +457,55 @@ def run(args) -> None:
             target=lambda: (writer.wait(), ended.append(time.perf_counter() - started))
         )
         waiter.start()
+        swap: dict[str, float] = {}
 
-        def publish() -> None:  # in its own process: the client's CPU is not the service's
-            subprocess.run(
-                [
-                    "nice",
-                    "-n",
-                    str(args.writer_nice),
-                    sys.executable,
-                    __file__,
-                    "--publish-only",
-                    "--customers",
-                    str(args.customers),
-                    "--source-serving",
-                    str(source_serving),
-                    "--serving",
-                    str(serving),
-                ],
-                check=True,
-            )
+        def publish() -> None:
+            from models_py.serving._snapshot import _write_pointer
 
-        phases["daily run writing"] = run_async(
+            swap["published"] = time.perf_counter() - started
+            os.replace(staging / name, serving / name)
+            _write_pointer(serving, name)
+            with httpx.Client(headers={"X-API-Key": API_KEY}) as client:
+                while time.perf_counter() - started < 300:
+                    health = client.get(f"http://127.0.0.1:{args.port}/health").json()
+                    if health["snapshot"] == name:
+                        swap["served"] = time.perf_counter() - started
+                        return
+                    time.sleep(0.05)
+
+        writing = run_async(
             open_loop(args.port, ids, args.rate, args.writer_seconds, on_half=publish)
         )
-        phase_s = time.perf_counter() - started
-        waiter.join(timeout=300)
+        samples = writing.pop("samples")
+        phases["daily run writing"] = writing
+        # The requests sent from the publish until 2 s after the service answered from it.
+        window = [
+            (lat, status)
+            for t, lat, status in samples
+            if swap["published"] <= t <= swap.get("served", swap["published"]) + 2
+        ]
+        if window:
+            lat = np.array([w[0] for w in window]) * 1000
+            phases["around the swap"] = {
+                "requests": len(window),
+                "target_rate": args.rate,
+                "throughput": len(window)
+                / max(swap.get("served", swap["published"]) + 2 - swap["published"], 1e-9),
+                "p50_ms": float(np.percentile(lat, 50)),
+                "p99_ms": float(np.percentile(lat, 99)),
+                "max_ms": float(lat.max()),
+                "service_p99_ms": float("nan"),
+                "errors": sum(1 for w in window if w[1] != 200),
+            }
+        waiter.join(timeout=600)
         if writer.poll() is None:
             writer.kill()
             writer.wait()
         facts["writer_s"] = ended[0] if ended else float("nan")
-        facts["phase_s"] = phase_s
+        facts["phase_s"] = args.writer_seconds
         facts["writer_rc"] = writer.returncode
-        print("daily run writing:", json.dumps(phases["daily run writing"]), flush=True)
+        facts["swap"] = swap
+        print("daily run writing:", json.dumps(writing), "swap:", swap, flush=True)
         facts["final_snapshot"] = httpx.get(
             f"http://127.0.0.1:{args.port}/health", headers={"X-API-Key": API_KEY}
         ).json()["snapshot"]
