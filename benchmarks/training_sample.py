@@ -9,9 +9,10 @@ Usage::
 
 Variants (the packaged spec with `max_training_rows` / `max_positive_share` replaced):
 uniform 150k (the packaged spec before the stratified sample), stratified 60k (the packaged spec
-now), stratified 80k, and uniform 60k (the same rows without stratification). Validation and test rows are the
-same uniform sample in every variant, so the AUCs are compared on the same test rows. Results go
-to the `training_sample` section of docs/benchmarks.md (unless --no-write).
+now), stratified 80k, and uniform 60k (the same rows without stratification). Validation and
+test rows are the same uniform sample in every variant, so the AUCs are compared on the same
+test rows. Results go to the `training_sample` section of docs/benchmarks.md (unless
+--no-write).
 """
 
 from __future__ import annotations
@@ -118,6 +119,28 @@ def run(args) -> int:
         rows, share = VARIANTS[n]
         label = f"{rows:,}" + (f", positives up to {share:.0%} per cutoff" if share else "")
         lines.append(f"| {n} | {label} | {results[n][1]:.0f} s | {results[n][2]:.0f} s |")
+    observable = {
+        n: [
+            r["observable_gap"]
+            for r in results[n][0].values()
+            if r.get("observable_gap") is not None
+        ]
+        for n in names
+    }
+    if any(observable.values()):
+        lines += [
+            "",
+            "| variant | worst gap to the observable oracle | groups within 0.01 | mean gap |",
+            "|---|---:|---:|---:|",
+        ]
+        for n in names:
+            gaps = observable[n]
+            if gaps:
+                worst = max(results[n][0].values(), key=lambda r: r.get("observable_gap") or -1)
+                lines.append(
+                    f"| {n} | {max(gaps):.4f} ({worst['group']}) | "
+                    f"{sum(g <= 0.01 for g in gaps)} of {len(gaps)} | {sum(gaps) / len(gaps):.4f} |"
+                )
     summary = "; ".join(
         f"{n} vs {names[0]}: AUC {min(d):+.4f}..{max(d):+.4f} (mean {sum(d) / len(d):+.4f}), "
         f"time x{results[n][1] / results[names[0]][1]:.2f}"

