@@ -94,7 +94,14 @@ def parse_tree_ensemble(onnx_bytes: bytes, *, model_id: str, n_features: int) ->
     inputs = {graph.input[0].name} | {
         n.output[0] for n in graph.node if n.op_type == "Cast" and n.input[0] == graph.input[0].name
     }
-    if len(ensembles) != 1 or ensembles[0].input[0] not in inputs:
+    # Anything else that models (another ML-domain operator, a matrix product) would make the
+    # score depend on more than these trees: a voting or stacking ensemble, a linear model.
+    others = [
+        n.op_type
+        for n in graph.node
+        if n not in ensembles and (n.domain == _ML_DOMAIN or n.op_type in ("MatMul", "Gemm"))
+    ]
+    if len(ensembles) != 1 or ensembles[0].input[0] not in inputs or others:
         kinds = sorted({n.op_type for n in graph.node})
         raise ExplainError(
             f"model {model_id!r} is not one tree ensemble over its features (ONNX nodes: "

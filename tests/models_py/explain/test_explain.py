@@ -9,7 +9,11 @@ import numpy as np
 import pytest
 import shap
 from skl2onnx import to_onnx
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+    VotingClassifier,
+)
 from sklearn.linear_model import LogisticRegression
 
 from models_py.explain import (
@@ -70,11 +74,19 @@ def test_tree_shap_of_the_onnx_trees_is_shaps_tree_shap_of_the_estimator(data):
     np.testing.assert_allclose(ours, exact, atol=2e-3)
 
 
-def test_a_model_that_is_not_a_tree_ensemble_is_refused(data):
+def test_a_model_that_is_not_one_tree_ensemble_is_refused(data):
     X, _, y = data
     lr = LogisticRegression().fit(X, y)
     with pytest.raises(ExplainError, match=r"model 'lr' is not one tree ensemble over its"):
         parse_tree_ensemble(onnx_of(lr, X), model_id="lr", n_features=N_FEATURES)
+    # a soft vote of trees and a linear model: the trees alone would give wrong reasons
+    vote = VotingClassifier(
+        [("hgb", HistGradientBoostingClassifier(max_iter=10)), ("lr", LogisticRegression())],
+        voting="soft",
+        flatten_transform=False,
+    ).fit(X, y)
+    with pytest.raises(ExplainError, match=r"model 'vote' is not one tree ensemble"):
+        parse_tree_ensemble(onnx_of(vote, X), model_id="vote", n_features=N_FEATURES)
 
 
 def test_top_reasons_keep_the_three_largest_positive_contributions():
