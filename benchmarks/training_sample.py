@@ -8,8 +8,8 @@ Usage::
     .venv/bin/python benchmarks/training_sample.py --warehouse DIR/demo.duckdb --no-write
 
 Variants (the packaged spec with `max_training_rows` / `max_positive_share` replaced):
-uniform 150k (the packaged spec before the stratified sample), stratified 60k (the packaged spec
-now), stratified 80k, and uniform 60k (the same rows without stratification). Validation and
+uniform 150k (the packaged spec before the stratified sample), stratified 60k, stratified 80k
+(the packaged spec now), and uniform 60k (the same rows without stratification). Validation and
 test rows are the same uniform sample in every variant, so the AUCs are compared on the same
 test rows. Results go to the `training_sample` section of docs/benchmarks.md (unless
 --no-write).

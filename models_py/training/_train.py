@@ -495,7 +495,7 @@ def choose_candidate(
                 CandidateResult(
                     algorithm=ens.kind,
                     params={"members": list(ens.members)},
-                    search_auc=None,
+                    search_auc=ens_search.best_score if ens_search else None,
                     validation_auc=ens.validation_auc,
                     seconds=ens.seconds,
                     fold_auc=list(ens_search.fold_auc) if ens_search else [],

@@ -330,6 +330,8 @@ def test_ensembles_without_a_time_axis_use_the_out_of_fold_scores(warehouse):
     assert by_name["stacking"].validation_auc == pytest.approx(
         np.mean(by_name["stacking"].fold_auc), abs=1e-12
     )
+    # the CV figure reports and results pages show (search_auc), as for a candidate
+    assert by_name["stacking"].search_auc == by_name["stacking"].validation_auc
     best_single = max(by_name[a].validation_auc for a in singles)
     eligible = [
         c for c in choice.candidates if c.algorithm in singles or c.validation_auc >= best_single
