@@ -26,7 +26,7 @@ COVER_ROWS = 20_000
 #: Methods: exact path-dependent TreeSHAP (``shap``), Saabas path attributions (onnxruntime),
 #: or 'auto': exact up to `EXACT_MAX_ROWS` rows per group, Saabas above (docs/explaining.md).
 METHODS = ("auto", "tree_shap", "saabas")
-EXACT_MAX_ROWS = 100_000
+EXACT_MAX_ROWS = 10_000
 BATCH_ROWS = 100_000
 
 SCHEMA = pa.schema(
