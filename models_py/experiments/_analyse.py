@@ -244,7 +244,7 @@ def change(kind: str, value: float, *, signed: bool = True) -> str:
 
 def _arm_sentence(c: Comparison, alpha: float, *, n_arms: int) -> str:
     difference, lo, hi, p = c.best()
-    how = "CUPED-adjusted " if c.has_cuped else ""
+    how = "CUPED-adjusted " if c.has_cuped else ""  # the estimate best() returns
     per = " per customer" if c.kind != "rate" else ""
     holm = "Holm-adjusted " if n_arms > 1 else ""
     lift = f", {c.relative_lift:+.1%}" if c.relative_lift is not None else ""
@@ -275,7 +275,7 @@ def _arm_sentence(c: Comparison, alpha: float, *, n_arms: int) -> str:
         )
     return (
         f"Arm {c.arm}: no effect on {c.metric}{per} detected against {c.control_arm}, "
-        f"{change(c.kind, difference)} {figures}.{detectable}"
+        f"{how}{change(c.kind, difference)} {figures}.{detectable}"
     )
 
 

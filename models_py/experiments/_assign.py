@@ -172,7 +172,7 @@ def assign_experiments(
     finally:
         con.close()
     for a in done:
-        logger.info("%s", a.summary())
+        logger.debug("%s", a.summary())
     return done
 
 
