@@ -152,28 +152,28 @@ def assign_experiments(
             )
         with transaction(con):
             _ensure_tables(con)
-            done, rows = [], []
+            done = []
             for experiment_id, e in config.items():
-                result, experiment_rows = _assign_one(
+                result, rows = _assign_one(
                     con, experiment_id, e, horizon=horizon, configured_at=now
                 )
+                # Written at once: the next experiment's overlap check reads this window.
+                _write_config(con, experiment_id, rows)
                 done.append(result)
-                rows.extend(experiment_rows)
-            con.execute(
-                f"delete from {RAW}.{CONFIG} where experiment_id in (select unnest(?::varchar[]))",
-                [list(config)],
-            )
-            table = pa.Table.from_pylist(rows, schema=CONFIG_SCHEMA)
-            con.register("__experiment_config", table)
-            try:
-                con.execute(f"insert into {RAW}.{CONFIG} by name select * from __experiment_config")
-            finally:
-                con.unregister("__experiment_config")
     finally:
         con.close()
     for a in done:
         logger.debug("%s", a.summary())
     return done
+
+
+def _write_config(con, experiment_id: str, rows: list[dict]) -> None:
+    con.execute(f"delete from {RAW}.{CONFIG} where experiment_id = ?", [experiment_id])
+    con.register("__experiment_config", pa.Table.from_pylist(rows, schema=CONFIG_SCHEMA))
+    try:
+        con.execute(f"insert into {RAW}.{CONFIG} by name select * from __experiment_config")
+    finally:
+        con.unregister("__experiment_config")
 
 
 def _ensure_tables(con) -> None:

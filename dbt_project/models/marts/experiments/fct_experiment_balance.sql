@@ -46,11 +46,11 @@ per_arm as (
     select
         assignments.experiment_id,
         assignments.arm,
-        count(*) as customers_with_features
-        {%- for f in features %},
+        {%- for f in features %}
             avg(cast(features.{{ f }} as double)) as mean__{{ f }},
-            coalesce(var_samp(cast(features.{{ f }} as double)), 0) as var__{{ f }}
+            coalesce(var_samp(cast(features.{{ f }} as double)), 0) as var__{{ f }},
         {%- endfor %}
+        count(*) as customers_with_features
     from assignments
     inner join features
         on
@@ -75,14 +75,14 @@ unpivoted as (
     {%- endfor %}
 ),
 
-final as (
+compared as (
     select
         arm.experiment_id,
         arm.arm,
         experiments.control_arm,
-        cast(arm.feature as varchar) as feature,
-        cast(arm.customers_with_features as bigint) as customers_with_features,
-        cast(control.customers_with_features as bigint) as control_customers_with_features,
+        arm.feature,
+        arm.customers_with_features,
+        control.customers_with_features as control_customers_with_features,
         arm.mean,
         control.mean as control_mean,
         sqrt(arm.variance) as sd,
@@ -92,13 +92,7 @@ final as (
                 then (arm.mean - control.mean) / sqrt((arm.variance + control.variance) / 2)
             else 0
         end as smd,
-        sqrt(1.0 / arm.customers_with_features + 1.0 / control.customers_with_features) as smd_noise,
-        case
-            when arm.variance + control.variance > 0
-                then abs(arm.mean - control.mean) / sqrt((arm.variance + control.variance) / 2)
-                > greatest(0.1, 3 * sqrt(1.0 / arm.customers_with_features + 1.0 / control.customers_with_features))
-            else false
-        end as is_imbalanced
+        sqrt(1.0 / arm.customers_with_features + 1.0 / control.customers_with_features) as smd_noise
     from unpivoted as arm
     inner join experiments on arm.experiment_id = experiments.experiment_id
     inner join unpivoted as control
@@ -107,6 +101,24 @@ final as (
             and arm.feature = control.feature
             and experiments.control_arm = control.arm
     where arm.arm <> experiments.control_arm
+),
+
+final as (
+    select
+        experiment_id,
+        arm,
+        control_arm,
+        cast(feature as varchar) as feature,
+        cast(customers_with_features as bigint) as customers_with_features,
+        cast(control_customers_with_features as bigint) as control_customers_with_features,
+        mean,
+        control_mean,
+        sd,
+        control_sd,
+        smd,
+        smd_noise,
+        abs(smd) > greatest(0.1, 3 * smd_noise) as is_imbalanced
+    from compared
 )
 
 select * from final

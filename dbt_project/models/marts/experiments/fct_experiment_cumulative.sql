@@ -87,8 +87,8 @@ purchaser_days as (
     inner join purchases
         on
             days.experiment_id = purchases.experiment_id
-            and purchases.purchase_day < days.day
-            and {{ dbt.dateadd('day', 'days.day', 'purchases.assigned_at') }} <= days.data_until
+            and days.day > purchases.purchase_day
+            and days.data_until >= {{ dbt.dateadd('day', 'days.day', 'purchases.assigned_at') }}
     group by days.experiment_id, purchases.arm, days.day, purchases.customer_id
 ),
 
@@ -114,8 +114,9 @@ per_arm as (
         -- variance of a 0/1 outcome with the n - 1 denominator, as var_samp
         case
             when counts.customers > 1
-                then counts.converted * (counts.customers - counts.converted) * 1.0
-                / (counts.customers * (counts.customers - 1))
+                then
+                    counts.converted * (counts.customers - counts.converted) * 1.0
+                    / (counts.customers * (counts.customers - 1))
             else 0
         end as conversion_variance,
         cast(coalesce(revenue.revenue_total, 0) as double) / counts.customers as revenue_per_customer,

@@ -156,6 +156,15 @@ shares as (
             and adjusted.arm = experiment_config.arm
 ),
 
+totals as (
+    select
+        experiment_id,
+        metric,
+        sum(customers) as customers
+    from shares
+    group by experiment_id, metric
+),
+
 sample_ratio as (
     select
         shares.experiment_id,
@@ -166,14 +175,7 @@ sample_ratio as (
         ) as srm_chi_square,
         count(*) - 1 as srm_df
     from shares
-    inner join (
-        select
-            experiment_id,
-            metric,
-            sum(customers) as customers
-        from shares
-        group by experiment_id, metric
-    ) as totals
+    inner join totals
         on
             shares.experiment_id = totals.experiment_id
             and shares.metric = totals.metric
@@ -181,7 +183,9 @@ sample_ratio as (
 ),
 
 chi_square_critical as (
-    select *
+    select
+        critical.df,
+        critical.critical_value
     from (
         values
         {%- for df, value in chi_square_critical.items() %}
