@@ -257,8 +257,8 @@ def _arm_sentence(c: Comparison, alpha: float, *, n_arms: int) -> str:
         extra = ""
         if c.kind == "rate":
             extra = (
-                f" About {difference * c.customers:+,.0f} of its {c.customers:,} customers "
-                f"purchased because of it (95 % CI {lo * c.customers:+,.0f} .. "
+                f" That is about {difference * c.customers:+,.0f} customers with a {c.metric} "
+                f"among its {c.customers:,} because of it (95 % CI {lo * c.customers:+,.0f} .. "
                 f"{hi * c.customers:+,.0f})."
             )
         size = change(c.kind, abs(difference), signed=False)
