@@ -57,7 +57,7 @@ def _cache() -> Path:
 
 
 GROUP_COUNT = 10
-CASES = ["dbt_first", "dbt_rerun", "dbt_capped", "ort_1t", "ort_2t", "sklearn"]
+CASES = ["dbt_first", "dbt_rerun", "dbt_capped", "python_job", "ort_1t", "ort_2t", "sklearn"]
 #: DuckDB memory_limit of the `dbt_capped` case: the scoring run must fit (spilling if needed).
 CAPPED_MEMORY = "1GB"
 BUILD_VARS = {"max_training_cutoffs": 4}
@@ -353,6 +353,9 @@ def run_case(case: str, customers: int, *, intra_op_threads: int | None) -> dict
             con.close()
         return out
 
+    if case == "python_job":
+        return _python_job(settings.warehouse)
+
     con = duckdb.connect(str(settings.warehouse), read_only=True)
     con.execute("set threads = 2")
     champions = _champions(con)
@@ -401,6 +404,66 @@ def run_case(case: str, customers: int, *, intra_op_threads: int | None) -> dict
     return {"seconds": seconds, "cpu_seconds": cpu_seconds, "rows": rows}
 
 
+def _python_job(warehouse: Path) -> dict:
+    """The job a user would write instead of the dbt model, timed whole: per champion, read the
+    group's features from the view as Arrow, score them with onnxruntime (one intra-op thread,
+    as the dbt plugin), and insert (customer, group, cutoff, model, score) into a table, all in
+    one transaction that first deletes the cutoff's rows. No deciles (the dbt model computes
+    them), so the comparison favours this job."""
+    import duckdb
+    import numpy as np
+    import pyarrow as pa
+
+    import scoring
+
+    start, cpu = time.perf_counter(), time.process_time()
+    con = duckdb.connect(str(warehouse))
+    rows = 0
+    try:
+        con.execute("set threads = 2")
+        con.execute(
+            "create table if not exists marts.bench_python_job_scores (customer_id bigint, "
+            "product_group varchar, as_of_date date, model_id varchar, score float)"
+        )
+        champions = _champions(con)
+        con.execute("begin")
+        con.execute("delete from marts.bench_python_job_scores")
+        for group, model_id, names, data, sha in champions:
+            model = scoring.load_model(data, sha, model_id=model_id, intra_op_threads=1)
+            cols = ", ".join('cast("' + n.replace('"', '""') + '" as float)' for n in names)
+            table = con.execute(
+                f"select customer_id, as_of_date, {cols} from marts.fct_scoring_features "
+                "where product_group = ?",
+                [group],
+            ).to_arrow_table()
+            X = np.empty((table.num_rows, len(names)), dtype=np.float32)
+            for j in range(len(names)):
+                X[:, j] = table.column(j + 2).to_numpy(zero_copy_only=False)
+            p = model.session.run([model.output_name], {model.input_name: X})[0][:, 1]
+            scores = pa.table(
+                {
+                    "customer_id": table.column(0),
+                    "product_group": pa.array([group] * table.num_rows, pa.string()),
+                    "as_of_date": table.column(1),
+                    "model_id": pa.array([model_id] * table.num_rows, pa.string()),
+                    "score": pa.array(p, pa.float32()),
+                }
+            )
+            con.register("job_scores", scores)
+            con.execute("insert into marts.bench_python_job_scores select * from job_scores")
+            con.unregister("job_scores")
+            rows += table.num_rows
+            del table, X, p, scores
+        con.execute("commit")
+    finally:
+        con.close()
+    return {
+        "seconds": time.perf_counter() - start,
+        "cpu_seconds": time.process_time() - cpu,
+        "rows": rows,
+    }
+
+
 def _run_child(case: str, customers: int, intra_op_threads: int | None) -> dict | None:
     command = [sys.executable, __file__, "--case", case, "--customers", str(customers)]
     if intra_op_threads is not None:
@@ -416,6 +479,7 @@ WHAT = {
     "dbt_first": "`dbt run --select fct_propensity_scores`, table absent (first build)",
     "dbt_rerun": "same, re-run of the cutoff (delete + insert, the daily run)",
     "dbt_capped": f"same re-run with DuckDB `memory_limit: {CAPPED_MEMORY}` in the profile",
+    "python_job": "the Python job a user would write: DuckDB -> Arrow -> onnxruntime -> insert",
     "ort_1t": "bare onnxruntime, 1 intra-op thread, float32 matrix in memory",
     "ort_2t": "bare onnxruntime, 2 intra-op threads, float32 matrix in memory",
     "sklearn": "scikit-learn `predict_proba` on a pandas frame",
@@ -504,6 +568,20 @@ def report(results: dict, facts_by_size: dict) -> str:
                 f"| whole scoring <= 30 s | {wall:.1f} s | {node:.1f} s | {cpu:.1f} s | "
                 f"{'yes' if wall <= 30 else 'no'} |",
             ]
+            job = by_case.get("python_job")
+            if job:
+                lines.append(
+                    f"| faster than the hand-written Python job (issue 17) | "
+                    f"{_ratio(job['seconds'], wall)} | {_ratio(job['seconds'], node)} | "
+                    f"{_ratio(job['cpu_seconds'], cpu)} | "
+                    f"{'yes' if job['seconds'] / wall > 1 else 'no'} |"
+                )
+            if best_ort_cpu:
+                lines.append(
+                    f"| model node CPU per row <= 1.6x bare onnxruntime's (issue 17) | - | - | "
+                    f"{cpu / best_ort_cpu:.2f}x (dbt process CPU / onnxruntime CPU) | "
+                    f"{'yes' if cpu / best_ort_cpu <= 1.6 else 'no'} |"
+                )
         lines.append("")
     sizes = sorted(results, key=int)
     for case in ("dbt_rerun", "dbt_capped"):

@@ -6,9 +6,10 @@ The raw input contract and the writer of raw tables are `models_py.ingest._raw`.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -44,7 +45,8 @@ def connect(path: Path | str, *, read_only: bool = False, threads: int | None = 
             f"warehouse file {path} does not exist. Create it with `propensity generate` or "
             "`propensity load ...`, or set PROPENSITY_WAREHOUSE to an existing DuckDB file."
         )
-    config = {"threads": threads} if threads else {}
+    config: dict[str, object] = {"threads": threads} if threads else {}
+    config.update(resource_settings(path))
     try:
         with _CONNECT_LOCK:
             return duckdb.connect(str(path), read_only=read_only, config=config)
@@ -63,6 +65,19 @@ def connect(path: Path | str, *, read_only: bool = False, threads: int | None = 
         raise WarehouseError(
             f"{path} is not a readable DuckDB file: {str(exc).splitlines()[0]}"
         ) from exc
+
+
+def resource_settings(path: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """DuckDB's memory_limit and temp_directory for a connection of the package, from the same
+    variables profiles.yml gives dbt (PROPENSITY_DUCKDB_MEMORY_LIMIT, default 80 % of RAM;
+    PROPENSITY_DUCKDB_TEMP_DIRECTORY, default the warehouse path + '.tmp'), so every step of a
+    run, dbt's and Python's, is bounded the same way. The limit's format is checked by
+    `Settings.from_env` before anything runs; DuckDB refuses a malformed one here too."""
+    env = os.environ if environ is None else environ
+    return {
+        "memory_limit": env.get("PROPENSITY_DUCKDB_MEMORY_LIMIT") or "80%",
+        "temp_directory": env.get("PROPENSITY_DUCKDB_TEMP_DIRECTORY") or f"{path}.tmp",
+    }
 
 
 #: DuckDB's Python client (2.0): two threads opening the same file at once may get a connection

@@ -26,8 +26,18 @@ ALGORITHMS: dict[str, Algorithm] = {
 ALGORITHM_NAMES: tuple[str, ...] = tuple(ALGORITHMS)
 TREE_ALGORITHMS: tuple[str, ...] = tuple(a.name for a in ALGORITHMS.values() if a.is_tree)
 
+#: Ensembles over a spec's fitted candidates (models_py.training._ensembles); `is_tree` is unused.
+ENSEMBLES: dict[str, Algorithm] = {
+    a.name: a
+    for a in (
+        Algorithm("soft_voting", "vote", is_tree=False),
+        Algorithm("stacking", "stack", is_tree=False),
+    )
+}
+ENSEMBLE_NAMES: tuple[str, ...] = tuple(ENSEMBLES)
+
 
 def short_name(algorithm: str) -> str:
-    """The short name of a known algorithm (an unknown name is returned as is)."""
-    known = ALGORITHMS.get(algorithm)
+    """The short name of a known algorithm or ensemble (an unknown name is returned as is)."""
+    known = ALGORITHMS.get(algorithm) or ENSEMBLES.get(algorithm)
     return known.short if known else algorithm

@@ -230,11 +230,25 @@ class SearchResult:
     fold_auc: list[float] = field(default_factory=list)
 
 
-def _fit(estimator, X: np.ndarray, y: np.ndarray):
-    return estimator.fit(X, y)
+def _fit(estimator, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None):
+    """Fit, passing sampling weights to the classifier (a pipeline's last step) when given.
+
+    Histogram gradient boosting is fitted unweighted: with weights, scikit-learn finds its bin
+    thresholds by one weighted percentile per bin and feature, which made a fit on the demo's
+    60k label-stratified rows 3-4x slower (party: 7.7 against 2.2 CPU s), and the unweighted fit
+    on the same rows ranked as well (test ROC AUC 0.9183 against 0.9173 on party, +0.0001 to
+    +0.0010 on four groups). Platt scaling on the uniform validation rows restores its
+    probabilities, as for the class-balanced logistic regression."""
+    if isinstance(final_classifier(estimator), HistGradientBoostingClassifier):
+        sample_weight = None
+    if sample_weight is None:
+        return estimator.fit(X, y)
+    if isinstance(estimator, Pipeline):
+        return estimator.fit(X, y, **{f"{estimator.steps[-1][0]}__sample_weight": sample_weight})
+    return estimator.fit(X, y, sample_weight=sample_weight)
 
 
-def fit_estimator(estimator, X: np.ndarray, y: np.ndarray):
+def fit_estimator(estimator, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None):
     """Fit a candidate for export: LightGBM thresholds are then made float32-exact.
 
     LightGBM learns double thresholds; ONNX tree ensembles compare the float32 input with float32
@@ -243,7 +257,7 @@ def fit_estimator(estimator, X: np.ndarray, y: np.ndarray):
     float32 <= t: for float32 inputs, ``x <= t`` and ``x <= that float`` are the same test, so
     the model's predictions do not change and the export compares exactly the same way.
     """
-    estimator.fit(X, y)
+    _fit(estimator, X, y, sample_weight)
     clf = final_classifier(estimator)
     if type(clf).__name__ == "LGBMClassifier":
         _float32_lightgbm_thresholds(clf)
@@ -279,18 +293,22 @@ def search_algorithm(
     categorical_idx: Sequence[int],
     random_state: int,
     max_rows: int | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> SearchResult:
     """Grid search scored by mean ROC AUC over expanding-window temporal folds.
 
     With a single configuration, or fewer than two training cutoffs, no folds are run and the
     first configuration is used. With `max_rows`, the search runs on a uniform random subsample
     of that many train rows (every cutoff keeps its share); the final refit uses all rows.
+    Sampling weights, when given, weigh both the fits and the fold AUCs.
     """
     started = time.perf_counter()
     configs = list(ParameterGrid(dict(grid))) or [{}]
+    w = sample_weight
     if max_rows is not None and len(y) > max_rows and len(configs) > 1:
         keep = np.sort(np.random.default_rng(random_state).choice(len(y), max_rows, replace=False))
         X, y, cutoffs = X[keep], y[keep], cutoffs[keep]
+        w = None if w is None else w[keep]
     folds = temporal_folds(cutoffs, n_folds=n_folds)
     folds = [
         (tr, va) for tr, va in folds if len(np.unique(y[tr])) == 2 and len(np.unique(y[va])) == 2
@@ -310,8 +328,11 @@ def search_algorithm(
                 categorical_idx=categorical_idx,
                 random_state=random_state,
             )
-            _fit(est, X[tr], y[tr])
-            scores.append(float(roc_auc_score(y[va], est.predict_proba(X[va])[:, 1])))
+            _fit(est, X[tr], y[tr], None if w is None else w[tr])
+            p = est.predict_proba(X[va])[:, 1]
+            scores.append(
+                float(roc_auc_score(y[va], p, sample_weight=None if w is None else w[va]))
+            )
         trials.append(
             {"params": dict(params), "fold_auc": scores, "mean_auc": float(np.mean(scores))}
         )

@@ -2,12 +2,17 @@
 
 Temporal specs read a stratified-by-cutoff subsample (at most ``max_training_rows`` train rows,
 an equal quota per cutoff; ``max_evaluation_rows`` for the validation and for the test period).
+With ``max_positive_share`` the train quota of a cutoff keeps its positives (up to that share of
+the quota) and fills the rest with negatives; every train row then carries a weight that restores
+its cutoff's label rate, so fitting, the search's fold AUCs and the reference distributions see
+the population, not the sample. Validation and test rows are always a uniform sample: calibration,
+thresholds and every reported metric are computed on unweighted rows.
 Tables without a time axis (``validation: stratified_kfold``) hold out a stratified test share.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -38,13 +43,43 @@ class Examples:
     feature_names: tuple[str, ...]
     cutoffs_by_split: dict[str, list[str]]
     observable_oracle: np.ndarray | None = None  # float64, NaN where missing (docs/oracle.md)
+    #: Sampling weights (float64, mean 1 within each cutoff); None: every row weighs 1.
+    weight: np.ndarray | None = None
 
     def part(self, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         mask = self.split == split
         return self.X[mask], self.y[mask], self.cutoff[mask]
 
+    def weights(self, split: str) -> np.ndarray | None:
+        """The sampling weights of one split's rows, or None when they are all 1."""
+        if self.weight is None:
+            return None
+        w = self.weight[self.split == split]
+        return None if bool(np.all(w == 1.0)) else w
 
-def _split_quotas(con, target: TrainingTarget) -> tuple[list[tuple], dict[str, list[str]]]:
+
+@dataclass(frozen=True)
+class Quota:
+    """How many rows of one (cutoff, split) to read: `rows` in all, of which `positives` are
+    positives when the sample is stratified on the label (None: a uniform sample)."""
+
+    cutoff: Any
+    split: str
+    rows: int
+    positives: int | None
+    population: int  # rows of the cutoff and split in the table
+    population_positives: int
+
+
+def _stratified(quota: int, n: int, n_pos: int, share: float) -> int:
+    """Positives to read from a cutoff with `n` rows, `n_pos` of them positive: all of them up
+    to `share` of the quota, more when there are too few negatives to fill the rest."""
+    n_neg = n - n_pos
+    positives = min(n_pos, int(quota * share))
+    return min(n_pos, max(positives, quota - n_neg))
+
+
+def _split_quotas(con, target: TrainingTarget) -> tuple[list[Quota], dict[str, list[str]]]:
     """Per (cutoff, split): how many rows to read. Splits come from the split column or, without
     one, from the cutoffs (newest `test_cutoffs` = test, the `validation_cutoffs` before them =
     validation, the rest = train)."""
@@ -53,7 +88,8 @@ def _split_quotas(con, target: TrainingTarget) -> tuple[list[tuple], dict[str, l
     where, params = _group_filter(target)
     split_expr = f"cast({quote_ident(spec.split)} as varchar)" if spec.split else "null"
     rows = con.execute(
-        f"select {quote_ident(spec.cutoff)} as cutoff, {split_expr} as split, count(*) as n "
+        f"select {quote_ident(spec.cutoff)} as cutoff, {split_expr} as split, count(*) as n, "
+        f"count(*) filter (where cast({quote_ident(spec.label)} as integer) = 1) as n_pos "
         f"from {rel} {where} group by all order by 1, 2",
         params,
     ).fetchall()
@@ -68,7 +104,7 @@ def _split_quotas(con, target: TrainingTarget) -> tuple[list[tuple], dict[str, l
                 f"{spec.relation}.{spec.split} holds {', '.join(bad)}; allowed: train, "
                 "validation, test"
             )
-        assigned = [(r[0], r[1], r[2]) for r in rows]
+        assigned = [(r[0], r[1], r[2], r[3]) for r in rows]
     else:
         cutoffs = sorted({r[0] for r in rows})
         n_test, n_val = spec.test_cutoffs, spec.validation_cutoffs
@@ -82,9 +118,9 @@ def _split_quotas(con, target: TrainingTarget) -> tuple[list[tuple], dict[str, l
             label[c] = "test"
         for c in cutoffs[len(cutoffs) - n_test - n_val : len(cutoffs) - n_test]:
             label[c] = "validation"
-        assigned = [(r[0], label[r[0]], r[2]) for r in rows]
+        assigned = [(r[0], label[r[0]], r[2], r[3]) for r in rows]
     by_split: dict[str, list[Any]] = {s: [] for s in SPLITS}
-    for cutoff, split, _ in assigned:
+    for cutoff, split, _, _ in assigned:
         by_split[split].append(cutoff)
     missing = [s for s in SPLITS if not by_split[s]]
     if missing:
@@ -96,7 +132,14 @@ def _split_quotas(con, target: TrainingTarget) -> tuple[list[tuple], dict[str, l
         "validation": spec.max_evaluation_rows,
         "test": spec.max_evaluation_rows,
     }
-    quotas = [(c, s, max(1, caps[s] // len(set(by_split[s])))) for c, s, _ in assigned]
+    share = spec.max_positive_share
+    quotas = []
+    for c, s, n, n_pos in assigned:
+        rows_ = max(1, caps[s] // len(set(by_split[s])))
+        positives = (
+            _stratified(rows_, n, n_pos, share) if share is not None and s == "train" else None
+        )
+        quotas.append(Quota(c, s, rows_, positives, n, n_pos))
     cutoffs_by_split = {s: sorted({str(c) for c in by_split[s]}) for s in SPLITS}
     return quotas, cutoffs_by_split
 
@@ -124,11 +167,12 @@ def load_examples(con, target: TrainingTarget) -> Examples:
     src_ids = ", ".join(f"src.{q(c)}" for c in spec.id_columns)
     bare_ids = ", ".join(q(c) for c in spec.id_columns)
     join_split = "and s.split = src.__split" if spec.split else ""
-    # The few (cutoff, split, quota) rows are bound as values: no Python object is registered,
-    # as registering from the threads that load targets at once can fail inside DuckDB.
-    values = ", ".join("(?, ?, ?)" for _ in quotas)
+    # The few quota rows are bound as values: no Python object is registered, as registering
+    # from the threads that load targets at once can fail inside DuckDB. A stratified quota
+    # (`positives` not null) samples positives and negatives apart, each by the same hash.
+    values = ", ".join("(?, ?, ?, cast(? as bigint))" for _ in quotas)
     sql = f"""
-        with quotas (cutoff, split, quota) as (
+        with quotas (cutoff, split, quota, positives) as (
             values {values}
         ),
         src as (
@@ -144,18 +188,50 @@ def load_examples(con, target: TrainingTarget) -> Examples:
             from src
             inner join quotas as s on src.__cutoff = s.cutoff {join_split}
             qualify row_number() over (
-                partition by src.__cutoff, s.split
+                partition by
+                    src.__cutoff, s.split,
+                    case when s.positives is not null then src.__label end
                 order by hash({src_ids}, src.__cutoff, ?), {src_ids}
-            ) <= s.quota
+            ) <= case
+                when s.positives is null then s.quota
+                when src.__label = 1 then s.positives
+                else s.quota - s.positives
+            end
         )
         select * from final order by __cutoff, {bare_ids}
     """
-    bound = [v for row in quotas for v in row]
+    bound = [v for qu in quotas for v in (qu.cutoff, qu.split, qu.rows, qu.positives)]
     table = con.sql(sql, params=[*bound, *params, spec.random_state]).to_arrow_table()
     y = _labels(target, table)
     cutoff = table.column("__cutoff").to_numpy(zero_copy_only=False).astype("datetime64[D]")
     split = np.asarray(table.column("__assigned").to_pylist(), dtype=object)
-    return _examples(target, table, y=y, cutoff=cutoff, split=split, cutoffs=cutoffs_by_split)
+    ex = _examples(target, table, y=y, cutoff=cutoff, split=split, cutoffs=cutoffs_by_split)
+    return replace(ex, weight=_sampling_weights(quotas, cutoff, split, y))
+
+
+def _sampling_weights(
+    quotas: list[Quota], cutoff: np.ndarray, split: np.ndarray, y: np.ndarray
+) -> np.ndarray | None:
+    """Per row, (label share of its cutoff in the table) / (label share in the sample): a
+    stratified cutoff's weights sum to its sampled rows and restore its label rate. None when no
+    quota is stratified."""
+    if all(qu.positives is None for qu in quotas):
+        return None
+    weight = np.ones(len(y), dtype=np.float64)
+    for qu in quotas:
+        if qu.positives is None:
+            continue
+        rows = (cutoff == np.datetime64(qu.cutoff, "D")) & (split == qu.split)
+        n = int(rows.sum())
+        for label, population in (
+            (1, qu.population_positives),
+            (0, qu.population - qu.population_positives),
+        ):
+            sampled = rows & (y == label)
+            k = int(sampled.sum())
+            if k:
+                weight[sampled] = (population / qu.population) / (k / n)
+    return weight
 
 
 def _labels(target: TrainingTarget, table: pa.Table) -> np.ndarray:

@@ -82,7 +82,9 @@ def _convert_base(estimator, n_features: int) -> onnx.ModelProto:
     from skl2onnx.common.data_types import FloatTensorType
 
     clf = final_classifier(estimator)
-    if type(clf).__name__ == "LGBMClassifier":  # pragma: no cover - optional extra
+    # An ensemble's members (soft voting, stacking) are converted by their own converters.
+    parts = [clf, *(final_classifier(m) for m in getattr(clf, "estimators_", ()))]
+    if any(type(p).__name__ == "LGBMClassifier" for p in parts):  # pragma: no cover - optional
         _register_lightgbm()
     return convert_sklearn(
         estimator,

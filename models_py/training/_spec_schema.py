@@ -113,11 +113,13 @@ class SpecSchema(_Schema):
     test_share: float = Field(0.2, ge=0.05, le=0.5)
     search: SearchSchema | None = None
     candidates: dict[str, dict[str, Any]]
+    ensembles: list[Literal["soft_voting", "stacking"]] = Field(default_factory=list)
     calibration: Literal["sigmoid"] = "sigmoid"
     threshold: Literal["max_f1"] | PrecisionAt | None = None
     promotion: PromotionSchema | None = None
     retraining: RetrainingSchema | None = None
     max_training_rows: int = Field(100_000, ge=100)
+    max_positive_share: float | None = Field(None, gt=0, lt=1)
     max_evaluation_rows: int = Field(100_000, ge=100)
     importance_rows: int = Field(2_000, ge=0)
     oracle: OracleSchema | None = None
@@ -257,6 +259,7 @@ RULES: dict[str, str] = {
         "candidates must map algorithm names to search spaces, e.g. "
         "{logistic_regression: {C: [0.1, 1.0]}}; algorithms: " + ", ".join(ALGORITHM_NAMES)
     ),
+    "ensembles": "ensembles must be a list of soft_voting, stacking",
     "calibration": "calibration must be 'sigmoid'",
     "threshold": "threshold must be 'max_f1' or {precision_at: 0.5}",
     "threshold.precision_at": "threshold precision_at must be in (0, 1)",
@@ -275,6 +278,7 @@ RULES: dict[str, str] = {
     "retraining.min_days_between": "retraining min_days_between must be an integer >= 0",
     "max_training_rows": "max_training_rows must be an integer >= 100",
     "max_evaluation_rows": "max_evaluation_rows must be an integer >= 100",
+    "max_positive_share": "max_positive_share must be a number between 0 and 1 (exclusive) or null",
     "importance_rows": "importance_rows must be an integer >= 0",
     "oracle": (
         "oracle must be {relation: schema.table, probability: column, "

@@ -103,12 +103,19 @@ class ModelSpec:
     search_folds: int = 2
     search_max_rows: int = 20_000
     candidates: Mapping[str, Mapping[str, tuple[Any, ...]]] = field(default_factory=dict)
+    #: Ensembles over the fitted candidates, chosen only when their validation ROC AUC beats the
+    #: best candidate's by `promotion_margin` (models_py.training._ensembles).
+    ensembles: tuple[str, ...] = ()
     calibration: str = "sigmoid"
     threshold: ThresholdRule = field(default_factory=lambda: ThresholdRule(kind="max_f1"))
     promotion_metric: str = "roc_auc"
     promotion_margin: float = 0.0
     retraining: RetrainingRules = field(default_factory=RetrainingRules)
     max_training_rows: int = 100_000
+    #: Temporal specs: positives take at most this share of each train cutoff's quota (all of
+    #: them when fewer), negatives fill the rest, and weights restore each cutoff's label rate.
+    #: None: a uniform sample per cutoff (unit weights).
+    max_positive_share: float | None = None
     max_evaluation_rows: int = 100_000
     importance_rows: int = 2_000
     oracle: OracleSpec | None = None
@@ -212,12 +219,14 @@ def parse_spec(raw: Mapping[str, Any]) -> ModelSpec:
         search_folds=s.search_folds,
         search_max_rows=search.max_rows,
         candidates=s.candidates,
+        ensembles=tuple(dict.fromkeys(s.ensembles)),
         calibration=s.calibration,
         threshold=threshold,
         promotion_metric=promotion.metric,
         promotion_margin=float(promotion.margin),
         retraining=RetrainingRules(**(s.retraining.model_dump() if s.retraining else {})),
         max_training_rows=s.max_training_rows,
+        max_positive_share=s.max_positive_share,
         max_evaluation_rows=s.max_evaluation_rows,
         importance_rows=s.importance_rows,
         oracle=(

@@ -63,6 +63,7 @@ from models_py.training._candidates import (
     lightgbm_available,
     search_algorithm,
 )
+from models_py.training._ensembles import fit_ensembles, fit_ensembles_kfold
 from models_py.training._evaluate import (
     binary_metrics,
     calibration_bins,
@@ -171,7 +172,12 @@ class TrainReport:
 
 
 def _refit(
-    target: TrainingTarget, algorithm: str, params: dict[str, Any], X: np.ndarray, y: np.ndarray
+    target: TrainingTarget,
+    algorithm: str,
+    params: dict[str, Any],
+    X: np.ndarray,
+    y: np.ndarray,
+    sample_weight: np.ndarray | None = None,
 ) -> Any:
     """The candidate with the search's best parameters, fitted on all training rows."""
     est = build_estimator(
@@ -181,7 +187,7 @@ def _refit(
         categorical_idx=[target.feature_names.index(c) for c in target.categorical],
         random_state=target.spec.random_state,
     )
-    fit_estimator(est, X, y)
+    fit_estimator(est, X, y, sample_weight)
     return est
 
 
@@ -190,6 +196,7 @@ def _fit_candidate(
 ) -> tuple[Any, CandidateResult]:
     spec = target.spec
     X_tr, y_tr, c_tr = ex.part("train")
+    w_tr = ex.weights("train")
     X_va, y_va, _ = ex.part("validation")
     cat_idx = [target.feature_names.index(c) for c in target.categorical]
     started = time.perf_counter()
@@ -203,8 +210,9 @@ def _fit_candidate(
         categorical_idx=cat_idx,
         random_state=spec.random_state,
         max_rows=spec.search_max_rows,
+        sample_weight=w_tr,
     )
-    est = _refit(target, algorithm, search.best_params, X_tr, y_tr)
+    est = _refit(target, algorithm, search.best_params, X_tr, y_tr, w_tr)
     val_auc = float(roc_auc_score(y_va, est.predict_proba(X_va)[:, 1]))
     result = CandidateResult(
         algorithm=algorithm,
@@ -328,10 +336,13 @@ class Choice:
     search: SearchResult | None  # stratified k-fold: the best candidate's search (OOF scores)
     #: every candidate's fitted estimator and search, for `runner_up`
     fitted: Mapping[str, tuple[Any, SearchResult | None]] = field(default_factory=dict)
+    #: ensembles fitted and reported but not eligible: they missed the best candidate + margin
+    not_chosen: frozenset[str] = frozenset()
 
     def ranked(self) -> list[CandidateResult]:
-        """The candidates, best validation ROC AUC first."""
-        return sorted(self.candidates, key=lambda c: c.validation_auc, reverse=True)
+        """The eligible candidates, best validation ROC AUC first."""
+        eligible = [c for c in self.candidates if c.algorithm not in self.not_chosen]
+        return sorted(eligible, key=lambda c: c.validation_auc, reverse=True)
 
     def with_best(self, candidate: CandidateResult) -> Choice:
         """The same choice with `candidate` as the one to calibrate and export."""
@@ -453,13 +464,68 @@ def choose_candidate(
         fitted[algorithm] = est
         candidates.append(cand)
         on_step(algorithm)
-    best = max(candidates, key=lambda c: c.validation_auc)
+    best_single = max(candidates, key=lambda c: c.validation_auc)
+    passed: list[str] = []
+    if target.spec.ensembles:
+        spec = target.spec
+        if spec.is_temporal:
+            X_va, y_va, _ = ex.part("validation")
+            built = [
+                (ens, None)
+                for ens in fit_ensembles(
+                    spec.ensembles, dict(fitted), X_va, y_va, random_state=spec.random_state
+                )
+            ]
+        else:
+            X_tr, y_tr, _ = ex.part("train")
+            built = fit_ensembles_kfold(
+                spec.ensembles,
+                dict(fitted),
+                searches,
+                X_tr,
+                y_tr,
+                n_folds=spec.search_folds,
+                random_state=spec.random_state,
+            )
+        for ens, ens_search in built:
+            fitted[ens.kind] = ens.estimator
+            if ens_search is not None:
+                searches[ens.kind] = ens_search
+            candidates.append(
+                CandidateResult(
+                    algorithm=ens.kind,
+                    params={"members": list(ens.members)},
+                    search_auc=None,
+                    validation_auc=ens.validation_auc,
+                    seconds=ens.seconds,
+                    fold_auc=list(ens_search.fold_auc) if ens_search else [],
+                )
+            )
+            beats = ens.validation_auc >= best_single.validation_auc + target.spec.promotion_margin
+            if beats:
+                passed.append(ens.kind)
+            logger.info(
+                "%s/%s %s of %s: validation AUC %.4f, %s the best candidate's %.4f + margin %g",
+                target.spec.name,
+                target.product_group,
+                ens.kind,
+                ", ".join(ens.members),
+                ens.validation_auc,
+                "beats" if beats else "does not beat",
+                best_single.validation_auc,
+                target.spec.promotion_margin,
+            )
+    not_chosen = frozenset(set(target.spec.ensembles) - set(passed))
+    best = max(
+        (c for c in candidates if c.algorithm not in not_chosen), key=lambda c: c.validation_auc
+    )
     return Choice(
         candidates=tuple(candidates),
         best=best,
         estimator=fitted[best.algorithm],
         search=searches.get(best.algorithm),
         fitted={a: (est, searches.get(a)) for a, est in fitted.items()},
+        not_chosen=not_chosen,
     )
 
 
@@ -586,12 +652,18 @@ def export(
 
 def reference(target: TrainingTarget, ex: Examples, exported: Export) -> Reference:
     """Step 5b: bin every feature and the calibrated score on the training rows (the rows the
-    model was fitted on, within the spec's `max_training_rows`), unweighted: the examples carry
-    no sampling weights, and the model saw each row once. The score comes from the exported ONNX
-    model, so it is computed as scoring computes it."""
+    model was fitted on, within the spec's `max_training_rows`), weighted by their sampling
+    weights (a label-stratified sample over-represents positives; unit weights otherwise). The
+    score comes from the exported ONNX model, so it is computed as scoring computes it."""
     X_tr = ex.part("train")[0]
     score = onnx_predict_proba(exported.onnx_model, X_tr)[:, 1]
-    rows = reference_rows(X_tr, target.feature_names, score, categorical=target.categorical)
+    rows = reference_rows(
+        X_tr,
+        target.feature_names,
+        score,
+        categorical=target.categorical,
+        weights=ex.weights("train"),
+    )
     return Reference(rows=tuple(rows))
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 import subprocess
 import sys
@@ -197,3 +198,64 @@ def test_cli_debug_prints_the_traceback(tmp_path):
     assert proc.returncode == 1
     assert "Traceback (most recent call last)" in proc.stderr
     assert "models_py._errors.WarehouseError: warehouse file" in proc.stderr
+
+
+def test_duckdb_memory_limit_and_spill_directory_bound_python_and_dbt_alike(
+    tiny, tmp_path, monkeypatch
+):
+    """PROPENSITY_DUCKDB_MEMORY_LIMIT and PROPENSITY_DUCKDB_TEMP_DIRECTORY reach both the
+    package's own connections and dbt's (through profiles.yml); unset, DuckDB's defaults apply:
+    80 % of RAM and the warehouse path + '.tmp'."""
+    import json
+
+    from models_py._warehouse import connect
+
+    spill = tmp_path / "spill"
+    query = "select current_setting('memory_limit') as m, current_setting('temp_directory') as t"
+
+    def python_side():
+        con = connect(tiny, read_only=True)
+        try:
+            return tuple(con.execute(query).fetchone())
+        finally:
+            con.close()
+
+    def dbt_side():
+        out = subprocess.run(
+            [
+                str(Path(sys.executable).with_name("dbt")),
+                "show",
+                "--inline",
+                query,
+                "--output",
+                "json",
+                "--log-format",
+                "json",
+                "--project-dir",
+                str(REPO_ROOT / "dbt_project"),
+                "--profiles-dir",
+                str(REPO_ROOT),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**os.environ, "PROPENSITY_WAREHOUSE": str(tiny)},
+            timeout=300,
+        )
+        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+        for line in out.stdout.splitlines():
+            data = json.loads(line).get("data", {})
+            if "preview" in data:
+                (row,) = json.loads(data["preview"])
+                return row["m"], row["t"]
+        raise AssertionError(out.stdout[-2000:])
+
+    monkeypatch.setenv("PROPENSITY_DUCKDB_MEMORY_LIMIT", "1GB")
+    monkeypatch.setenv("PROPENSITY_DUCKDB_TEMP_DIRECTORY", str(spill))
+    assert python_side() == ("953.6 MiB", str(spill))
+    assert dbt_side() == ("953.6 MiB", str(spill))
+    monkeypatch.delenv("PROPENSITY_DUCKDB_MEMORY_LIMIT")
+    monkeypatch.delenv("PROPENSITY_DUCKDB_TEMP_DIRECTORY")
+    default = python_side()
+    assert default[1] == f"{tiny}.tmp" and default[0] != "953.6 MiB"
+    assert dbt_side() == default

@@ -299,3 +299,59 @@ def test_kfold_summary_shows_the_cv_auc(single):
     assert f"{cv['roc_auc_mean']:.3f} ± {cv['roc_auc_std']:.3f}" in text
     row = single.summary_rows()[0]
     assert row["cv_roc_auc_mean"] == cv["roc_auc_mean"]
+
+
+def test_ensembles_without_a_time_axis_use_the_out_of_fold_scores(warehouse):
+    """Soft voting and stacking from the candidates' out-of-fold search scores: soft voting's
+    fold AUCs are those of the mean out-of-fold score on the search's own folds; the chosen model
+    follows the margin rule and passes the parity gate."""
+    from models_py.training._candidates import SearchResult
+    from models_py.training._ensembles import fit_ensembles_kfold
+    from models_py.training._examples import load_examples
+    from models_py.training._train import choose_candidate, plan_training
+
+    specs = parse_specs(
+        _load(spec_yaml("with_ensembles", "    ensembles: [soft_voting, stacking]\n"))
+    )
+    (target,) = plan_training(warehouse, specs=specs)
+    with closing(connect(warehouse.warehouse, read_only=True)) as con:
+        ex = load_examples(con, target)
+    choice = choose_candidate(target, ex, on_step=lambda _s: None)
+    singles = ("logistic_regression", "hist_gradient_boosting")
+    searches: dict[str, SearchResult] = {a: choice.fitted[a][1] for a in singles}
+    index = searches[singles[0]].oof_index
+    y = ex.part("train")[1][index]
+    mean_oof = np.mean([searches[a].oof_proba for a in singles], axis=0)
+    folds = stratified_folds(y, n_folds=3, random_state=3)
+    by_name = {c.algorithm: c for c in choice.candidates}
+    assert by_name["soft_voting"].fold_auc == pytest.approx(
+        [roc_auc_score(y[va], mean_oof[va]) for _, va in folds], abs=1e-12
+    )
+    assert by_name["stacking"].validation_auc == pytest.approx(
+        np.mean(by_name["stacking"].fold_auc), abs=1e-12
+    )
+    best_single = max(by_name[a].validation_auc for a in singles)
+    eligible = [
+        c for c in choice.candidates if c.algorithm in singles or c.validation_auc >= best_single
+    ]
+    assert choice.best.algorithm == max(eligible, key=lambda c: c.validation_auc).algorithm
+    # every ensemble's members are the fitted candidates themselves
+    X_tr, y_tr, _ = ex.part("train")
+    members = {a: choice.fitted[a][0] for a in singles}
+    (voting, _), (stack, stack_search) = fit_ensembles_kfold(
+        ("soft_voting", "stacking"), members, searches, X_tr, y_tr, n_folds=3, random_state=3
+    )
+    assert voting.estimator.estimators_ == list(members.values())
+    assert stack_search.oof_proba.shape == y.shape
+    # stacking's meta-model is fitted on the out-of-fold member scores
+    from sklearn.linear_model import LogisticRegression
+
+    P = np.column_stack([searches[a].oof_proba for a in singles])
+    np.testing.assert_allclose(
+        stack.estimator.final_estimator_.coef_, LogisticRegression().fit(P, y).coef_
+    )
+    # trained through `train`: registered, whatever won, behind the parity gate
+    report = train(warehouse, specs=specs)
+    (r,) = report.results
+    assert r.status == "registered" and r.parity_max_abs_diff < 1e-5
+    assert {c.algorithm for c in r.candidates} == {*singles, "soft_voting", "stacking"}

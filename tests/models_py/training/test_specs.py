@@ -78,6 +78,7 @@ def test_threshold_precision_at():
         ({"features": ["order_count"], "categorical": ["rfm_segment_code"]}, "not in the features"),
         ({"name": "Bad Name"}, "is not allowed"),
         ({"max_training_rows": 10}, "max_training_rows must be an integer >= 100"),
+        ({"max_positive_share": 1.0}, "max_positive_share must be a number between 0 and 1"),
     ],
 )
 def test_bad_spec_is_named(changes, message):
