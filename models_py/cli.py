@@ -179,6 +179,106 @@ def cmd_offers_set(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_experiment_design(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from models_py._errors import WarehouseError
+    from models_py._warehouse import connect
+    from models_py.experiments._design import design_experiment, save_design
+
+    settings = _settings(args)
+    con = None
+    if settings.warehouse.exists():
+        con = connect(settings.warehouse, read_only=args.name is None)
+    elif args.name:
+        raise WarehouseError(
+            f"--name saves the design in the warehouse, and {settings.warehouse} does not exist"
+        )
+    try:
+        design = design_experiment(
+            con,
+            metric=args.metric,
+            mde=args.mde,
+            arms=args.arms,
+            alpha=args.alpha,
+            power=args.power,
+            baseline_rate=args.baseline_rate,
+            baseline_sd=args.baseline_sd,
+            audience=args.audience,
+            window_days=args.window_days,
+            daily_volume=args.daily_volume,
+        )
+        if args.name:
+            save_design(
+                con, args.name, design, designed_at=dt.datetime.now().replace(microsecond=0)
+            )
+    finally:
+        if con is not None:
+            con.close()
+    console = _console()
+    console.print(design.summary())
+    if args.name:
+        console.print(
+            f"saved as design {args.name!r} in raw.experiment_designs "
+            "(marts.dim_experiment_designs after `propensity build`)"
+        )
+    return 0
+
+
+def cmd_experiment_assign(args: argparse.Namespace) -> int:
+    from models_py.experiments import assign_experiments
+
+    done = assign_experiments(_settings(args), args.path, experiments=args.experiment)
+    console = _console()
+    for a in done:
+        console.print(a.summary())
+    console.print(
+        "assignments are in raw.experiment_assignments; `propensity build` refreshes the "
+        "experiment marts (balance at assignment, results once outcomes arrive)"
+    )
+    return 0
+
+
+def cmd_experiment_analyse(args: argparse.Namespace) -> int:
+    from models_py._warehouse import connect
+    from models_py.experiments import analyse_experiment, analyse_relation
+
+    settings = _settings(args)
+    with closing(connect(settings.warehouse, read_only=True)) as con:
+        if args.relation:
+            if not args.metric or not args.control:
+                raise ConfigError("--relation needs --metric (one or more) and --control ARM")
+            analysis = analyse_relation(
+                con,
+                args.relation,
+                metrics=args.metric,
+                control=args.control,
+                arm_column=args.arm_column,
+                experiment_id=args.experiment_id,
+                covariate=args.covariate,
+                balance_columns=args.balance or (),
+                alpha=args.alpha,
+            )
+        else:
+            if not args.experiment_id:
+                raise ConfigError("give the experiment id (or --relation for a table)")
+            analysis = analyse_experiment(
+                con, args.experiment_id, control=args.control, alpha=args.alpha, final=args.final
+            )
+    render_analysis(analysis, _console())
+    return 2 if analysis.sample_ratio.is_mismatch else 0
+
+
+def cmd_experiment_report(args: argparse.Namespace) -> int:
+    from models_py.reporting._experiments_page import write_experiments_page
+
+    result = write_experiments_page(
+        _settings(args).warehouse, args.out, experiments=args.experiment
+    )
+    _console().print(result.summary())
+    return 0
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from models_py._dbt import run_dbt
 
@@ -426,6 +526,73 @@ def render_train_summary(report: TrainReport, console) -> None:
             console.print(f"  {r.model_id}: {r.promotion_reason}")
         else:
             console.print(f"  {r.product_group} {r.status}: {r.message}", style="red")
+
+
+def render_analysis(analysis, console) -> None:
+    """`propensity experiment analyse`: one table per metric, the sample ratio, the verdict."""
+    from rich.table import Table
+
+    from models_py.experiments._analyse import change, level
+
+    flags = []
+    if analysis.is_interim:
+        flags.append("INTERIM")
+    if analysis.sample_ratio.is_mismatch:
+        flags.append("SAMPLE RATIO MISMATCH")
+    console.print(
+        f"experiment {analysis.experiment_id} ({analysis.source}), control "
+        f"{analysis.control_arm}, status {analysis.status}"
+        + (f" [{', '.join(flags)}]" if flags else "")
+    )
+    for metric in analysis.metrics:
+        rows = analysis.for_metric(metric)
+        kind = rows[0].kind
+        cuped = any(c.has_cuped for c in rows)
+        table = Table(title=f"{metric}{' (primary)' if metric == analysis.primary_metric else ''}")
+        columns = [
+            "arm",
+            "customers",
+            "control",
+            "arm mean",
+            "difference",
+            "95% CI",
+            "lift",
+            "p (Holm)",
+        ]
+        if cuped:
+            columns += ["CUPED 95% CI", "p (Holm)", "var. reduction"]
+        for col in columns:
+            table.add_column(col, justify="left" if col == "arm" else "right")
+        for c in rows:
+            cells = [
+                c.arm,
+                f"{c.customers:,}",
+                level(kind, c.control_mean),
+                level(kind, c.mean),
+                change(kind, c.difference),
+                f"{change(kind, c.ci_lower)} .. {change(kind, c.ci_upper)}",
+                "-" if c.relative_lift is None else f"{c.relative_lift:+.1%}",
+                f"{c.p_value_holm:.3g}",
+            ]
+            if cuped:
+                cells += [
+                    f"{change(kind, c.cuped_ci_lower)} .. {change(kind, c.cuped_ci_upper)}",
+                    f"{c.cuped_p_value_holm:.3g}",
+                    f"{c.variance_reduction:.0%}",
+                ]
+            table.add_row(*cells)
+        console.print(table)
+    sr = analysis.sample_ratio
+    counts = ", ".join(
+        f"{arm} {n:,} ({n / sum(sr.counts.values()):.1%} vs {sr.expected_shares[arm]:.1%})"
+        for arm, n in sr.counts.items()
+    )
+    console.print(
+        f"sample ratio: {counts}; chi-square {sr.chi_square:.2f} (df {sr.df}), p = "
+        f"{sr.p_value:.3g}: {'MISMATCH' if sr.is_mismatch else 'passes'} (flagged below p 0.001)"
+    )
+    for line in analysis.verdict():
+        console.print(f"- {line}")
 
 
 def run_train(
@@ -806,6 +973,73 @@ def build_parser() -> argparse.ArgumentParser:
         help="make the new set the champion of its offer family (default: only the first one)",
     )
     q.set_defaults(func=cmd_uplift_train)
+
+    p = sub.add_parser(
+        "experiment", help="design, assign and analyse experiments (docs/experiments.md)"
+    )
+    experiment_sub = p.add_subparsers(dest="experiment_command", required=True)
+    q = experiment_sub.add_parser(
+        "design", help="customers per arm and duration for a minimum detectable effect"
+    )
+    q.add_argument("--metric", choices=("conversion", "revenue"), default="conversion")
+    q.add_argument(
+        "--mde",
+        type=float,
+        required=True,
+        help="minimum detectable effect, absolute: a rate difference (0.01 = 1 point) or "
+        "revenue per customer",
+    )
+    q.add_argument(
+        "--baseline-rate",
+        type=float,
+        default=None,
+        help="control conversion rate (default: observed in the warehouse)",
+    )
+    q.add_argument(
+        "--baseline-sd",
+        type=float,
+        default=None,
+        help="revenue per customer's standard deviation (default: observed in the warehouse)",
+    )
+    q.add_argument("--arms", type=_positive_int, default=2, help="arms including the control")
+    q.add_argument("--power", type=float, default=0.8)
+    q.add_argument("--alpha", type=float, default=0.05, help="split over the arms - 1 comparisons")
+    q.add_argument("--audience", default=None, help="campaign id: its audience's size and inflow")
+    q.add_argument("--window-days", type=_positive_int, default=30, help="outcome window")
+    q.add_argument("--daily-volume", type=float, default=None, help="new customers per day")
+    q.add_argument("--name", default=None, help="save as this design in raw.experiment_designs")
+    q.set_defaults(func=cmd_experiment_design)
+    q = experiment_sub.add_parser(
+        "assign", help="assign (or record) the experiments of experiments.yml, atomically"
+    )
+    q.add_argument("path", type=Path)
+    q.add_argument("--experiment", action="append", default=None, help="only this experiment")
+    q.set_defaults(func=cmd_experiment_assign)
+    q = experiment_sub.add_parser(
+        "analyse",
+        aliases=["analyze"],
+        help="each arm against the control: lifts, intervals, Holm p-values, SRM, CUPED, verdict",
+    )
+    q.add_argument("experiment_id", nargs="?", default=None)
+    q.add_argument("--control", default=None, help="compare against this arm")
+    q.add_argument("--alpha", type=float, default=0.05)
+    q.add_argument(
+        "--final", action="store_true", help="refuse while the outcome window is still open"
+    )
+    q.add_argument(
+        "--relation", default=None, help="analyse a table with one row per customer instead"
+    )
+    q.add_argument("--metric", action="append", default=None, help="--relation: outcome column")
+    q.add_argument("--covariate", default=None, help="--relation: pre-period column for CUPED")
+    q.add_argument("--arm-column", default="arm", help="--relation: the arm column")
+    q.add_argument(
+        "--balance", action="append", default=None, help="--relation: pre-assignment column"
+    )
+    q.set_defaults(func=cmd_experiment_analyse)
+    q = experiment_sub.add_parser("report", help="write the experiments page (experiments.html)")
+    q.add_argument("--out", type=Path, default=Path("report"), help="output directory")
+    q.add_argument("--experiment", action="append", default=None, help="only this experiment")
+    q.set_defaults(func=cmd_experiment_report)
 
     p = sub.add_parser("models", help="the model registry: list, promote, rollback")
     models_sub = p.add_subparsers(dest="action", required=True)

@@ -14,7 +14,7 @@ with cutoffs as (
 ),
 
 treatments as (
-    select * from {{ ref('stg_raw__treatments') }}
+    select * from {{ ref('int_experiment_assignments') }}
 ),
 
 late as (

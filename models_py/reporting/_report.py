@@ -5,7 +5,8 @@ calibration curve, score distribution, top feature importances, model AUC next t
 known; plus audience sizes and, once daily runs have built the monitoring marts, a monitoring
 section: ROC AUC over the scored cutoffs (realised and estimated), the drift alerts of the newest
 cutoff and the latest retraining decisions; and, once an uplift model set is registered, the
-uplift and offers section (`_uplift_page`). Plots are drawn with matplotlib and embedded as PNG.
+uplift and offers section (`_uplift_page`); and, once experiments have results, the experiments
+section (`_experiments_page`). Plots are drawn with matplotlib and embedded as PNG.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ th, td { border: 1px solid #ddd; padding: 0.3rem 0.45rem; text-align: right; }
 th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
 .grid { display: grid; grid-template-columns: repeat(3, 1fr); gap: 0.5rem; }
 .grid img { width: 100%; } .muted { color: #777; font-size: 0.85rem; }
+.flag { display: inline-block; padding: 0.1rem 0.4rem; margin-right: 0.4rem; border-radius: 0.2rem;
+  background: #c44e52; color: #fff; font-size: 0.8rem; } .flag.interim { background: #dd8452; }
+.verdict li { margin-bottom: 0.3rem; }
 """
 
 
@@ -282,6 +286,7 @@ def write_report(warehouse: Path | str, out_dir: Path | str) -> ReportResult:
     WarehouseError
         When the warehouse has no trained champion model to report on.
     """
+    from models_py.reporting._experiments_page import experiments_section
     from models_py.reporting._uplift_page import uplift_section
 
     con = connect(warehouse, read_only=True)
@@ -359,6 +364,7 @@ def write_report(warehouse: Path | str, out_dir: Path | str) -> ReportResult:
                 _group_plots(con, group, champ["model_id"], has),
             ]
         parts += uplift_section(con)
+        parts += experiments_section(con)
     finally:
         con.close()
     target = _write_page(Path(out_dir) / "index.html", "Propensity report", parts)

@@ -10,7 +10,8 @@ warehouse's registry tables (never from memory), and ``docs/results.md`` is writ
 - Customer Personality (Kaggle): ``load marketing-campaign`` -> ``train --spec
   specs/marketing_campaign.yml`` (stratified 5-fold, no time axis) -> ``score``.
 - Hillstrom (MineThatData 2008): ``load hillstrom`` -> ``train --spec specs/hillstrom.yml``
-  (visit and conversion, per arm and pooled) -> ``score``.
+  (visit and conversion, per arm and pooled) -> ``score`` -> ``uplift train`` -> ``experiment
+  analyse --relation datasets.hillstrom`` (the e-mails as an A/B test).
 """
 
 from __future__ import annotations
@@ -312,9 +313,30 @@ def run_hillstrom(path: Path, workdir: Path, *, threads: int = 2, console=None) 
         ),
     )
     uplift = step("uplift train (specs/hillstrom_uplift.yml)", lambda: _uplift(settings))
+    experiment = step("experiment analyse", lambda: _experiment(settings))
     run.models = champion_rows(settings, "hillstrom", "hillstrom_response")
-    run.facts = {"load": load, "scored": scored, "uplift": uplift}
+    run.facts = {"load": load, "scored": scored, "uplift": uplift, "experiment": experiment}
     return run
+
+
+#: `propensity experiment analyse` of the Hillstrom experiment, as the results page runs it.
+HILLSTROM_EXPERIMENT = {
+    "relation": "datasets.hillstrom",
+    "experiment_id": "hillstrom_2008_email",
+    "metrics": ["visit", "conversion", "spend"],
+    "control": "no_email",
+    "covariate": "history",
+    "balance_columns": ["recency_months", "history", "bought_mens", "bought_womens", "is_newbie"],
+}
+
+
+def _experiment(settings: Settings):
+    """The e-mails against no e-mail (docs/experiments.md): lifts, intervals, SRM, CUPED."""
+    from models_py.experiments import analyse_relation
+
+    with closing(connect(settings.warehouse, read_only=True)) as con:
+        spec = dict(HILLSTROM_EXPERIMENT)
+        return analyse_relation(con, spec.pop("relation"), **spec)
 
 
 def _uplift(settings: Settings) -> list[dict]:
@@ -697,8 +719,55 @@ def _hillstrom_section(run: DatasetRun) -> list[str]:
         f"target's champion, for the uplift work): {sum(scored.rows.values()):,} rows.",
         "",
         *_hillstrom_uplift(run.facts.get("uplift") or []),
+        *_hillstrom_experiment(run.facts.get("experiment")),
         _steps_line(run),
     ]
+
+
+def _hillstrom_experiment(analysis) -> list[str]:
+    """The experiment read as an A/B test (`propensity experiment analyse --relation`)."""
+    if analysis is None:
+        return []
+    from models_py.experiments._analyse import change, level
+
+    spec = HILLSTROM_EXPERIMENT
+    command = (
+        f"propensity experiment analyse {spec['experiment_id']} --relation {spec['relation']} "
+        + " ".join(f"--metric {m}" for m in spec["metrics"])
+        + f" --covariate {spec['covariate']} --control {spec['control']} "
+        + " ".join(f"--balance {c}" for c in spec["balance_columns"])
+    )
+    lines = [
+        f"**The experiment as an A/B test** (`{command}`; docs/experiments.md): each e-mail "
+        "against no e-mail, 95 % intervals, p-values Holm-adjusted over the two e-mails, CUPED "
+        "with last year's spend (`history`) as the pre-period covariate.",
+        "",
+        "| metric | arm | no e-mail | arm | difference (95 % CI) | relative lift (95 % CI) | "
+        "Holm p | CUPED 95 % CI | variance reduction |",
+        "|---|---|---:|---:|---|---|---:|---|---:|",
+    ]
+    for c in analysis.comparisons:
+        k = c.kind
+        lines.append(
+            f"| {c.metric} | {c.arm} | {level(k, c.control_mean)} | {level(k, c.mean)} | "
+            f"{change(k, c.difference)} ({change(k, c.ci_lower)} .. {change(k, c.ci_upper)}) | "
+            f"{c.relative_lift:+.1%} ({c.relative_lift_ci_lower:+.1%} .. "
+            f"{c.relative_lift_ci_upper:+.1%}) | {c.p_value_holm:.2g} | "
+            f"{change(k, c.cuped_ci_lower)} .. {change(k, c.cuped_ci_upper)} | "
+            f"{c.variance_reduction:.1%} |"
+        )
+    sr = analysis.sample_ratio
+    counts = " / ".join(f"{arm} {n:,}" for arm, n in sr.counts.items())
+    lines += [
+        "",
+        f"Sample ratio: {counts} against equal shares, chi-square {sr.chi_square:.2f} "
+        f"(df {sr.df}), p = {sr.p_value:.2f}: "
+        + ("**mismatch**." if sr.is_mismatch else "passes."),
+        "",
+        *[f"- {line}" for line in analysis.verdict()],
+        "",
+    ]
+    return lines
 
 
 def _hillstrom_uplift(metrics: Sequence[dict]) -> list[str]:

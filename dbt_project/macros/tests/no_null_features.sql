@@ -1,13 +1,14 @@
 {#-
   Generic test: no numeric column of the model is NULL (every feature has a documented fill value).
   One row per offending row, naming the NULL columns. Columns are read from the built relation, so
-  a new feature column is covered without editing the test.
+  a new feature column is covered without editing the test. `nullable` names numeric columns that
+  are no features and may be NULL by design (e.g. the money of an experiment without discounts).
 -#}
-{% test no_null_features(model, key_columns, hint='') %}
+{% test no_null_features(model, key_columns, hint='', nullable=[]) %}
 {%- set numeric = [] -%}
 {%- if execute -%}
     {%- for col in adapter.get_columns_in_relation(model) -%}
-        {%- if col.is_number() or col.is_float() or col.is_integer() or col.dtype | lower in ('integer', 'bigint', 'double', 'float', 'smallint', 'hugeint') -%}
+        {%- if col.name not in nullable and (col.is_number() or col.is_float() or col.is_integer() or col.dtype | lower in ('integer', 'bigint', 'double', 'float', 'smallint', 'hugeint')) -%}
             {%- do numeric.append(col.name) -%}
         {%- endif -%}
     {%- endfor -%}

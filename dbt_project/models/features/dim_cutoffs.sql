@@ -8,10 +8,11 @@
   - roles: the newest test_cutoffs training cutoffs are 'test', the validation_cutoffs before
     them 'validation', the rest 'train', purged: a cutoff whose label window reaches past the
     first cutoff of a later split is dropped (only when cutoffs are closer than horizon_days).
-  - experiment: the day of each experiment assignment (stg_raw__treatments.assigned_at, cast to a
-    date) whose outcome window [day, day + horizon_days) ends on or before the scoring cutoff and
-    that is not already a training or scoring cutoff (then that cutoff's features serve it).
-    fct_experiment_examples reads the features as of these days: events strictly before the
+  - experiment: the day of each experiment assignment (int_experiment_assignments.assigned_at,
+    cast to a date) before the scoring cutoff that is not already a training or scoring cutoff
+    (then that cutoff's features serve it). fct_experiment_examples reads the features as of
+    these days (for experiments whose outcome window [day, day + horizon_days) has ended), and
+    fct_experiment_balance (for every experiment, running ones too): events strictly before the
     assignment day, so nothing at or after the assignment.
   - a scoring-only run (var feature_cutoff_roles without a training role, the daily run) keeps
     the training cutoffs and roles stored in fct_training_examples instead of deriving new ones
@@ -150,15 +151,14 @@ training as (
     {%- endif %}
 ),
 
--- Experiment assignment days with a fully observed outcome window, unless already a cutoff.
+-- Experiment assignment days before the scoring cutoff, unless already a cutoff.
 experiments as (
-    select distinct cast(treatments.assigned_at as date) as as_of_date
-    from {{ ref('stg_raw__treatments') }} as treatments
+    select distinct cast(assignments.assigned_at as date) as as_of_date
+    from {{ ref('int_experiment_assignments') }} as assignments
     cross join scoring
     where
-        treatments.assigned_at is not null
-        and {{ dbt.dateadd('day', horizon, 'cast(treatments.assigned_at as date)') }}
-        <= scoring.as_of_date
+        assignments.assigned_at is not null
+        and cast(assignments.assigned_at as date) < scoring.as_of_date
 ),
 
 unioned as (

@@ -1,6 +1,7 @@
 {#-
-  Experiment examples: one row per (experiment_id, customer_id) of stg_raw__treatments whose
-  outcome window is fully observed, for uplift models (docs/uplift.md).
+  Experiment examples: one row per (experiment_id, customer_id) of int_experiment_assignments
+  (raw.treatments and `propensity experiment assign`) whose outcome window is fully observed,
+  for uplift models (docs/uplift.md).
 
   - Features: those of the `any` product group as fct_training_examples has them, as of the
     assignment day T = cast(assigned_at as date) (a cutoff of dim_cutoffs): events strictly
@@ -14,7 +15,8 @@
     revenue / (1 - d) of what was bought, the discount cost list value - revenue and the margin
     list value x offer_margin_rate - discount cost (dbt var; the gross margin as a share of the
     list price). Without discount_pct they are null.
-  Only experiments whose window ends on or before the scoring cutoff are here (dim_cutoffs).
+  Only assignments whose window [T, T + horizon_days) ends on or before the scoring cutoff are
+  here.
 -#}
 {%- set horizon = propensity_horizon_days() -%}
 {%- set margin_rate = var('offer_margin_rate') -%}
@@ -29,6 +31,11 @@ with cutoffs as (
     select * from {{ ref('dim_cutoffs') }}
 ),
 
+scoring as (
+    select as_of_date from cutoffs
+    where cutoff_role = 'scoring'
+),
+
 treatments as (
     select
         treatments.experiment_id,
@@ -38,8 +45,11 @@ treatments as (
         treatments.assigned_at,
         cast(treatments.assigned_at as date) as as_of_date,
         treatments.assigned_at + to_days({{ horizon }}) as outcome_window_end
-    from {{ ref('stg_raw__treatments') }} as treatments
+    from {{ ref('int_experiment_assignments') }} as treatments
     inner join cutoffs on cast(treatments.assigned_at as date) = cutoffs.as_of_date
+    where
+        {{ dbt.dateadd('day', horizon, 'cast(treatments.assigned_at as date)') }}
+        <= (select scoring.as_of_date from scoring)
 ),
 
 customer_features as (

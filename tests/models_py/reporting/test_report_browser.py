@@ -478,3 +478,39 @@ def test_report_without_uplift_tables(browser, trained_warehouse, tmp_path, caps
     err = capsys.readouterr().err
     assert "has no uplift model set" in err and "propensity uplift train" in err
     assert not (out / "offers.html").exists()
+
+
+def test_report_shows_experiments_once_they_have_results(
+    browser, trained_warehouse, tmp_path_factory, tmp_path
+):
+    """With the experiment marts (copied from the experiments' generated warehouse), the report
+    ends with the experiments section: one subsection per experiment, its plots decoded."""
+    from tests.models_py.experiments.experiment_fixtures import experiment_template
+
+    source = experiment_template(tmp_path_factory)
+    wh = _copy(trained_warehouse, tmp_path / "wh.duckdb")
+    con = connect(wh)
+    try:
+        con.execute(f"attach '{source}' as experiments (read_only)")
+        for table in (
+            "dim_experiments",
+            "fct_experiment_results",
+            "fct_experiment_balance",
+            "fct_experiment_cumulative",
+        ):
+            con.execute(
+                f"create or replace table marts.{table} as select * from experiments.marts.{table}"
+            )
+        con.execute("detach experiments")
+    finally:
+        con.close()
+    out = tmp_path / "report"
+    assert main(["--warehouse", str(wh), "report", "--out", str(out)]) == 0
+    browser.get((out / "index.html").as_uri())
+    assert _headings(browser, "h2")[-1] == "Experiments"
+    assert _headings(browser, "h3")[-3:] == ["aa_sept", "discount_2026q3", "running_test"]
+    images = _images(browser)
+    viewport = browser.execute_script("return document.documentElement.clientWidth")
+    _assert_images_decode(images, viewport)
+    assert sum("cumulative conversion lift" in alt for *_, alt in images) == 3
+    _assert_fits(browser)
