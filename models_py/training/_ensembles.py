@@ -90,13 +90,15 @@ def stacking(
     oof = cross_val_predict(LogisticRegression(), P, y_va, cv=folds, method="predict_proba")[:, 1]
     auc = float(roc_auc_score(y_va, oof))
     frozen = [(name, FrozenEstimator(est)) for name, est in members.items()]
+    # `fit` would predict every validation row with every member again for the meta-model's
+    # input; those predictions are `P`. So the classifier is fitted on a few rows of each class
+    # (for its attributes) and its meta-model is then the logistic regression fitted on `P`.
+    few = np.concatenate([np.flatnonzero(y_va == c)[:STACKING_FOLDS] for c in (0, 1)])
     stack = StackingClassifier(
-        frozen,
-        final_estimator=LogisticRegression(),
-        cv=folds,  # the frozen members ignore it: each fold predicts with the fitted member
-        stack_method="predict_proba",
-    ).fit(X_va, y_va)
+        frozen, final_estimator=LogisticRegression(), cv=2, stack_method="predict_proba"
+    ).fit(X_va[few], y_va[few])
     stack = _unfreeze(stack, members)
+    stack.final_estimator_ = LogisticRegression().fit(P, y_va)
     return FittedEnsemble("stacking", stack, auc, tuple(members), time.perf_counter() - started)
 
 
@@ -107,11 +109,17 @@ def fit_ensembles(
     y_va: np.ndarray,
     *,
     random_state: int,
+    p_va: Mapping[str, np.ndarray] | None = None,
 ) -> list[FittedEnsemble]:
-    """Every ensemble the spec names, over `members` (name -> fitted candidate)."""
+    """Every ensemble the spec names, over `members` (name -> fitted candidate); `p_va`: the
+    members' validation probabilities when the caller has them (computed otherwise)."""
     if not kinds or len(members) < 2:
         return []
-    p_va = {name: est.predict_proba(X_va)[:, 1] for name, est in members.items()}
+    known = dict(p_va or {})
+    p_va = {
+        name: known[name] if name in known else est.predict_proba(X_va)[:, 1]
+        for name, est in members.items()
+    }
     out = []
     for kind in kinds:
         if kind == "soft_voting":

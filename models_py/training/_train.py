@@ -193,7 +193,8 @@ def _refit(
 
 def _fit_candidate(
     target: TrainingTarget, algorithm: str, ex: Examples
-) -> tuple[Any, CandidateResult]:
+) -> tuple[Any, CandidateResult, np.ndarray]:
+    """Search and refit one candidate; with its validation probabilities (reused by ensembles)."""
     spec = target.spec
     X_tr, y_tr, c_tr = ex.part("train")
     w_tr = ex.weights("train")
@@ -213,7 +214,8 @@ def _fit_candidate(
         sample_weight=w_tr,
     )
     est = _refit(target, algorithm, search.best_params, X_tr, y_tr, w_tr)
-    val_auc = float(roc_auc_score(y_va, est.predict_proba(X_va)[:, 1]))
+    p_va = est.predict_proba(X_va)[:, 1]
+    val_auc = float(roc_auc_score(y_va, p_va))
     result = CandidateResult(
         algorithm=algorithm,
         params=search.best_params,
@@ -230,7 +232,7 @@ def _fit_candidate(
         "n/a" if search.best_score is None else f"{search.best_score:.4f}",
         result.seconds,
     )
-    return est, result
+    return est, result, p_va
 
 
 def _fit_candidate_kfold(
@@ -456,9 +458,10 @@ def choose_candidate(
     fitted: dict[str, Any] = {}
     searches: dict[str, SearchResult] = {}
     candidates: list[CandidateResult] = []
+    validation_proba: dict[str, np.ndarray] = {}
     for algorithm in available_algorithms(list(target.spec.candidates)):
         if target.spec.is_temporal:
-            est, cand = _fit_candidate(target, algorithm, ex)
+            est, cand, validation_proba[algorithm] = _fit_candidate(target, algorithm, ex)
         else:
             est, cand, searches[algorithm] = _fit_candidate_kfold(target, algorithm, ex)
         fitted[algorithm] = est
@@ -473,7 +476,12 @@ def choose_candidate(
             built = [
                 (ens, None)
                 for ens in fit_ensembles(
-                    spec.ensembles, dict(fitted), X_va, y_va, random_state=spec.random_state
+                    spec.ensembles,
+                    dict(fitted),
+                    X_va,
+                    y_va,
+                    random_state=spec.random_state,
+                    p_va=validation_proba,
                 )
             ]
         else:
