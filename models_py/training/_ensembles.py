@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.base import clone
 from sklearn.ensemble import StackingClassifier, VotingClassifier
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
@@ -61,15 +60,38 @@ def _unfreeze(ensemble: VotingClassifier | StackingClassifier, members: Mapping[
     return ensemble
 
 
+def _voting_classifier(members: Mapping[str, Any], X: np.ndarray, y: np.ndarray):
+    """The soft-voting classifier over the fitted members (`fit` only records the classes)."""
+    frozen = [(name, FrozenEstimator(est)) for name, est in members.items()]
+    # flatten_transform=False: skl2onnx converts only the unflattened voting classifier.
+    voting = VotingClassifier(frozen, voting="soft", flatten_transform=False).fit(X, y)
+    return _unfreeze(voting, members)
+
+
+def _stacking_classifier(
+    members: Mapping[str, Any], X: np.ndarray, y: np.ndarray, P: np.ndarray
+) -> StackingClassifier:
+    """The stacking classifier over the fitted members whose meta-model is a logistic
+    regression fitted on `P` (the members' probabilities of the rows `y` labels). `fit` would
+    predict every row with every member again for the meta-model's input; those predictions are
+    `P`, so the classifier is fitted on a few rows of each class (for its attributes) and its
+    meta-model is then replaced."""
+    frozen = [(name, FrozenEstimator(est)) for name, est in members.items()]
+    few = np.concatenate([np.flatnonzero(y == c)[:STACKING_FOLDS] for c in (0, 1)])
+    stack = StackingClassifier(
+        frozen, final_estimator=LogisticRegression(), cv=2, stack_method="predict_proba"
+    ).fit(X[few], y[few])
+    stack = _unfreeze(stack, members)
+    stack.final_estimator_ = LogisticRegression().fit(P, y)
+    return stack
+
+
 def soft_voting(
     members: Mapping[str, Any], X_va: np.ndarray, y_va: np.ndarray, p_va: Mapping[str, np.ndarray]
 ) -> FittedEnsemble:
     """Mean of the members' probabilities; `p_va` holds each member's validation probabilities."""
     started = time.perf_counter()
-    frozen = [(name, FrozenEstimator(est)) for name, est in members.items()]
-    # flatten_transform=False: skl2onnx converts only the unflattened voting classifier.
-    voting = VotingClassifier(frozen, voting="soft", flatten_transform=False).fit(X_va, y_va)
-    voting = _unfreeze(voting, members)
+    voting = _voting_classifier(members, X_va, y_va)
     p = np.mean([p_va[name] for name in members], axis=0)
     auc = float(roc_auc_score(y_va, p))
     return FittedEnsemble("soft_voting", voting, auc, tuple(members), time.perf_counter() - started)
@@ -89,16 +111,7 @@ def stacking(
     folds = StratifiedKFold(STACKING_FOLDS, shuffle=True, random_state=random_state)
     oof = cross_val_predict(LogisticRegression(), P, y_va, cv=folds, method="predict_proba")[:, 1]
     auc = float(roc_auc_score(y_va, oof))
-    frozen = [(name, FrozenEstimator(est)) for name, est in members.items()]
-    # `fit` would predict every validation row with every member again for the meta-model's
-    # input; those predictions are `P`. So the classifier is fitted on a few rows of each class
-    # (for its attributes) and its meta-model is then the logistic regression fitted on `P`.
-    few = np.concatenate([np.flatnonzero(y_va == c)[:STACKING_FOLDS] for c in (0, 1)])
-    stack = StackingClassifier(
-        frozen, final_estimator=LogisticRegression(), cv=2, stack_method="predict_proba"
-    ).fit(X_va[few], y_va[few])
-    stack = _unfreeze(stack, members)
-    stack.final_estimator_ = LogisticRegression().fit(P, y_va)
+    stack = _stacking_classifier(members, X_va, y_va, P)
     return FittedEnsemble("stacking", stack, auc, tuple(members), time.perf_counter() - started)
 
 
@@ -157,22 +170,16 @@ def fit_ensembles_kfold(
     out = []
     for kind in kinds:
         started = time.perf_counter()
-        frozen = [(name, FrozenEstimator(est)) for name, est in members.items()]
         if kind == "soft_voting":
             oof = P.mean(axis=1)
-            estimator = VotingClassifier(frozen, voting="soft", flatten_transform=False)
-            estimator = _unfreeze(estimator.fit(X_tr[index], y), members)
+            estimator = _voting_classifier(members, X_tr[index], y)
         elif kind == "stacking":
             oof = np.empty(len(y), dtype=np.float64)
             for tr, va in folds:
                 oof[va] = LogisticRegression().fit(P[tr], y[tr]).predict_proba(P[va])[:, 1]
-            estimator = StackingClassifier(
-                frozen, final_estimator=LogisticRegression(), cv=2, stack_method="predict_proba"
-            ).fit(X_tr[index], y)
-            estimator = _unfreeze(estimator, members)
-            # the meta-model of the recipe above: fitted on the out-of-fold member scores, not
-            # on the refitted members' in-sample scores that `fit` gave it
-            estimator.final_estimator_ = clone(LogisticRegression()).fit(P, y)
+            # the meta-model of this recipe: fitted on the out-of-fold member scores, not on
+            # the refitted members' in-sample scores
+            estimator = _stacking_classifier(members, X_tr[index], y, P)
         else:  # the spec schema admits only the two
             raise ValueError(f"unknown ensemble {kind!r}")
         fold_auc = [float(roc_auc_score(y[va], oof[va])) for _, va in folds]

@@ -189,7 +189,13 @@ class SpecSchema(_Schema):
         else:
             temporal_only = [
                 k
-                for k in ("cutoff", "split", "test_cutoffs", "validation_cutoffs")
+                for k in (
+                    "cutoff",
+                    "split",
+                    "test_cutoffs",
+                    "validation_cutoffs",
+                    "max_positive_share",
+                )
                 if k in self.model_fields_set and getattr(self, k) is not None
             ]
             if temporal_only:

@@ -100,6 +100,15 @@ def _spec(**changes):
     ("changes", "message"),
     [
         ({"ensembles": ["bagging"]}, "ensembles must be a list of soft_voting, stacking"),
+        (
+            {
+                "validation": "stratified_kfold",
+                "cutoff": None,
+                "split": None,
+                "max_positive_share": 0.5,
+            },
+            "max_positive_share belong to validation: temporal",
+        ),
     ],
 )
 def test_bad_ensemble_settings_are_named(changes, message):

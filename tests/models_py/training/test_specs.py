@@ -71,7 +71,10 @@ def test_threshold_precision_at():
         ({"threshold": {"precision_at": 1.5}}, "precision_at must be in"),
         ({"threshold": "youden"}, "threshold must be"),
         ({"validation": "random"}, "validation must be one of"),
-        ({"validation": "stratified_kfold"}, "cutoff, split belong to validation: temporal"),
+        (
+            {"validation": "stratified_kfold"},
+            "cutoff, split, max_positive_share belong to validation: temporal",
+        ),
         ({"cutoff": None}, "cutoff"),
         ({"promotion": {"metric": "accuracy"}}, "promotion metric"),
         ({"features": ["order_count", "label"]}, "must not include key columns"),
