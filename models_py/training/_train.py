@@ -340,6 +340,8 @@ class Choice:
     fitted: Mapping[str, tuple[Any, SearchResult | None]] = field(default_factory=dict)
     #: ensembles fitted and reported but not eligible: they missed the best candidate + margin
     not_chosen: frozenset[str] = frozenset()
+    #: temporal: each single candidate's probabilities on the validation rows (from its fit)
+    validation_proba: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def ranked(self) -> list[CandidateResult]:
         """The eligible candidates, best validation ROC AUC first."""
@@ -534,6 +536,7 @@ def choose_candidate(
         search=searches.get(best.algorithm),
         fitted={a: (est, searches.get(a)) for a, est in fitted.items()},
         not_chosen=not_chosen,
+        validation_proba=validation_proba,
     )
 
 
@@ -542,10 +545,14 @@ def calibrate(target: TrainingTarget, ex: Examples, choice: Choice) -> Calibrati
     spec = target.spec
     cv: dict[str, Any] | None = None
     if spec.is_temporal:
-        # Platt scaling and the threshold on the validation period (after the train cutoffs).
+        # Platt scaling and the threshold on the validation period (after the train cutoffs),
+        # from the candidate's validation probabilities when its fit kept them.
         X_va, y_va, _ = ex.part("validation")
-        model = SigmoidCalibratedClassifier(choice.estimator).fit(X_va, y_va)
-        p_va = model.predict_proba(X_va)[:, 1]
+        p_raw = choice.validation_proba.get(choice.best.algorithm)
+        if p_raw is None:
+            p_raw = choice.estimator.predict_proba(X_va)[:, 1]
+        model = SigmoidCalibratedClassifier(choice.estimator).fit_scores(p_raw, y_va)
+        p_va = model.calibrate(p_raw)
     else:
         # Platt scaling fitted on the chosen configuration's out-of-fold predictions (as
         # CalibratedClassifierCV(ensemble=False)); the threshold on the same, calibrated.
@@ -619,6 +626,7 @@ def export(
     ex: Examples,
     choice: Choice,
     calibration: Calibration,
+    evaluation: Evaluated,
     *,
     export_hook: Callable[[bytes], bytes] | None = None,
 ) -> Export:
@@ -652,7 +660,9 @@ def export(
     if export_hook is not None:
         onnx_bytes = export_hook(onnx_bytes)
     X_te = ex.part("test")[0]
-    parity = check_parity(onnx_bytes, calibration.model, X_te, model_id=model_id)
+    parity = check_parity(
+        onnx_bytes, calibration.model, X_te, model_id=model_id, expected=evaluation.p_test
+    )
     return Export(
         model_id=model_id, trained_at=trained_at, onnx_model=onnx_bytes, parity_max_abs_diff=parity
     )
@@ -711,7 +721,9 @@ def fit_target(
             calibration = calibrate(target, ex, choice)
             evaluation = evaluate(target, ex, calibration)
             try:
-                exported = export(target, ex, choice, calibration, export_hook=export_hook)
+                exported = export(
+                    target, ex, choice, calibration, evaluation, export_hook=export_hook
+                )
                 break
             except ParityError as exc:
                 if i == len(ranked) - 1:
