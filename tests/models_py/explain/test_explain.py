@@ -118,3 +118,55 @@ def test_labels_come_from_the_catalogue_in_plain_words():
         "is_vip": ("VIP customer", "flag"),
         "x_y": ("x y", "number"),  # not in the catalogue: its name
     }
+
+
+def test_mean_abs_shap_of_the_logistic_regression_is_exact_linear_shap(data):
+    """The training-time global importance of a logistic-regression champion: per-row values add
+    up to the decision function minus its mean, a one-hot encoded feature gets the sum of its
+    columns, and they are shap's LinearExplainer's (interventional, independent features)."""
+    from models_py.training._candidates import build_estimator
+    from models_py.training._evaluate import linear_shap_values, mean_abs_shap_rows
+
+    X, _, y = data
+    X = X.copy()
+    X[:, 5] = np.floor(np.abs(X[:, 5]) * 2)  # integer-coded category 0..6
+    pipe = build_estimator(
+        "logistic_regression", {}, n_features=N_FEATURES, categorical_idx=[5]
+    ).fit(X, y)
+    rows = X[:400]
+    phi = linear_shap_values(pipe, rows)
+    assert phi.shape == rows.shape
+    raw = pipe.decision_function(rows)
+    np.testing.assert_allclose(phi.sum(axis=1), raw - raw.mean(), atol=1e-6)
+    # the numeric columns: coef * (scaled x - mean) is shap's own linear SHAP
+    prep, clf = pipe.steps[0][1], pipe.steps[-1][1]
+    Z = prep.transform(rows)
+    exact = shap.LinearExplainer(clf, shap.maskers.Independent(Z, max_samples=len(Z))).shap_values(
+        Z
+    )
+    np.testing.assert_allclose(phi[:, :5], exact[:, :5], atol=1e-6)
+    np.testing.assert_allclose(phi[:, 5], exact[:, 5:].sum(axis=1), atol=1e-6)
+
+    out = mean_abs_shap_rows(
+        algorithm="logistic_regression",
+        estimator=pipe,
+        onnx_bytes=b"",
+        model_id="lr",
+        X=rows,
+        feature_names=[f"f{i}" for i in range(N_FEATURES)],
+    )
+    assert [r["mean_abs_shap"] for r in out] == pytest.approx(np.abs(phi).mean(axis=0).tolist())
+    assert {r["shap_method"] for r in out} == {"linear_shap_log_odds_400_rows"}
+    assert out[0]["shap_rank"] == 1  # x0 drives the label
+    # ensembles are not explained: no rows, the permutation importance stands alone
+    assert (
+        mean_abs_shap_rows(
+            algorithm="soft_voting",
+            estimator=None,
+            onnx_bytes=b"",
+            model_id="v",
+            X=rows,
+            feature_names=[f"f{i}" for i in range(N_FEATURES)],
+        )
+        == []
+    )

@@ -244,7 +244,7 @@ def test_report_of_a_warehouse_in_daily_operation_shows_monitoring(
     """After daily runs the report has a monitoring section: ROC AUC over the scored cutoffs
     (realised and estimated), drift at the newest cutoff and the latest retraining decisions."""
     from models_py.registry._decisions import record_decisions
-    from tests.models_py.operations.daily_fixtures import FIRST_CUTOFF, copy_template
+    from tests.models_py.operations.daily_fixtures import FIRST_CUTOFF, copy_template, query
 
     wh = copy_template(tmp_path_factory, tmp_path)
     con = connect(wh)
@@ -286,6 +286,48 @@ def test_report_of_a_warehouse_in_daily_operation_shows_monitoring(
     text = browser.find_element("tag name", "body").text
     assert "no drift alert on its top 10 features" in text
     assert FIRST_CUTOFF.isoformat() in text
+    # Per group: permutation importance and mean |SHAP| in one plot, decoded ...
+    importance = browser.execute_script(
+        "return Array.from(document.images).filter(i => i.alt.includes('feature importance'))"
+        ".map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight])"
+    )
+    groups = [
+        g
+        for (g,) in query(
+            wh, "select product_group from ml.model_aliases where alias = 'champion' order by 1"
+        )
+    ]
+    assert [alt for alt, *_ in importance] == [f"{g}: feature importance (test)" for g in groups]
+    assert all(c and w > 0 and h > 0 for _, c, w, h in importance)
+    assert query(wh, "select count(*) from ml.feature_importance where mean_abs_shap is null") == [
+        (0,)
+    ]
+    # ... and three top-decile customers with their reasons in plain words, as visible text.
+    assert [h for h in headings if "example customers" in h] == [
+        f"{g}: example customers from the top decile" for g in groups
+    ]
+    examples = browser.execute_script(
+        "return Array.from(document.querySelectorAll('td.reasons'), td => {"
+        "  let h = td.closest('table').previousElementSibling;"
+        "  while (h.tagName !== 'H3') h = h.previousElementSibling;"
+        "  return [h.textContent.split(':')[0], td.closest('tr').cells[0].textContent,"
+        "          td.innerText, td.getBoundingClientRect().height]; })"
+    )
+    assert sorted({group for group, *_ in examples}) == groups
+    assert len(examples) == 3 * len(groups)
+    for group, customer, reasons, height in examples:
+        expected = query(
+            wh,
+            "select r.feature_label, s.decile from marts.fct_score_reasons r "
+            "join marts.fct_propensity_scores s using (customer_id, product_group, as_of_date) "
+            "where r.customer_id = ? and r.product_group = ? order by r.reason_rank",
+            [int(customer.replace(",", "")), group],
+        )
+        assert expected and all(decile == 1 for _, decile in expected)
+        assert height > 0  # shown, not collapsed
+        # in plain words, rank 1 first, e.g. "Days since the last purchase order: 12"
+        positions = [reasons.index(label) for label, _ in expected]
+        assert positions == sorted(positions)
     viewport = browser.execute_script("return document.documentElement.clientWidth")
     assert browser.execute_script("return document.documentElement.scrollWidth") <= viewport
     assert browser.execute_script(_OVERFLOWING) == []
