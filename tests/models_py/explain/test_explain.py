@@ -72,6 +72,42 @@ def test_tree_shap_of_the_onnx_trees_is_shaps_tree_shap_of_the_estimator(data):
     ours = tree_shap_values(ens, X_missing, rows)  # covers from the training rows
     exact = np.asarray(shap.TreeExplainer(hgb).shap_values(rows))
     np.testing.assert_allclose(ours, exact, atol=2e-3)
+    # Computed once per decision pattern of each tree: the values of shap called on every row
+    # (trees of more than 63 splits too: a random forest of depth 8).
+    rf = RandomForestClassifier(10, max_depth=8, random_state=0).fit(X, y)
+    for est, data in ((hgb, X_missing), (rf, X)):
+        ens = parse_tree_ensemble(onnx_of(est, X), model_id="m", n_features=N_FEATURES)
+        assert (~ens.is_leaf).sum() / ens.n_trees > 63 or est is hgb
+        ours = tree_shap_values(ens, data, data[:300])
+        np.testing.assert_allclose(ours, _tree_shap_row_by_row(ens, data, data[:300]), atol=1e-5)
+
+
+def _tree_shap_row_by_row(ens, background, rows) -> np.ndarray:
+    """``shap`` on every row and the whole ensemble at once (the reference)."""
+    from models_py.explain._trees import _tree_nodes
+
+    explainer = build_explainer(ens, background)
+    is_leaf = ens.is_leaf
+    trees = []
+    for nodes in _tree_nodes(ens):
+        ids = sorted(nodes)
+        local = {n: k for k, n in enumerate(ids)}
+        idx = [nodes[n] for n in ids]
+        left = np.array([-1 if is_leaf[i] else local[int(ens.true_child[i])] for i in idx])
+        right = np.array([-1 if is_leaf[i] else local[int(ens.false_child[i])] for i in idx])
+        trees.append(
+            {
+                "children_left": left,
+                "children_right": right,
+                "children_default": np.where(ens.missing_true[idx].astype(bool), left, right),
+                "features": np.where(is_leaf[idx], 0, ens.feature[idx]),
+                "thresholds": ens.threshold[idx].astype(np.float32).astype(np.float64),
+                "values": explainer.node_values[idx].reshape(-1, 1),
+                "node_sample_weight": np.maximum(explainer.covers[idx], 1e-9),
+            }
+        )
+    model = {"trees": trees, "base_offset": ens.bias}
+    return np.asarray(shap.TreeExplainer(model).shap_values(rows.astype(np.float64)))
 
 
 def test_a_model_that_is_not_one_tree_ensemble_is_refused(data):
