@@ -17,7 +17,8 @@ One spec expands to one training target per product group. For each target:
    rule, and it is evaluated on the test period (metrics, lift, calibration, importance);
 5. the ONNX export must match scikit-learn within 1e-5 on every test row, else nothing is written;
    the bins of every feature and of the exported model's score on the train rows are kept as its
-   drift reference;
+   drift reference, and the mean |SHAP| of every feature on the importance test rows beside its
+   permutation importance;
 6. the model is registered as challenger and promoted to champion when its test metric beats the
    current champion's on the same test rows by the spec's margin (the first model is promoted).
 """
@@ -69,7 +70,10 @@ from models_py.training._evaluate import (
     calibration_bins,
     choose_threshold,
     curve_points,
+    importance_sample,
     lift_by_decile,
+    mean_abs_shap_rows,
+    merge_importance,
     permutation_importance_rows,
 )
 from models_py.training._examples import (
@@ -685,6 +689,35 @@ def reference(target: TrainingTarget, ex: Examples, exported: Export) -> Referen
     return Reference(rows=tuple(rows))
 
 
+def shap_importance(
+    target: TrainingTarget, ex: Examples, choice: Choice, evaluated: Evaluated, exported: Export
+) -> Evaluated:
+    """Step 5c: mean |SHAP| per feature of the exported model, beside its permutation importance,
+    on the same stratified test subsample (`importance_rows`; docs/explaining.md)."""
+    spec = target.spec
+    if spec.importance_rows <= 0:
+        return evaluated
+    started = time.perf_counter()
+    X_te, y_te, _ = ex.part("test")
+    idx = importance_sample(y_te.astype(int), spec.importance_rows, random_state=spec.random_state)
+    rows = mean_abs_shap_rows(
+        algorithm=choice.best.algorithm,
+        estimator=choice.estimator,
+        onnx_bytes=exported.onnx_model,
+        model_id=exported.model_id,
+        X=X_te[idx],
+        feature_names=target.feature_names,
+    )
+    logger.info(
+        "%s/%s: mean |SHAP| (%s) in %.2fs",
+        spec.name,
+        target.product_group,
+        rows[0]["shap_method"] if rows else f"none for {choice.best.algorithm}",
+        time.perf_counter() - started,
+    )
+    return replace(evaluated, importance=merge_importance(evaluated.importance, rows))
+
+
 def fit_target(
     settings: Settings,
     target: TrainingTarget,
@@ -739,6 +772,7 @@ def fit_target(
         if calibration.cv is not None:  # the out-of-fold predictions are the validation rows
             rows = {**rows, "validation": calibration.cv["rows"]}
         references = reference(target, ex, exported)
+        evaluation = shap_importance(target, ex, choice, evaluation, exported)
     step("export")
     trained = TrainedModel(
         target=target,
