@@ -26,6 +26,11 @@
     )
 {%- endmacro %}
 
+{#- Spark: the features as separate float arguments (scoring/_spark.py: one float32 column each). -#}
+{% macro spark__propensity_feature_array(columns) -%}
+    {%- for column in columns %}cast({{ adapter.quote(column) }} as float){% if not loop.last %}, {% endif %}{% endfor -%}
+{%- endmacro %}
+
 {#- A FLOAT[] list (the UDF's parameter type: no array-to-list cast), each column cast once. -#}
 {% macro duckdb__propensity_feature_array(columns) -%}
     [
@@ -39,6 +44,11 @@
     checks that the two agree. -#}
 {% macro propensity_is_numeric_type(data_type) -%}
     {{ return(adapter.dispatch('propensity_is_numeric_type', 'propensity')(data_type)) }}
+{%- endmacro %}
+
+{% macro spark__propensity_is_numeric_type(data_type) -%}
+    {%- set base = (data_type | string | lower).split('(')[0] | trim -%}
+    {{ return(base in ['boolean', 'tinyint', 'smallint', 'int', 'bigint', 'float', 'double', 'decimal']) }}
 {%- endmacro %}
 
 {% macro default__propensity_is_numeric_type(data_type) -%}
@@ -189,10 +199,10 @@
 -#}
 {% macro propensity_ntile_decile(rank, rows) -%}
     (case
-        when ({{ rank }}) < ({{ rows }}) % 10 * (({{ rows }}) // 10 + 1)
-            then ({{ rank }}) // (({{ rows }}) // 10 + 1) + 1
+        when ({{ rank }}) < ({{ rows }}) % 10 * ({{ int_div(rows, 10) }} + 1)
+            then {{ int_div(rank, int_div(rows, 10) ~ ' + 1') }} + 1
         else ({{ rows }}) % 10
-            + (({{ rank }}) - ({{ rows }}) % 10 * (({{ rows }}) // 10 + 1)) // nullif(({{ rows }}) // 10, 0)
+            + {{ int_div('(' ~ rank ~ ') - (' ~ rows ~ ') % 10 * (' ~ int_div(rows, 10) ~ ' + 1)', 'nullif(' ~ int_div(rows, 10) ~ ', 0)') }}
             + 1
     end)
 {%- endmacro %}

@@ -184,7 +184,7 @@ unioned as (
 final as (
     select
         as_of_date,
-        cast(cutoff_role as varchar) as cutoff_role,
+        cast(cutoff_role as {{ string_type() }}) as cutoff_role,
         cast({{ dbt.dateadd('day', horizon, 'as_of_date') }} as date) as label_window_end
     from unioned
 )

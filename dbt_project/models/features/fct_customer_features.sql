@@ -180,7 +180,7 @@ final as (
     select
         customer_id,
         {{ as_of() }} as as_of_date,
-        cast(date_diff('day', cast(created_at as date), {{ as_of() }}) as integer) as tenure_days,
+        cast({{ days_between('cast(created_at as date)', as_of()) }} as integer) as tenure_days,
         cast(days_since_last_order as integer) as days_since_last_order,
         cast(order_count as integer) as order_count,
         cast(spend_total as double) as spend_total,
@@ -200,8 +200,8 @@ final as (
             {%- endfor %}
         end as rfm_segment_code,
         cast(greatest(purchase_days - 1, 0) as integer) as btyd_frequency,
-        cast(coalesce(date_diff('day', first_order_date, last_order_date), 0) as integer) as btyd_recency_days,
-        cast(coalesce(date_diff('day', first_order_date, {{ as_of(1) }}), 0) as integer) as btyd_age_days,
+        cast(coalesce({{ days_between('first_order_date', 'last_order_date') }}, 0) as integer) as btyd_recency_days,
+        cast(coalesce({{ days_between('first_order_date', as_of(1)) }}, 0) as integer) as btyd_age_days,
         cast(case when purchase_days > 1 then round(repeat_day_spend / (purchase_days - 1), 6) else 0 end as double)
             as btyd_monetary_value,
         {%- for w in order_windows %}

@@ -60,12 +60,12 @@ labels as (
 final as (
     select
         customer_features.customer_id,
-        cast(product_groups.product_group as varchar) as product_group,
+        cast(product_groups.product_group as {{ string_type() }}) as product_group,
         customer_features.as_of_date,
-        cast(cutoffs.cutoff_role as varchar) as split,
+        cast(cutoffs.cutoff_role as {{ string_type() }}) as split,
         cast(case when labels.customer_id is not null then 1 else 0 end as integer) as label,
         -- every numeric customer feature, in the order of fct_customer_features
-        customer_features.* exclude (customer_id, as_of_date, rfm_segment),  -- noqa: RF02
+        {{ star_except(ref('fct_customer_features'), 'customer_features', ['customer_id', 'as_of_date', 'rfm_segment']) }},  -- noqa: RF02
         {{ group_features_filled('group_features') }}
     from customer_features
     inner join cutoffs on customer_features.as_of_date = cutoffs.as_of_date

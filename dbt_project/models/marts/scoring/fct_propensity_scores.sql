@@ -12,9 +12,12 @@
   saying so, so `dbt build` works on a fresh warehouse and earlier cutoffs' scores are kept. Set the
   var `scoring_require_champion: true` (production schedules) to make it an error instead.
 -#}
+{#- Spark (docs/spark.md): the table is partitioned by as_of_date and a run overwrites the
+    partitions of its cutoffs (insert_overwrite), the same replacement without a delete. #}
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
+    incremental_strategy='insert_overwrite' if target.type == 'spark' else 'delete+insert',
+    partition_by=['as_of_date'] if target.type == 'spark' else none,
     unique_key='as_of_date',
     on_schema_change='fail',
     tags=['scoring'],
@@ -39,7 +42,7 @@
 
 {#- Not materialized: each group's CTE reads only its rows of the view (DuckDB would otherwise
     copy every group's features once, as the CTE has one reader per champion). #}
-with scoring_features as not materialized (
+with scoring_features as {{ cte_hint('not materialized') }}(
     select * from {{ features_relation }}
 ),
 
@@ -61,7 +64,7 @@ scores_{{ loop.index }} as (
 
 {% endfor %}
 {# Materialized: read twice below (bin counts, then the rows), the UDF runs once per row. #}
-scores as materialized (
+scores as {{ cte_hint('materialized') }}(
     select
         *,
         {{ propensity_score_bin('score') }} as score_bin
@@ -131,7 +134,7 @@ bin_deciles as (
 ),
 
 {# Not materialized: read by both branches below; the join is cheaper than a copy of the rows. #}
-binned_scores as not materialized (
+binned_scores as {{ cte_hint('not materialized') }}(
     select
         scores.customer_id,
         scores.product_group,
@@ -195,8 +198,8 @@ champions as (
         {%- endfor %}
     {%- else -%}
         select
-            cast(null as varchar) as product_group,
-            cast(null as varchar) as model_id
+            cast(null as {{ string_type() }}) as product_group,
+            cast(null as {{ string_type() }}) as model_id
         where false
     {%- endif %}
 ),
@@ -206,7 +209,7 @@ final as (
         deciles.customer_id,
         deciles.product_group,
         deciles.as_of_date,
-        cast(champions.model_id as varchar) as model_id,
+        cast(champions.model_id as {{ string_type() }}) as model_id,
         deciles.score,
         cast(deciles.decile as integer) as decile,
         cast(current_timestamp as timestamp) as scored_at

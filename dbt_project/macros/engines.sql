@@ -1,0 +1,171 @@
+{#-
+  The few constructs whose SQL differs between DuckDB (the default engine) and Spark (profile
+  target `spark`, docs/spark.md), dispatch-style: `default__` renders DuckDB's SQL unchanged,
+  `spark__` Spark SQL's equivalent. Everything else in the project is SQL both engines read alike.
+-#}
+
+{#- The string type of casts: DuckDB's VARCHAR; Spark's VARCHAR needs a length, its STRING none. -#}
+{% macro string_type() -%}
+    {{- return(adapter.dispatch('string_type', 'propensity')()) -}}
+{%- endmacro %}
+
+{% macro default__string_type() %}varchar{% endmacro %}
+
+{% macro spark__string_type() %}string{% endmacro %}
+
+
+{#- Whole days from date `start` to date `end` (end - start). Spark's datediff takes (end, start). -#}
+{% macro days_between(start, end) -%}
+    {{- return(adapter.dispatch('days_between', 'propensity')(start, end)) -}}
+{%- endmacro %}
+
+{% macro default__days_between(start, end) %}date_diff('day', {{ start }}, {{ end }}){% endmacro %}
+
+{% macro spark__days_between(start, end) %}datediff({{ end }}, {{ start }}){% endmacro %}
+
+
+{#- Integer division of two integers (DuckDB `//`, Spark `div`). -#}
+{% macro int_div(numerator, denominator) -%}
+    {{- return(adapter.dispatch('int_div', 'propensity')(numerator, denominator)) -}}
+{%- endmacro %}
+
+{% macro default__int_div(numerator, denominator) %}({{ numerator }}) // ({{ denominator }}){% endmacro %}
+
+{% macro spark__int_div(numerator, denominator) %}({{ numerator }}) div ({{ denominator }}){% endmacro %}
+
+
+{#- A CTE materialization hint (`materialized` / `not materialized`): DuckDB's planner honours
+    it; Spark has no such syntax and decides itself (it reuses exchanges of a CTE read twice). -#}
+{% macro cte_hint(hint) -%}
+    {{- return(adapter.dispatch('cte_hint', 'propensity')(hint)) -}}
+{%- endmacro %}
+
+{% macro default__cte_hint(hint) %}{{ hint }} {% endmacro %}
+
+{% macro spark__cte_hint(hint) %}{% endmacro %}
+
+
+{#- The ordered concatenation of `expression` over the rows grouped. -#}
+{% macro string_agg_ordered(expression, separator, order_by) -%}
+    {{- return(adapter.dispatch('string_agg_ordered', 'propensity')(expression, separator, order_by)) -}}
+{%- endmacro %}
+
+{% macro default__string_agg_ordered(expression, separator, order_by) -%}
+    string_agg({{ expression }}, {{ separator }} order by {{ order_by }})
+{%- endmacro %}
+
+{#- Spark: sorted by the concatenated values themselves (callers order by a prefix of them). -#}
+{% macro spark__string_agg_ordered(expression, separator, order_by) -%}
+    concat_ws({{ separator }}, array_sort(collect_list({{ expression }})))
+{%- endmacro %}
+
+
+{#-
+  Every column of `relation` (a ref) prefixed with `alias`, except `except`: DuckDB's
+  `alias.* exclude (...)`; on Spark (no EXCLUDE) the columns listed from the catalogue at run time.
+-#}
+{% macro star_except(relation, alias, except) -%}
+    {{- return(adapter.dispatch('star_except', 'propensity')(relation, alias, except)) -}}
+{%- endmacro %}
+
+{% macro default__star_except(relation, alias, except) -%}
+    {{ alias }}.* exclude ({{ except | join(', ') }})
+{%- endmacro %}
+
+{% macro spark__star_except(relation, alias, except) -%}
+    {%- if not execute -%}
+        {{ alias }}.*
+    {%- else -%}
+        {%- set names = [] -%}
+        {%- for column in adapter.get_columns_in_relation(relation) -%}
+            {%- if column.name | lower not in except -%}
+                {%- do names.append(alias ~ '.' ~ adapter.quote(column.name)) -%}
+            {%- endif -%}
+        {%- endfor -%}
+        {{ names | join(', ') }}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- True when a double is NaN or infinite. -#}
+{% macro is_not_finite(expression) -%}
+    {{- return(adapter.dispatch('is_not_finite', 'propensity')(expression)) -}}
+{%- endmacro %}
+
+{% macro default__is_not_finite(expression) %}isnan({{ expression }}) or isinf({{ expression }}){% endmacro %}
+
+{% macro spark__is_not_finite(expression) -%}
+    isnan({{ expression }}) or abs({{ expression }}) = double('infinity')
+{%- endmacro %}
+
+
+{#- A contract type (DuckDB's name, as in the yml files) in the engine's SQL. -#}
+{% macro sql_type(contract_type) -%}
+    {{- return(adapter.dispatch('sql_type', 'propensity')(contract_type)) -}}
+{%- endmacro %}
+
+{% macro default__sql_type(contract_type) %}{{ contract_type }}{% endmacro %}
+
+{% macro spark__sql_type(contract_type) -%}
+    {{ {'varchar': 'string', 'blob': 'binary'}.get(contract_type | lower, contract_type) }}
+{%- endmacro %}
+
+
+{#-
+  {column name (lower case): type in DuckDB's upper-case names} of a relation, in column order:
+  what the raw contract compares with the contract of _staging__sources.yml.
+-#}
+{% macro relation_column_types(relation) -%}
+    {{- return(adapter.dispatch('relation_column_types', 'propensity')(relation)) -}}
+{%- endmacro %}
+
+{% macro default__relation_column_types(relation) %}
+    {%- set found = {} -%}
+    {%- set columns_sql -%}
+        select lower(column_name), upper(data_type)
+        from information_schema.columns
+        where table_schema = '{{ relation.schema | replace("'", "''") }}'
+            and table_name = '{{ relation.identifier | replace("'", "''") }}'
+        order by ordinal_position
+    {%- endset -%}
+    {%- for row in run_query(columns_sql).rows -%}
+        {%- do found.update({row[0]: row[1]}) -%}
+    {%- endfor -%}
+    {{- return(found) -}}
+{% endmacro %}
+
+{% macro spark__relation_column_types(relation) %}
+    {%- set names = {'string': 'VARCHAR', 'int': 'INTEGER', 'smallint': 'SMALLINT',
+        'tinyint': 'TINYINT', 'binary': 'BLOB', 'timestamp_ntz': 'TIMESTAMP'} -%}
+    {%- set found = {} -%}
+    {%- set existing = adapter.get_relation(
+        database=relation.database, schema=relation.schema, identifier=relation.identifier) -%}
+    {%- if existing is none -%}
+        {{- return(found) -}}
+    {%- endif -%}
+    {%- for column in adapter.get_columns_in_relation(existing) -%}
+        {%- set type = column.dtype | lower -%}
+        {%- do found.update({column.name | lower: names.get(type, type | upper)}) -%}
+    {%- endfor -%}
+    {{- return(found) -}}
+{% endmacro %}
+
+
+{#- Model contracts on Spark: the yml data_types are DuckDB's names (varchar); the empty select
+    dbt compares a model with casts them to Spark's (string), so the check compares like with like. -#}
+{% macro spark__get_empty_schema_sql(columns) -%}
+    {%- set col_err = [] -%}
+    {%- set col_naked_numeric = [] -%}
+    select
+    {% for i in columns %}
+      {%- set col = columns[i] -%}
+      {%- if col['data_type'] is not defined -%}
+        {%- do col_err.append(col['name']) -%}
+      {%- endif -%}
+      {% set col_name = adapter.quote(col['name']) if col.get('quote') else col['name'] %}
+      cast(null as {{ sql_type(col['data_type']) }}) as {{ col_name }}{{ ", " if not loop.last }}
+    {%- endfor -%}
+    {%- if (col_err | length) > 0 -%}
+      {{ exceptions.column_type_missing(column_names=col_err) }}
+    {%- endif -%}
+{%- endmacro %}
