@@ -169,3 +169,34 @@
       {{ exceptions.column_type_missing(column_names=col_err) }}
     {%- endif -%}
 {%- endmacro %}
+
+
+{#- `value` (a date) plus `days` days (negative: before), as a date or timestamp the engine
+    compares with dates. DuckDB: dbt's cross-database dateadd. Spark: date_add (dbt-spark's
+    dateadd builds a timestamp through unix seconds, several times slower to plan). -#}
+{% macro add_days(days, value) -%}
+    {{- return(adapter.dispatch('add_days', 'propensity')(days, value)) -}}
+{%- endmacro %}
+
+{% macro default__add_days(days, value) %}{{ dbt.dateadd('day', days, value) }}{% endmacro %}
+
+{% macro spark__add_days(days, value) %}date_add({{ value }}, {{ days }}){% endmacro %}
+
+
+{#-
+  `numerator / denominator` as a double rounded to `digits` decimals, half away from zero, the
+  way DuckDB rounds a double (scale, round, unscale): DuckDB divides decimals as doubles, so 99.61
+  / 2 is 49.80499... and rounds to 49.8, where Spark's decimal division would give 49.81.
+-#}
+{% macro round_quotient(numerator, denominator, digits) -%}
+    {{- return(adapter.dispatch('round_quotient', 'propensity')(numerator, denominator, digits)) -}}
+{%- endmacro %}
+
+{% macro default__round_quotient(numerator, denominator, digits) -%}
+    round({{ numerator }} / {{ denominator }}, {{ digits }})
+{%- endmacro %}
+
+{% macro spark__round_quotient(numerator, denominator, digits) -%}
+    {%- set scale = '1e' ~ digits -%}
+    (round(cast({{ numerator }} as double) / ({{ denominator }}) * {{ scale }}) / {{ scale }})
+{%- endmacro %}
