@@ -138,6 +138,4 @@ def register_spark_udfs(
         warnings.simplefilter("ignore", UserWarning)
         scalar = pandas_udf(score, "float", PythonEvalType.SQL_SCALAR_PANDAS_UDF)
     spark.udf.register(SCORE_FUNCTION, scalar)
-    logger.debug(
-        "registered %s and %s with %d broadcast models", LOAD_FUNCTION, SCORE_FUNCTION, len(payloads)
-    )
+    logger.debug("registered %s, %s (%d models)", LOAD_FUNCTION, SCORE_FUNCTION, len(payloads))

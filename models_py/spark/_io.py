@@ -63,7 +63,8 @@ def copy_raw_from_duckdb(
                 missing = sorted(set(tables) - set(names))
                 if missing:
                     raise WarehouseError(
-                        f"{settings.warehouse} has no table {', '.join(f'{schema}.{t}' for t in missing)}"
+                        f"{settings.warehouse} has no table "
+                        + ", ".join(f"{schema}.{t}" for t in missing)
                     )
                 names = [n for n in names if n in tables]
             for name in names:
@@ -106,8 +107,15 @@ def write_arrow(settings: Settings, table: str, data: pa.Table, *, mode: str = "
     try:
         pq.write_table(data, scratch / "part.parquet")
         frame = _as_timestamps(spark.read.parquet(str(scratch / "part.parquet")))
+        if not spark.catalog.tableExists(table.replace("`", "")):
+            frame.write.format("parquet").saveAsTable(table)
+            return
+        from pyspark.sql import functions as F
+
         target = spark.table(table)
-        frame = frame.select(*[c for c in target.columns])
+        frame = frame.select(
+            *[F.col(f.name).cast(f.dataType).alias(f.name) for f in target.schema.fields]
+        )
         frame.write.insertInto(table, overwrite=(mode == "overwrite"))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
