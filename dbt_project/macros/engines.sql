@@ -61,29 +61,35 @@
 
 
 {#-
-  Every column of `relation` (a ref) prefixed with `alias`, except `except`: DuckDB's
-  `alias.* exclude (...)`; on Spark (no EXCLUDE) the columns listed from the catalogue at run time.
+  Every column of model `model_name` prefixed with `alias`, except `except`: DuckDB's
+  `alias.* exclude (...)`; on Spark (no EXCLUDE) the columns the model's yml declares, in their
+  order (the model's enforced contract guarantees they are its columns).
 -#}
-{% macro star_except(relation, alias, except) -%}
-    {{- return(adapter.dispatch('star_except', 'propensity')(relation, alias, except)) -}}
+{% macro star_except(model_name, alias, except) -%}
+    {{- return(adapter.dispatch('star_except', 'propensity')(model_name, alias, except)) -}}
 {%- endmacro %}
 
-{% macro default__star_except(relation, alias, except) -%}
+{% macro default__star_except(model_name, alias, except) -%}
     {{ alias }}.* exclude ({{ except | join(', ') }})
 {%- endmacro %}
 
-{% macro spark__star_except(relation, alias, except) -%}
-    {%- if not execute -%}
-        {{ alias }}.*
-    {%- else -%}
-        {%- set names = [] -%}
-        {%- for column in adapter.get_columns_in_relation(relation) -%}
-            {%- if column.name | lower not in except -%}
-                {%- do names.append(alias ~ '.' ~ adapter.quote(column.name)) -%}
+{% macro spark__star_except(model_name, alias, except) -%}
+    {%- set names = [] -%}
+    {%- if execute -%}
+        {%- for node in graph.nodes.values() if node.resource_type == 'model' and node.name == model_name -%}
+            {%- if not node.config.contract.enforced -%}
+                {{ exceptions.raise_compiler_error(
+                    "star_except('" ~ model_name ~ "'): the model needs an enforced contract (its yml "
+                    ~ "columns are the column list on Spark).") }}
             {%- endif -%}
+            {%- for name in node.columns -%}
+                {%- if name | lower not in except -%}
+                    {%- do names.append(alias ~ '.' ~ adapter.quote(name)) -%}
+                {%- endif -%}
+            {%- endfor -%}
         {%- endfor -%}
-        {{ names | join(', ') }}
     {%- endif -%}
+    {{ names | join(', ') if names else alias ~ '.*' }}
 {%- endmacro %}
 
 

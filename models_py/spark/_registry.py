@@ -84,7 +84,7 @@ def train_on_spark(settings: Settings, **options):
     """`models_py.training.train` with the examples read from Spark and the registry written
     back to Spark. Returns the `TrainReport`."""
     from models_py._dbt import run_dbt
-    from models_py.training import train
+    from models_py.training._train import train
 
     local = duckdb_settings(settings)
     pull_tables(settings)

@@ -65,7 +65,7 @@ final as (
         cast(cutoffs.cutoff_role as {{ string_type() }}) as split,
         cast(case when labels.customer_id is not null then 1 else 0 end as integer) as label,
         -- every numeric customer feature, in the order of fct_customer_features
-        {{ star_except(ref('fct_customer_features'), 'customer_features', ['customer_id', 'as_of_date', 'rfm_segment']) }},  -- noqa: RF02
+        {{ star_except('fct_customer_features', 'customer_features', ['customer_id', 'as_of_date', 'rfm_segment']) }},  -- noqa: RF02
         {{ group_features_filled('group_features') }}
     from customer_features
     inner join cutoffs on customer_features.as_of_date = cutoffs.as_of_date
