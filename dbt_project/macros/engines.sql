@@ -24,14 +24,14 @@
 {% macro spark__days_between(start, end) %}datediff({{ end }}, {{ start }}){% endmacro %}
 
 
-{#- Integer division of two integers (DuckDB `//`, Spark `div`). -#}
-{% macro int_div(numerator, denominator) -%}
-    {{- return(adapter.dispatch('int_div', 'propensity')(numerator, denominator)) -}}
+{#- The integer division operator (DuckDB `//`, Spark `div`). -#}
+{% macro int_div_operator() -%}
+    {{- return(adapter.dispatch('int_div_operator', 'propensity')()) -}}
 {%- endmacro %}
 
-{% macro default__int_div(numerator, denominator) %}({{ numerator }}) // ({{ denominator }}){% endmacro %}
+{% macro default__int_div_operator() %}//{% endmacro %}
 
-{% macro spark__int_div(numerator, denominator) %}({{ numerator }}) div ({{ denominator }}){% endmacro %}
+{% macro spark__int_div_operator() %}div{% endmacro %}
 
 
 {#- A CTE materialization hint (`materialized` / `not materialized`): DuckDB's planner honours
@@ -190,19 +190,41 @@
 
 
 {#-
-  `numerator / denominator` as a double rounded to `digits` decimals, half away from zero, the
-  way DuckDB rounds a double (scale, round, unscale): DuckDB divides decimals as doubles, so 99.61
-  / 2 is 49.80499... and rounds to 49.8, where Spark's decimal division would give 49.81.
+  `numerator / denominator` as a double rounded to `digits` decimals, half away from zero, as
+  DuckDB rounds a double: by its exact binary value, so 24.83 / 2 (the double 12.41499999...)
+  rounds to 12.41. Spark's round() reads the double's shortest decimal form (12.415) and gives
+  12.42, so on Spark the macro decides the half-way case itself: the scaled value |q| * 10^digits
+  is split exactly into its double p and the rounding error e (Dekker's product; 10^digits has
+  few bits, so every partial product is exact), and p rounds up when its fraction plus e is at
+  least one half. Written in SQL so that the engine's own doubles give DuckDB's values.
 -#}
-{% macro round_quotient(numerator, denominator, digits) -%}
-    {{- return(adapter.dispatch('round_quotient', 'propensity')(numerator, denominator, digits)) -}}
+{% macro round_quotient(numerator, denominator, digits, at_most=none) -%}
+    {{- return(adapter.dispatch('round_quotient', 'propensity')(numerator, denominator, digits, at_most)) -}}
 {%- endmacro %}
 
-{% macro default__round_quotient(numerator, denominator, digits) -%}
+{#- `at_most`: the quotient capped (before rounding; the same after, as the cap is a round number). -#}
+{% macro default__round_quotient(numerator, denominator, digits, at_most=none) -%}
+    {%- if at_most is none -%}
     round({{ numerator }} / {{ denominator }}, {{ digits }})
+    {%- else -%}
+    round(least({{ at_most }}.0, {{ numerator }} / {{ denominator }}), {{ digits }})
+    {%- endif -%}
 {%- endmacro %}
 
-{% macro spark__round_quotient(numerator, denominator, digits) -%}
-    {%- set scale = '1e' ~ digits -%}
-    (round(cast({{ numerator }} as double) / ({{ denominator }}) * {{ scale }}) / {{ scale }})
+{% macro spark__round_quotient(numerator, denominator, digits, at_most=none) -%}
+    {%- if at_most is not none -%}
+    least({{ at_most }}.0, {{ spark__round_quotient(numerator, denominator, digits) }})
+    {%- else -%}
+    {%- set scale = (10 ** digits) ~ '.0' -%}
+    {%- set q = '(cast(' ~ numerator ~ ' as double) / (' ~ denominator ~ '))' -%}
+    {%- set a = 'abs(' ~ q ~ ')' -%}
+    {%- set p = '(' ~ a ~ ' * ' ~ scale ~ ')' -%}
+    {%- set hi = '(134217729.0 * ' ~ a ~ ' - (134217729.0 * ' ~ a ~ ' - ' ~ a ~ '))' -%}
+    {%- set err = '((' ~ hi ~ ' * ' ~ scale ~ ' - ' ~ p ~ ') + (' ~ a ~ ' - ' ~ hi ~ ') * ' ~ scale ~ ')' -%}
+    {%- set half = '(' ~ p ~ ' - floor(' ~ p ~ ') - 0.5D)' -%}
+    (signum({{ q }}) * (floor({{ p }}) + case
+        when {{ half }} > 0 or ({{ half }} = 0 and {{ err }} >= 0) then 1
+        else 0
+    end) / {{ scale }})
+    {%- endif -%}
 {%- endmacro %}

@@ -11,7 +11,7 @@ from models_py.spark._dbt import problem_rows, run_dbt_in_session
 from models_py.spark._io import copy_raw_from_duckdb, read_arrow, write_arrow
 from models_py.spark._operations import SparkDailyReport, run_daily_on_spark
 from models_py.spark._registry import pull_tables, push_registry, train_on_spark
-from models_py.spark._session import SCHEMAS, get_spark, spark_config
+from models_py.spark._session import SCHEMAS, get_spark, spark_config, stop_spark
 
 __all__ = [
     "SCHEMAS",
@@ -25,6 +25,7 @@ __all__ = [
     "run_daily_on_spark",
     "run_dbt_in_session",
     "spark_config",
+    "stop_spark",
     "train_on_spark",
     "write_arrow",
 ]

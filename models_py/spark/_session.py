@@ -88,3 +88,23 @@ def get_spark(settings: Settings) -> Any:
     for schema in SCHEMAS:
         spark.sql(f"create database if not exists `{schema}`")
     return spark
+
+
+def stop_spark() -> None:
+    """Stop this process's SparkSession and its JVM (which holds the local metastore's lock),
+    so another process can open the same Spark warehouse; `get_spark` starts a new one."""
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession()
+    if session is not None:
+        session.stop()
+    gateway = SparkContext._gateway
+    if gateway is not None:
+        proc = getattr(gateway, "proc", None)
+        gateway.shutdown()
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+    SparkContext._gateway = None
+    SparkContext._jvm = None

@@ -198,11 +198,12 @@
   ntile, the first rows % 10 buckets hold one row more than the others.
 -#}
 {% macro propensity_ntile_decile(rank, rows) -%}
+    {%- set div = int_div_operator() -%}
     (case
-        when ({{ rank }}) < ({{ rows }}) % 10 * ({{ int_div(rows, 10) }} + 1)
-            then {{ int_div(rank, int_div(rows, 10) ~ ' + 1') }} + 1
+        when ({{ rank }}) < ({{ rows }}) % 10 * (({{ rows }}) {{ div }} 10 + 1)
+            then ({{ rank }}) {{ div }} (({{ rows }}) {{ div }} 10 + 1) + 1
         else ({{ rows }}) % 10
-            + {{ int_div('(' ~ rank ~ ') - (' ~ rows ~ ') % 10 * (' ~ int_div(rows, 10) ~ ' + 1)', 'nullif(' ~ int_div(rows, 10) ~ ', 0)') }}
+            + (({{ rank }}) - ({{ rows }}) % 10 * (({{ rows }}) {{ div }} 10 + 1)) {{ div }} nullif(({{ rows }}) {{ div }} 10, 0)
             + 1
     end)
 {%- endmacro %}

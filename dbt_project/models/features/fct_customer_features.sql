@@ -202,7 +202,7 @@ final as (
         cast(greatest(purchase_days - 1, 0) as integer) as btyd_frequency,
         cast(coalesce({{ days_between('first_order_date', 'last_order_date') }}, 0) as integer) as btyd_recency_days,
         cast(coalesce({{ days_between('first_order_date', as_of(1)) }}, 0) as integer) as btyd_age_days,
-        cast(case when purchase_days > 1 then {{ round_quotient('repeat_day_spend', 'purchase_days - 1', 6) }} else 0 end as double)
+        cast(case when purchase_days > 1 then {{ round_quotient('repeat_day_spend', '(purchase_days - 1)', 6) }} else 0 end as double)
             as btyd_monetary_value,
         {%- for w in order_windows %}
             cast(order_count_{{ w }}d as integer) as order_count_{{ w }}d,
@@ -217,11 +217,11 @@ final as (
             cast(email_opens_{{ w }}d as integer) as email_opens_{{ w }}d,
             cast(email_clicks_{{ w }}d as integer) as email_clicks_{{ w }}d,
             cast(case
-                when email_sends_{{ w }}d > 0 then least(1.0, {{ round_quotient('email_opens_' ~ w ~ 'd', 'email_sends_' ~ w ~ 'd', 6) }})
+                when email_sends_{{ w }}d > 0 then {{ round_quotient('email_opens_' ~ w ~ 'd', 'email_sends_' ~ w ~ 'd', 6, at_most=1) }}
                 else 0
             end as double) as email_open_rate_{{ w }}d,
             cast(case
-                when email_sends_{{ w }}d > 0 then least(1.0, {{ round_quotient('email_clicks_' ~ w ~ 'd', 'email_sends_' ~ w ~ 'd', 6) }})
+                when email_sends_{{ w }}d > 0 then {{ round_quotient('email_clicks_' ~ w ~ 'd', 'email_sends_' ~ w ~ 'd', 6, at_most=1) }}
                 else 0
             end as double) as email_click_rate_{{ w }}d,
         {%- endfor %}

@@ -13,7 +13,7 @@
   var `scoring_require_champion: true` (production schedules) to make it an error instead.
 -#}
 {#- Spark (docs/spark.md): the table is partitioned by as_of_date and a run overwrites the
-    partitions of its cutoffs (insert_overwrite), the same replacement without a delete. #}
+    partitions of its cutoffs (insert_overwrite), the same replacement without a delete. -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='insert_overwrite' if target.type == 'spark' else 'delete+insert',
