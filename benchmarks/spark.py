@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._report import machine, write_section  # noqa: E402
+from benchmarks._report import machine, write_section  # noqa: E402 (path set above)
 
 CORES = 2
 GROUPS = 10
@@ -61,6 +61,8 @@ FEATURES = [
     "group_days_since_last_order",
 ]
 FEATURE_NODES = ("fct_customer_features", "fct_customer_group_features")
+RAW_TABLES = ("customers", "orders", "order_lines", "products", "email_events")
+RAW_TABLES += ("product_group_rules", "treatments")
 VARS = {"feature_cutoff_roles": ["scoring"], "max_training_cutoffs": 1}
 
 
@@ -202,8 +204,7 @@ def run(customers: int, workdir: Path) -> dict:
     started = time.perf_counter()
     copy_raw_from_duckdb(
         spark,
-        tables=["customers", "orders", "order_lines", "products", "email_events"]
-        + ["product_group_rules", "treatments"],
+        tables=[*RAW_TABLES],
     )
     push_registry(spark)
     out["spark_load_s"] = time.perf_counter() - started
@@ -240,7 +241,8 @@ def render(r: dict, command: str) -> str:
 
     def row(step, engine, wall, node, rows):
         per_core = rows / (node * CORES)
-        return f"| {step} | {engine} | {wall:.1f} | {node:.1f} | {rows:,} | {per_core:,.0f} |", per_core
+        cells = f"| {step} | {engine} | {wall:.1f} | {node:.1f} | {rows:,} | {per_core:,.0f} |"
+        return cells, per_core
 
     d_feat = sum(r["duckdb_features"]["nodes"].values())
     s_feat = sum(r["spark_features"]["nodes"].values())
