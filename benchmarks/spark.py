@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._report import machine, write_section  # noqa: E402 (path set above)
+from benchmarks._report import machine, write_section
 
 CORES = 2
 GROUPS = 10
