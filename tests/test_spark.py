@@ -45,7 +45,7 @@ from tests.reliability._warehouses import cli_process, kill_group, wait_for_line
 pytestmark = pytest.mark.slow
 
 CUSTOMERS = 2000
-VARS = {"max_training_cutoffs": 2}
+VARS = {"max_training_cutoffs": 1}
 SELECT = ["run", "--select", "+fct_propensity_scores", "+fct_training_examples"]
 RAW = ("customers", "orders", "order_lines", "products", "email_events", "product_group_rules")
 GROUPS = ("any", "wine")
@@ -122,13 +122,13 @@ def built(tmp_path_factory) -> tuple[Settings, Settings]:
     duck = Settings(warehouse=root / "wh.duckdb", dbt_vars=VARS)
     spark = replace(duck, engine="spark")
     generate_warehouse(duck.warehouse, customers=CUSTOMERS, seed=5)
-    run_dbt(duck, ["run", "--select", "+fct_training_examples"])
+    run_dbt(duck, ["run", "--select", "+fct_training_examples", "+fct_scoring_features"])
     con = duckdb.connect(str(duck.warehouse))
     try:
         _register(con, [(g, *_fit_model(con, g)) for g in GROUPS])
     finally:
         con.close()
-    run_dbt(duck, SELECT)
+    run_dbt(duck, ["run", "--select", "fct_propensity_scores"])
     copy_raw_from_duckdb(spark, tables=[*RAW, "treatments"])
     push_registry(spark)
     run_dbt(spark, SELECT)
@@ -269,7 +269,6 @@ def test_killed_spark_build_leaves_the_previous_table_whole(built) -> None:
     finally:
         kill_group(proc, signal.SIGKILL)
     assert _examples_files(spark).equals(before)
-    rerun = cli_process(*args, warehouse=spark.warehouse)
-    out, err = rerun.communicate(timeout=300)
-    assert rerun.returncode == 0, out + err
+    # The next run (in this process: a new session over the same metastore) completes.
+    run_dbt(spark, ["run", "--select", "fct_training_examples"])
     assert _examples_files(spark).equals(before)

@@ -73,7 +73,13 @@ def push_registry(settings: Settings) -> dict[str, int]:
             for t in ML_TABLES
             if t in present
         }
+    spark = get_spark(settings)
     for table, data in tables.items():
+        name = f"{SCHEMA}.{table}"
+        if data.num_rows == 0 and (
+            not spark.catalog.tableExists(name) or spark.table(name).isEmpty()
+        ):
+            continue  # nothing to replace; dbt's ensure_ml_tables creates missing tables
         write_arrow(settings, f"`{SCHEMA}`.`{table}`", data, mode="overwrite")
         counts[table] = data.num_rows
     logger.info("duckdb -> spark: registry (%s)", ", ".join(f"{t} {n}" for t, n in counts.items()))

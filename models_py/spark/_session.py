@@ -49,7 +49,8 @@ def spark_config(settings: Settings) -> dict[str, str]:
         # insert overwrite ... partition (as_of_date) replaces only the cutoffs written.
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
-        "spark.sql.shuffle.partitions": str(max(2, 4 * settings.threads)),
+        # A few tasks per core; adaptive execution coalesces small shuffles further.
+        "spark.sql.shuffle.partitions": str(max(2, 2 * settings.threads)),
         "spark.sql.adaptive.enabled": "true",
     }
 
