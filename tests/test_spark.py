@@ -252,9 +252,9 @@ def _examples_files(spark: Settings) -> pa.Table:
 
 
 def test_killed_spark_build_leaves_the_previous_table_whole(built) -> None:
-    """A rebuild of fct_training_examples (built whole each run) killed while it writes its
-    cutoffs: the table is the previous one (the new one replaces it only at the end), and the
-    next run completes."""
+    """A rebuild of fct_training_examples (built whole each run) killed while it writes the new
+    table: the table is the previous one (the new one replaces it only at the end), and the next
+    run completes."""
     _, spark = built
     stop_spark()  # the metastore of a local session admits one process at a time
     before = _examples_files(spark)
@@ -265,7 +265,8 @@ def test_killed_spark_build_leaves_the_previous_table_whole(built) -> None:
     offset = log.stat().st_size if log.exists() else 0
     proc = cli_process(*args, warehouse=spark.warehouse)
     try:
-        wait_for_line(log, offset, "insert overwrite table", timeout=180, proc=proc)
+        # The statement creating the new table (logged as it starts): killed while it writes.
+        wait_for_line(log, offset, "partitioned by (as_of_date)", timeout=180, proc=proc)
     finally:
         kill_group(proc, signal.SIGKILL)
     assert _examples_files(spark).equals(before)
