@@ -18,6 +18,7 @@
     materialized='incremental',
     incremental_strategy='insert_overwrite' if target.type == 'spark' else 'delete+insert',
     partition_by=['as_of_date'] if target.type == 'spark' else none,
+    post_hook="{{ propensity_drop_spark_scores() }}",
     unique_key='as_of_date',
     on_schema_change='fail',
     tags=['scoring'],
@@ -40,6 +41,15 @@
     {%- do propensity_check_feature_columns(features_relation, champions) -%}
 {%- endif %}
 
+{%- if target.type == 'spark' %}
+{#- Spark (docs/spark.md): every champion sharing a feature list scored in one pass over the
+    view, into a work table read by the decile steps below (Spark has no materialized CTE;
+    without it each group's scan and the UDF would run once per reader). #}
+with scores as (
+    select * from {{ propensity_spark_scores(features_relation, champions) }}
+),
+
+{% else %}
 {#- Not materialized: each group's CTE reads only its rows of the view (DuckDB would otherwise
     copy every group's features once, as the CTE has one reader per champion). #}
 with scoring_features as {{ cte_hint('not materialized') }}(
@@ -87,6 +97,7 @@ scores as {{ cte_hint('materialized') }}(
         {%- endif %}
     ) as all_scores
 ),
+{%- endif %}
 
 {#
   Deciles = ntile(10) over (partition by product_group, as_of_date order by score desc,
