@@ -221,9 +221,10 @@ def run(customers: int, workdir: Path) -> dict:
     import duckdb
     import numpy as np
 
+    # Every 20th customer (the whole table would pass 10M rows through the driver's heap).
     sql = (
         "select customer_id, product_group, score from marts.fct_propensity_scores "
-        "order by product_group, customer_id"
+        "where customer_id % 20 = 0 order by product_group, customer_id"
     )
     con = duckdb.connect(str(duck.warehouse), read_only=True)
     try:
@@ -281,7 +282,7 @@ def render(r: dict, command: str) -> str:
         "come from dbt's run_results.json, the wall time is the whole `dbt run` (parse, "
         "on-run-start, every selected model; on Spark in a warm session).",
         f"- Scores equal between the engines within {r['max_score_diff']:.1e} "
-        f"({r['spark_score_rows']:,} Spark rows).",
+        f"(every 20th customer compared: {r['spark_score_rows']:,} rows).",
         f"- Loading the raw tables into Spark (DuckDB -> Parquet -> Spark tables) took "
         f"{r['spark_load_s']:.0f} s; generating the warehouse {r['generate_s']:.0f} s "
         "(0 when reused). Neither is in the table.",
