@@ -220,7 +220,7 @@
 
 {#-
   Spark: the scores of every champion as a relation with columns (customer_id, product_group,
-  as_of_date, score, score_bin). Champions with the same feature list (the usual case: one spec)
+  as_of_date, score). Champions with the same feature list (the usual case: one spec)
   are scored in ONE pass over `relation`, the model id chosen per row by product group; a run
   (dbt run / build) writes the result to a work table beside the model (dropped by the model's
   post-hook), so the UDF runs once per row whatever reads it: Spark's CACHE TABLE cannot match a
@@ -257,8 +257,7 @@
         {%- do parts.append('select customer_id, product_group, as_of_date, cast(null as double) as score from '
             ~ relation ~ ' where false') -%}
     {%- endif -%}
-    {%- set scored = 'select *, ' ~ propensity_score_bin('score') ~ ' as score_bin from ('
-        ~ parts | join(' union all ') ~ ') as all_scores' -%}
+    {%- set scored = parts | join(' union all ') -%}
     {%- if execute and flags.WHICH in ('run', 'build', 'retry') -%}
         {%- set scored_table = propensity_spark_scores_table() -%}
         {%- do run_query('drop table if exists ' ~ scored_table) -%}

@@ -41,15 +41,6 @@
     {%- do propensity_check_feature_columns(features_relation, champions) -%}
 {%- endif %}
 
-{%- if target.type == 'spark' %}
-{#- Spark (docs/spark.md): every champion sharing a feature list scored in one pass over the
-    view, into a work table read by the decile steps below (Spark has no materialized CTE;
-    without it each group's scan and the UDF would run once per reader). #}
-with scores as (
-    select * from {{ propensity_spark_scores(features_relation, champions) }}
-),
-
-{% else %}
 {#- Not materialized: each group's CTE reads only its rows of the view (DuckDB would otherwise
     copy every group's features once, as the CTE has one reader per champion). #}
 with scoring_features as {{ cte_hint('not materialized') }}(
@@ -79,7 +70,11 @@ scores as {{ cte_hint('materialized') }}(
         *,
         {{ propensity_score_bin('score') }} as score_bin
     from (
-        {% if champions -%}
+        {% if target.type == 'spark' -%}
+            {#- Spark (docs/spark.md): champions sharing a feature list scored in one pass, into
+                a work table (Spark has no materialized CTE: each reader would rerun the UDF). -#}
+            select * from {{ propensity_spark_scores(features_relation, champions) }}
+        {%- elif champions -%}
             {%- for champion in champions %}
         select * from scores_{{ loop.index }}
                 {%- if not loop.last %}
@@ -97,7 +92,6 @@ scores as {{ cte_hint('materialized') }}(
         {%- endif %}
     ) as all_scores
 ),
-{%- endif %}
 
 {#
   Deciles = ntile(10) over (partition by product_group, as_of_date order by score desc,
