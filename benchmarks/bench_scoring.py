@@ -71,6 +71,7 @@ specs:
     label: label
     cutoff: as_of_date
     split: split
+    weight: sample_weight
     group:
       column: product_group
       groups: {groups}

@@ -29,7 +29,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
-KEYS = {"customer_id", "product_group", "as_of_date", "split", "label"}
+KEYS = {"customer_id", "product_group", "as_of_date", "split", "label", "sample_weight"}
 EXTRA = (
     "group_orders_all",
     "group_lines_all",

@@ -20,8 +20,14 @@ at 1M customers, alone and while a daily run writes the warehouse.
      day appended, niced) writes a copy of the source warehouse (its own snapshot goes to a
      scratch directory); half-way, a second 1M snapshot built beforehand is published into the
      service's directory as ``publish_snapshot`` ends (rename, then ``CURRENT``) and the service
-     swaps to it under load (``around the swap``: the requests from then until 2 s after);
+     swaps to it under load (``around the swap``: the requests from then until 2 s after;
+     ``swap excluded``: the phase's other requests);
    - ``saturation``: closed loop, 16 connections, 5 s: the most the service answers per second.
+
+Scheduling (docs/serving.md): ``--serve-rt P`` runs the service under SCHED_RR priority P (as
+``chrt --rr P propensity serve``), ``--client-rt P`` the load client (it stands for apps on other
+machines), ``--writer-idle`` / ``--writer-threads N`` the daily run under SCHED_IDLE / with N
+DuckDB threads; the daily run is niced (``--writer-nice``, 19) in any case.
 
 Bounded: at most rate x seconds requests per phase, and a daily run of at most 300 s. Writes
 docs/benchmarks.md section ``serve`` unless ``--no-write``.
@@ -136,7 +142,9 @@ def scale_snapshot(source_serving: Path, serving: Path, customers: int) -> dict:
 
 
 class Service:
-    def __init__(self, warehouse: Path, serving: Path, port: int) -> None:
+    def __init__(
+        self, warehouse: Path, serving: Path, port: int, *, realtime: int | None = None
+    ) -> None:
         env = {**os.environ, "PROPENSITY_API_KEY": API_KEY, "PROPENSITY_SERVING_DIR": str(serving)}
         self.process = subprocess.Popen(
             [
@@ -155,6 +163,8 @@ class Service:
             stderr=subprocess.PIPE,
             text=True,
         )
+        if realtime:  # SCHED_RR (chrt --rr): its threads, created later, inherit it
+            os.sched_setscheduler(self.process.pid, os.SCHED_RR, os.sched_param(realtime))
         self.port = port
         deadline = time.monotonic() + 60
         while True:
@@ -277,9 +287,10 @@ def _summary(latencies, service, statuses, elapsed, rate) -> dict:
     }
 
 
-def daily_writer(source: Path, work: Path) -> subprocess.Popen:
+def daily_writer(source: Path, work: Path, *, threads: int | None = None) -> subprocess.Popen:
     """`propensity run daily` on a copy of the source with a new day, writing that warehouse;
-    its own snapshot goes to a scratch directory (not the service's)."""
+    its own snapshot goes to a scratch directory (not the service's). `threads`: its
+    PROPENSITY_THREADS (DuckDB threads; default: the settings' default)."""
     from benchmarks.bench_daily import append_day
 
     target = work / "writer.duckdb"
@@ -288,6 +299,8 @@ def daily_writer(source: Path, work: Path) -> subprocess.Popen:
     append_day(con)
     con.close()
     env = {**os.environ, "PROPENSITY_SERVING_DIR": str(work / "writer.serving")}
+    if threads is not None:
+        env["PROPENSITY_THREADS"] = str(threads)
     return subprocess.Popen(
         [sys.executable, "-m", "models_py.cli", "--warehouse", str(target), "run", "daily"],
         cwd=ROOT,
@@ -318,7 +331,19 @@ def report(facts: dict, phases: dict) -> str:
         + ("included." if facts["has_reasons"] else "not included (none in the source)."),
         "Service and load client share the machine's cores (one uvicorn process). Latency is "
         "from each request's scheduled send time (open loop); `service p99` from its actual "
-        "send.",
+        "send."
+        + (
+            f" Scheduling: the service under SCHED_RR priority {facts['serve_rt']} (`chrt --rr "
+            f"{facts['serve_rt']} propensity serve`, docs/serving.md)"
+            if facts.get("serve_rt")
+            else " Scheduling: the service at the default policy (SCHED_OTHER, nice 0)"
+        )
+        + (
+            f"; the load client under SCHED_RR {facts['client_rt']} (it stands for apps on "
+            "other machines, which do not compete for the service's cores)."
+            if facts.get("client_rt")
+            else "; the load client at the default policy."
+        ),
         "",
         "| phase | requests | target req/s | achieved req/s | p50 ms | p99 ms | max ms | "
         "service p99 ms | errors |",
@@ -327,8 +352,9 @@ def report(facts: dict, phases: dict) -> str:
     for name, r in phases.items():
         target = f"{r['target_rate']:.0f}" if r["target_rate"] else "closed loop"
         service = "" if np.isnan(r["service_p99_ms"]) else f"{r['service_p99_ms']:.1f}"
+        achieved = "" if np.isnan(r["throughput"]) else f"{r['throughput']:.0f}"
         lines.append(
-            f"| {name} | {r['requests']:,} | {target} | {r['throughput']:.0f} | "
+            f"| {name} | {r['requests']:,} | {target} | {achieved} | "
             f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['max_ms']:.1f} | "
             f"{service} | {r['errors']} |"
         )
@@ -348,7 +374,14 @@ def report(facts: dict, phases: dict) -> str:
         lines.append(
             f"During the {facts['phase_s']:.0f} s `daily run writing` phase, `propensity run "
             f"daily` (a new day appended to a copy of the source warehouse, at nice "
-            f"{facts['writer_nice']}) wrote its warehouse; it ran {facts['writer_s']:.0f} s "
+            f"{facts['writer_nice']}"
+            + (", SCHED_IDLE" if facts.get("writer_idle") else "")
+            + (
+                f", PROPENSITY_THREADS={facts['writer_threads']}"
+                if facts.get("writer_threads")
+                else ""
+            )
+            + f") wrote its warehouse; it ran {facts['writer_s']:.0f} s "
             f"(exit {facts['writer_rc']}). At {swap['published']:.1f} s a new "
             f"{facts['customers']:,}-customer snapshot (built before the phase) was published "
             "into the service's "
@@ -396,6 +429,31 @@ def main() -> None:
         default=19,
         help="niceness of the concurrent daily run and publish (default 19)",
     )
+    parser.add_argument(
+        "--writer-threads",
+        type=int,
+        default=None,
+        help="PROPENSITY_THREADS of the concurrent daily run (default: its settings' default)",
+    )
+    parser.add_argument(
+        "--writer-idle",
+        action="store_true",
+        help="run the concurrent daily run under SCHED_IDLE (chrt --idle 0)",
+    )
+    parser.add_argument(
+        "--serve-rt",
+        type=int,
+        default=None,
+        metavar="PRIORITY",
+        help="run the service under SCHED_RR at this priority (chrt --rr PRIORITY)",
+    )
+    parser.add_argument(
+        "--client-rt",
+        type=int,
+        default=None,
+        metavar="PRIORITY",
+        help="run the load client under SCHED_RR at this priority",
+    )
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR / "serve")
     parser.add_argument("--port", type=int, default=8719)
     parser.add_argument("--no-write", action="store_true")
@@ -418,7 +476,9 @@ def run(args) -> None:
         flush=True,
     )
     ids = scaled["ids"]
-    service = Service(source, serving, args.port)
+    if args.client_rt:  # the load client stands for apps on other machines: not starved here
+        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(args.client_rt))
+    service = Service(source, serving, args.port, realtime=args.serve_rt)
     phases: dict = {}
     facts = {
         "customers": scaled["customers"],
@@ -433,8 +493,16 @@ def run(args) -> None:
         "command": ".venv/bin/python benchmarks/serve.py"
         + (f" --customers {args.customers}" if args.customers != 1_000_000 else "")
         + (f" --rate {args.rate:g}" if args.rate != GOAL_RATE else "")
-        + (f" --seconds {args.seconds:g}" if args.seconds != 20 else ""),
+        + (f" --seconds {args.seconds:g}" if args.seconds != 20 else "")
+        + (f" --writer-threads {args.writer_threads}" if args.writer_threads else "")
+        + (" --writer-idle" if args.writer_idle else "")
+        + (f" --serve-rt {args.serve_rt}" if args.serve_rt else "")
+        + (f" --client-rt {args.client_rt}" if args.client_rt else ""),
         "writer_nice": args.writer_nice,
+        "writer_idle": args.writer_idle,
+        "serve_rt": args.serve_rt,
+        "client_rt": args.client_rt,
+        "writer_threads": args.writer_threads,
         "others": _other_benchmarks(),
     }
     try:
@@ -449,7 +517,11 @@ def run(args) -> None:
         shutil.rmtree(staging, ignore_errors=True)
         scale_snapshot(source_serving, staging, args.customers)
         name = (staging / "CURRENT").read_text().strip()
-        writer = daily_writer(source, args.workdir)
+        writer = daily_writer(source, args.workdir, threads=args.writer_threads)
+        # SCHED_IDLE runs only when no other task wants the core; SCHED_OTHER otherwise (a
+        # real-time load client must not pass its policy on to the daily run it starts).
+        policy = os.SCHED_IDLE if args.writer_idle else os.SCHED_OTHER
+        os.sched_setscheduler(writer.pid, policy, os.sched_param(0))
         os.setpriority(os.PRIO_PROCESS, writer.pid, args.writer_nice)
         started = time.perf_counter()
         ended: list[float] = []
@@ -496,6 +568,23 @@ def run(args) -> None:
                 "max_ms": float(lat.max()),
                 "service_p99_ms": float("nan"),
                 "errors": sum(1 for w in window if w[1] != 200),
+            }
+        outside = [
+            lat
+            for t, lat, _ in samples
+            if not swap["published"] <= t <= swap.get("served", swap["published"]) + 2
+        ]
+        if outside:
+            lat = np.array(outside) * 1000
+            phases["daily run writing, swap excluded"] = {
+                "requests": len(outside),
+                "target_rate": args.rate,
+                "throughput": float("nan"),
+                "p50_ms": float(np.percentile(lat, 50)),
+                "p99_ms": float(np.percentile(lat, 99)),
+                "max_ms": float(lat.max()),
+                "service_p99_ms": float("nan"),
+                "errors": 0,
             }
         waiter.join(timeout=600)
         if writer.poll() is None:

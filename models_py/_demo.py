@@ -20,8 +20,26 @@ from models_py.registry._tables import SCHEMA as REGISTRY_SCHEMA
 STEPS = 6
 
 
-def _header(console, step: int, title: str) -> None:
-    console.rule(f"{step}/{STEPS} {title}")
+class _Steps:
+    """Prints each step's header and keeps its wall time for the closing line."""
+
+    def __init__(self, console) -> None:
+        self.console = console
+        self.seconds: list[tuple[str, float]] = []
+        self._started: float | None = None
+
+    def start(self, step: int, title: str, short: str) -> None:
+        self.stop()
+        self.console.rule(f"{step}/{STEPS} {title}")
+        self._name, self._started = short, time.perf_counter()
+
+    def stop(self) -> None:
+        if self._started is not None:
+            self.seconds.append((self._name, time.perf_counter() - self._started))
+            self._started = None
+
+    def summary(self) -> str:
+        return ", ".join(f"{name} {s:.0f}s" for name, s in self.seconds)
 
 
 def run_demo(
@@ -44,7 +62,8 @@ def run_demo(
     from models_py.reporting._report import write_report
 
     started = time.perf_counter()
-    _header(console, 1, "generate a synthetic warehouse")
+    steps = _Steps(console)
+    steps.start(1, "generate a synthetic warehouse", "generate")
     report = generate_warehouse(
         settings.warehouse,
         customers=customers,
@@ -54,7 +73,9 @@ def run_demo(
     _set_default_campaigns(settings)
     console.print(report.summary())
 
-    _header(console, 2, "dbt build: staging, point-in-time features, training examples, tests")
+    steps.start(
+        2, "dbt build: staging, point-in-time features, training examples, tests", "features"
+    )
     # Not what step 5 builds again once models exist: scores, uplift scores, offers, ml marts.
     outcome = run_dbt(
         settings,
@@ -71,14 +92,16 @@ def run_demo(
         f"{outcome.count('warn')} warnings"
     )
 
-    _header(console, 3, "train, calibrate, evaluate, export to ONNX, register champions")
+    steps.start(3, "train, calibrate, evaluate, export to ONNX, register champions", "train")
     if run_train(settings, spec_path=None, groups=None, console=console) != 0:
         raise PropensityError("training failed for at least one product group (see above)")
 
-    _header(console, 4, "uplift: the discount experiment's effect per arm, offers by profit")
+    steps.start(4, "uplift: the discount experiment's effect per arm, offers by profit", "uplift")
     _train_uplift(settings, console)
 
-    _header(console, 5, "dbt build: in-warehouse scoring with onnxruntime, profile, audiences")
+    steps.start(
+        5, "dbt build: in-warehouse scoring with onnxruntime, profile, audiences", "scoring"
+    )
     outcome = run_dbt(
         settings,
         [
@@ -94,14 +117,16 @@ def run_demo(
         f"{outcome.count('warn')} warnings"
     )
 
-    _header(console, 6, "HTML report from warehouse tables")
+    steps.start(6, "HTML report from warehouse tables", "report")
     result = write_report(settings.warehouse, report_dir)
     console.print(result.summary())
+    steps.stop()
 
     _print_summary(settings, console)
     console.print(
         f"\nwarehouse: {settings.warehouse}\nreport:    {result.path.resolve()}\n"
-        f"done in {time.perf_counter() - started:.0f}s. Explore the warehouse with DuckDB "
+        f"done in {time.perf_counter() - started:.0f}s ({steps.summary()}). Explore the "
+        "warehouse with DuckDB "
         f"(e.g. `duckdb {settings.warehouse}`), or BI on marts.*"
     )
 

@@ -117,6 +117,9 @@
             ('importance_std', 'double'),
             ('importance_rank', 'integer'),
             ('method', 'varchar'),
+            ('mean_abs_shap', 'double'),
+            ('shap_rank', 'integer'),
+            ('shap_method', 'varchar'),
         ],
         'reference_distributions': [
             ('model_id', 'varchar'),

@@ -291,8 +291,16 @@ def build_explainer(ens: TreeEnsemble, background: np.ndarray) -> Explainer:
 
 def tree_shap_values(ens: TreeEnsemble, background: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Exact path-dependent TreeSHAP (the ``shap`` library) of the ONNX trees, node covers
-    counted on `background`: (rows, n_features) in `ens.units`. About 200 times the cost of
-    scoring the rows (docs/benchmarks.md); ``shap`` is an optional dependency."""
+    counted on `background`: (rows, n_features) in `ens.units`; ``shap`` is an optional
+    dependency.
+
+    Computed tree by tree, once per distinct *decision pattern*: a tree's TreeSHAP values of a
+    row depend on the row only through the side of each of the tree's splits it falls on (TreeSHAP
+    follows the row at every split on a present feature, on its path or off it), so rows with the
+    same pattern share them. A tree of 30 splits sees a few hundred to a few thousand patterns
+    among 50,000 customers: this costs about a tenth of calling ``shap`` on every row
+    (docs/explaining.md), with the same values (float rounding).
+    """
     try:
         import shap
     except ImportError as exc:
@@ -302,28 +310,54 @@ def tree_shap_values(ens: TreeEnsemble, background: np.ndarray, rows: np.ndarray
         ) from exc
 
     explainer = build_explainer(ens, background)
-    trees = _tree_nodes(ens)
     is_leaf = ens.is_leaf
     cover, value = explainer.covers, explainer.node_values
-    shap_trees = []
-    for nodes in trees:
+    X = np.asarray(rows, dtype=np.float32)
+    out = np.zeros((X.shape[0], ens.n_features), dtype=np.float64)
+    if X.shape[0] == 0:
+        return out.astype(np.float32)
+    for nodes in _tree_nodes(ens):
         ids = sorted(nodes)
         local = {n: k for k, n in enumerate(ids)}
         rows_ = [nodes[n] for n in ids]
         left = np.array([-1 if is_leaf[i] else local[int(ens.true_child[i])] for i in rows_])
         right = np.array([-1 if is_leaf[i] else local[int(ens.false_child[i])] for i in rows_])
-        default = np.where(np.array([bool(ens.missing_true[i]) for i in rows_]), left, right)
-        shap_trees.append(
-            {
-                "children_left": left,
-                "children_right": right,
-                "children_default": default,
-                "features": np.array([0 if is_leaf[i] else int(ens.feature[i]) for i in rows_]),
-                "thresholds": np.array([float(np.float32(ens.threshold[i])) for i in rows_]),
-                "values": np.array([value[i] for i in rows_]).reshape(-1, 1),
-                "node_sample_weight": np.maximum(np.array([cover[i] for i in rows_]), 1e-9),
-            }
+        missing_left = np.array([bool(ens.missing_true[i]) for i in rows_])
+        features = np.array([0 if is_leaf[i] else int(ens.feature[i]) for i in rows_])
+        thresholds = np.array([np.float32(ens.threshold[i]) for i in rows_], dtype=np.float32)
+        tree = {
+            "children_left": left,
+            "children_right": right,
+            "children_default": np.where(missing_left, left, right),
+            "features": features,
+            "thresholds": thresholds.astype(np.float64),
+            "values": np.array([value[i] for i in rows_]).reshape(-1, 1),
+            "node_sample_weight": np.maximum(np.array([cover[i] for i in rows_]), 1e-9),
+        }
+        splits = np.flatnonzero(left >= 0)
+        if splits.size == 0:
+            continue
+        # The side of every split each row takes, as shap decides it: missing -> the default
+        # child, else x <= threshold -> left (the ONNX nodes' true branch).
+        x = X[:, features[splits]]
+        goes_left = np.where(np.isnan(x), missing_left[splits], x <= thresholds[splits])
+        _, first, inverse = np.unique(
+            _pattern_keys(goes_left), return_index=True, return_inverse=True
         )
-    model = {"trees": shap_trees, "base_offset": ens.bias}
-    values = shap.TreeExplainer(model).shap_values(np.asarray(rows, dtype=np.float64))
-    return np.asarray(values, dtype=np.float32)
+        phi = np.asarray(
+            shap.TreeExplainer({"trees": [tree], "base_offset": 0.0}).shap_values(
+                X[first].astype(np.float64)
+            ),
+            dtype=np.float64,
+        )
+        used = np.unique(features[splits])
+        out[:, used] += phi[:, used][inverse.ravel()]
+    return out.astype(np.float32)
+
+
+def _pattern_keys(goes_left: np.ndarray) -> np.ndarray:
+    """One hashable key per row of a boolean (rows, splits) matrix."""
+    if goes_left.shape[1] <= 63:
+        return goes_left.astype(np.int64) @ (np.int64(1) << np.arange(goes_left.shape[1]))
+    packed = np.ascontiguousarray(np.packbits(goes_left, axis=1, bitorder="little"))
+    return packed.view(np.dtype((np.void, packed.shape[1])))[:, 0]

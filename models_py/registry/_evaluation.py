@@ -82,11 +82,31 @@ def calibration(con, model_id: str) -> list[dict[str, Any]]:
 
 
 def top_features(con, model_id: str, *, limit: int = 12) -> list[dict[str, Any]]:
-    """The `limit` most important features (permutation importance on test rows)."""
+    """The `limit` most important features by either importance (permutation importance and
+    mean |SHAP| on the same test rows), by permutation rank; registries from before mean |SHAP|
+    existed read null for it."""
+    shap = (
+        "mean_abs_shap, shap_rank, shap_method"
+        if "mean_abs_shap" in relation_columns(con, f"{SCHEMA}.feature_importance")
+        else "null as mean_abs_shap, null as shap_rank, null as shap_method"
+    )
     return _rows(
         con,
-        f"select feature_name, importance_mean from {ml_table('feature_importance')} "
-        "where model_id = ? order by importance_rank limit ?",
+        f"""
+        with importance as (
+            select feature_name, importance_mean, importance_rank, {shap}
+            from {ml_table("feature_importance")}
+            where model_id = ?
+        ),
+
+        top as (
+            select * from importance
+            order by least(importance_rank, shap_rank) nulls last, feature_name
+            limit ?
+        )
+
+        select * from top order by importance_rank nulls last, shap_rank
+        """,
         [model_id, limit],
     )
 

@@ -1,7 +1,8 @@
 """`propensity report`: a static HTML report built from warehouse tables only.
 
 Per product group (champion models): ROC and PR curves, lift and cumulative gains by decile,
-calibration curve, score distribution, top feature importances, model AUC next to oracle AUC where
+calibration curve, score distribution, feature importance (permutation and mean |SHAP|), a few
+top-decile customers with their reasons (`fct_score_reasons`), model AUC next to oracle AUC where
 known; plus audience sizes and, once daily runs have built the monitoring marts, a monitoring
 section: ROC AUC over the scored cutoffs (realised and estimated), the drift alerts of the newest
 cutoff and the latest retraining decisions; and, once an uplift model set is registered, the
@@ -26,6 +27,9 @@ from models_py.registry._tables import present_tables
 
 logger = logging.getLogger(__name__)
 
+#: Customers of each group's top decile shown with their reasons.
+EXAMPLE_CUSTOMERS = 3
+
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; padding: 0 1rem; max-width: 1200px;
   color: #222; }
@@ -38,6 +42,7 @@ th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
 .flag { display: inline-block; padding: 0.1rem 0.4rem; margin-right: 0.4rem; border-radius: 0.2rem;
   background: #c44e52; color: #fff; font-size: 0.8rem; } .flag.interim { background: #dd8452; }
 .verdict li { margin-bottom: 0.3rem; }
+td.reasons { text-align: left; } td.reasons ol { margin: 0; padding-left: 1.2rem; }
 """
 
 
@@ -150,11 +155,85 @@ def _group_plots(con, group: str, model_id: str, has: dict[str, bool]) -> str:
             images.append(_png(fig))
     imp = evaluation.top_features(con, model_id, limit=12)
     if imp:
-        fig, ax = plt.subplots(figsize=(4, 3.2))
-        ax.barh([r["feature_name"] for r in imp][::-1], [r["importance_mean"] for r in imp][::-1])
-        ax.set(xlabel="permutation importance (test)", title=f"{group}: top features")
-        images.append(_png(fig))
+        images.append(_importance_plot(group, imp))
     return '<div class="grid">' + "".join(images) + "</div>"
+
+
+def _importance_plot(group: str, imp: list[dict]) -> str:
+    """Permutation importance and mean |SHAP| of the same features, side by side (one panel when
+    the model has no mean |SHAP|: an ensemble, or a model trained before it existed)."""
+    import matplotlib.pyplot as plt
+
+    names = [r["feature_name"] for r in imp][::-1]
+    shap = [r for r in imp if r["mean_abs_shap"] is not None]
+    fig, axes = plt.subplots(
+        1, 2 if shap else 1, figsize=(5.2 if shap else 4, 3.2), sharey=True, squeeze=False
+    )
+    axes = axes[0]
+    axes[0].barh(names, [r["importance_mean"] or 0.0 for r in imp][::-1], color="#4c72b0")
+    axes[0].set(xlabel="permutation: AUC drop", title=f"{group}: feature importance (test)")
+    axes[0].tick_params(axis="y", labelsize=7)
+    if shap:
+        units = "probability" if "probability" in (shap[0]["shap_method"] or "") else "log-odds"
+        axes[1].barh(names, [r["mean_abs_shap"] or 0.0 for r in imp][::-1], color="#dd8452")
+        axes[1].set(xlabel=f"mean |SHAP| ({units})")
+    return _png(fig)
+
+
+def _example_customers(con, group: str) -> list[str]:
+    """A few customers of the group's top score decile with their reasons in plain words
+    (marts.fct_score_reasons, latest cutoff); nothing when the group has no reasons."""
+    rows = _rows(
+        con,
+        """
+        with reasons as (
+            select * from marts.fct_score_reasons where product_group = ?
+        ),
+
+        top_decile as (
+            select scores.customer_id, scores.score
+            from marts.fct_propensity_scores as scores
+            where scores.product_group = ?
+                and scores.as_of_date = (select max(as_of_date) from reasons)
+                and scores.decile = 1
+                and scores.customer_id in (select customer_id from reasons)
+            order by hash(scores.customer_id), scores.customer_id
+            limit ?
+        )
+
+        select
+            top_decile.customer_id,
+            top_decile.score,
+            list(reasons.feature_label order by reasons.reason_rank) as labels,
+            list(reasons.contribution order by reasons.reason_rank) as contributions,
+            any_value(reasons.contribution_units) as units,
+            any_value(reasons.as_of_date) as as_of_date
+        from top_decile
+        inner join reasons on top_decile.customer_id = reasons.customer_id
+        group by all
+        order by top_decile.score desc, top_decile.customer_id
+        """,
+        [group, group, EXAMPLE_CUSTOMERS],
+    )
+    if not rows:
+        return []
+    body = "".join(
+        f"<tr><td>{_fmt(r['customer_id'])}</td><td>{r['score']:.3f}</td>"
+        '<td class="reasons"><ol>'
+        + "".join(
+            f'<li>{html.escape(label)} <span class="muted">({c:+.2f})</span></li>'
+            for label, c in zip(r["labels"], r["contributions"], strict=True)
+        )
+        + "</ol></td></tr>"
+        for r in rows
+    )
+    return [
+        f"<h3>{html.escape(group)}: example customers from the top decile</h3>",
+        f'<p class="muted">Scores of {rows[0]["as_of_date"]}: the features pushing each score up '
+        f"the most (marts.fct_score_reasons), with their contribution in "
+        f"{html.escape(str(rows[0]['units']))} (docs/explaining.md).</p>",
+        f"<table><tr><th>customer_id</th><th>score</th><th>why</th></tr>{body}</table>",
+    ]
 
 
 def _monitoring(con) -> list[str]:
@@ -296,6 +375,7 @@ def write_report(warehouse: Path | str, out_dir: Path | str) -> ReportResult:
             "scores": table_exists(con, "marts", "fct_propensity_scores"),
             "audiences": table_exists(con, "marts", "fct_campaign_audiences"),
         }
+        has["reasons"] = has["scores"] and table_exists(con, "marts", "fct_score_reasons")
         if not has["aliases"]:
             raise WarehouseError(
                 f"{warehouse} has no model registry: run `dbt build` and `propensity train` first"
@@ -363,6 +443,8 @@ def write_report(warehouse: Path | str, out_dir: Path | str) -> ReportResult:
                 f"{html.escape(str(champ['test_cutoffs']))}</p>",
                 _group_plots(con, group, champ["model_id"], has),
             ]
+            if has["reasons"]:
+                parts += _example_customers(con, group)
         parts += uplift_section(con)
         parts += experiments_section(con)
     finally:

@@ -1,5 +1,6 @@
 """Evaluation: threshold choice, metrics at the threshold, lift by decile, calibration bins,
-permutation importance. Everything returns plain rows that the registry writes to schema `ml`."""
+permutation importance and mean |SHAP|. Everything returns plain rows that the registry writes
+to schema `ml`."""
 
 from __future__ import annotations
 
@@ -207,6 +208,23 @@ def calibration_bins(y: np.ndarray, p: np.ndarray, *, n_bins: int = 10) -> list[
     return rows
 
 
+def importance_sample(y: np.ndarray, max_rows: int, *, random_state: int = 0) -> np.ndarray:
+    """Indices of a label-stratified subsample of at most `max_rows` rows (all rows when there
+    are fewer): the test rows both importances are computed on."""
+    if len(y) <= max_rows:
+        return np.arange(len(y))
+    rng = np.random.default_rng(random_state)
+    pos = np.flatnonzero(y == 1)
+    neg = np.flatnonzero(y == 0)
+    n_pos = max(1, round(max_rows * len(pos) / len(y)))
+    return np.concatenate(
+        [
+            rng.choice(pos, n_pos, replace=False),
+            rng.choice(neg, max_rows - n_pos, replace=False),
+        ]
+    )
+
+
 def permutation_importance_rows(
     model,
     X: np.ndarray,
@@ -222,31 +240,122 @@ def permutation_importance_rows(
 
     if max_rows <= 0 or len(np.unique(y)) < 2:
         return []
-    rng = np.random.default_rng(random_state)
-    if len(y) > max_rows:
-        pos = np.flatnonzero(y == 1)
-        neg = np.flatnonzero(y == 0)
-        n_pos = max(1, round(max_rows * len(pos) / len(y)))
-        idx = np.concatenate(
-            [
-                rng.choice(pos, n_pos, replace=False),
-                rng.choice(neg, max_rows - n_pos, replace=False),
-            ]
-        )
-        X, y = X[idx], y[idx]
+    idx = importance_sample(y, max_rows, random_state=random_state)
+    X, y = X[idx], y[idx]
     result = permutation_importance(
         model, X, y, scoring="roc_auc", n_repeats=n_repeats, random_state=random_state, n_jobs=1
     )
-    order = np.argsort(-result.importances_mean, kind="stable")
-    rank = np.empty(len(order), dtype=int)
-    rank[order] = np.arange(1, len(order) + 1)
     return [
         {
             "feature_name": name,
             "importance_mean": float(result.importances_mean[i]),
             "importance_std": float(result.importances_std[i]),
-            "importance_rank": int(rank[i]),
+            "importance_rank": int(rank),
             "method": f"permutation_roc_auc_{len(y)}_rows_{n_repeats}_repeats",
         }
-        for i, name in enumerate(feature_names)
+        for i, (name, rank) in enumerate(
+            zip(feature_names, _ranks(result.importances_mean), strict=True)
+        )
     ]
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """1 = the largest value (ties keep the feature order)."""
+    order = np.argsort(-np.asarray(values), kind="stable")
+    rank = np.empty(len(order), dtype=int)
+    rank[order] = np.arange(1, len(order) + 1)
+    return rank
+
+
+def linear_shap_values(pipeline, X: np.ndarray) -> np.ndarray:
+    """Exact SHAP values, in log-odds, of the logistic-regression pipeline (scaler and one-hot
+    encoder in a ColumnTransformer, then the classifier) with `X` as the background: for a linear
+    model of independent inputs the SHAP value of input j is ``coef_j * (z_j - mean(z_j))``
+    (Lundberg and Lee 2017). A one-hot encoded feature gets the sum over its indicator columns
+    (the SHAP value of the group of columns), so every value belongs to one feature."""
+    prep, clf = pipeline.steps[0][1], pipeline.steps[-1][1]
+    Z = np.asarray(prep.transform(X), dtype=np.float64)
+    phi_columns = (Z - Z.mean(axis=0)) * np.asarray(clf.coef_, dtype=np.float64)[0]
+    phi = np.zeros((X.shape[0], X.shape[1]))
+    for name, transformer, columns in prep.transformers_:
+        if name == "remainder" or transformer == "drop":
+            continue
+        out = prep.output_indices_[name]
+        if hasattr(transformer, "categories_"):  # one output column per category, in order
+            widths = [len(c) for c in transformer.categories_]
+        else:
+            widths = [1] * len(columns)
+        start = out.start
+        for column, width in zip(columns, widths, strict=True):
+            phi[:, column] = phi_columns[:, start : start + width].sum(axis=1)
+            start += width
+    return phi
+
+
+def mean_abs_shap_rows(
+    *,
+    algorithm: str,
+    estimator,
+    onnx_bytes: bytes,
+    model_id: str,
+    X: np.ndarray,
+    feature_names: Sequence[str],
+) -> list[dict[str, Any]]:
+    """Mean |SHAP value| per feature of the base estimator (before its sigmoid calibration) over
+    the rows `X`, which are also the background (node covers, feature means).
+
+    Tree ensembles: exact path-dependent TreeSHAP of the exported ONNX trees (the method and units
+    of ``fct_score_reasons``: log-odds for gradient boosting, probability for a random forest);
+    without the optional ``shap`` package, Saabas path attributions (the method says so). The
+    logistic regression: exact linear SHAP in log-odds (`linear_shap_values`). Ensembles (soft
+    voting, stacking) get none: their members' SHAP values are in different units and do not add
+    up to the ensemble's output.
+    """
+    from models_py.explain._trees import (
+        ExplainError,
+        build_explainer,
+        parse_tree_ensemble,
+        tree_shap_values,
+    )
+    from models_py.training._algorithms import ALGORITHMS
+
+    known = ALGORITHMS.get(algorithm)
+    if known is None or len(X) == 0:
+        return []
+    if known.is_tree:
+        try:
+            ens = parse_tree_ensemble(onnx_bytes, model_id=model_id, n_features=len(feature_names))
+        except ExplainError as exc:  # a graph the explainer does not read: no mean |SHAP|
+            logger.warning("no mean |SHAP| for %s: %s", model_id, exc)
+            return []
+        units = ens.units.replace("-", "_")
+        try:
+            values = tree_shap_values(ens, X, X)
+            method = "tree_shap"
+        except ExplainError:  # shap is not installed
+            values = build_explainer(ens, X).contributions(X)
+            method = "saabas"
+    else:
+        values = linear_shap_values(estimator, X)
+        method, units = "linear_shap", "log_odds"
+    mean_abs = np.abs(np.asarray(values, dtype=np.float64)).mean(axis=0)
+    return [
+        {
+            "feature_name": name,
+            "mean_abs_shap": float(mean_abs[i]),
+            "shap_rank": int(rank),
+            "shap_method": f"{method}_{units}_{len(X)}_rows",
+        }
+        for i, (name, rank) in enumerate(zip(feature_names, _ranks(mean_abs), strict=True))
+    ]
+
+
+def merge_importance(
+    permutation: Sequence[dict[str, Any]], shap: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One row per feature with both importances (a side missing for a feature stays null)."""
+    by_feature = {r["feature_name"]: dict(r) for r in permutation}
+    for r in shap:
+        by_feature.setdefault(r["feature_name"], {"feature_name": r["feature_name"]}).update(r)
+    keys = list(dict.fromkeys(k for r in by_feature.values() for k in r))
+    return [{k: r.get(k) for k in keys} for r in by_feature.values()]

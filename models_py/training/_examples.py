@@ -67,8 +67,8 @@ class Quota:
     split: str
     rows: int
     positives: int | None
-    population: int  # rows of the cutoff and split in the table
-    population_positives: int
+    population: float  # rows of the cutoff and split in the population (the weights' sum)
+    population_positives: float
 
 
 def _stratified(quota: int, n: int, n_pos: int, share: float) -> int:
@@ -87,9 +87,13 @@ def _split_quotas(con, target: TrainingTarget) -> tuple[list[Quota], dict[str, l
     rel = qualified(spec.schema_name, spec.table_name)
     where, params = _group_filter(target)
     split_expr = f"cast({quote_ident(spec.split)} as varchar)" if spec.split else "null"
+    weight = f"cast({quote_ident(spec.weight)} as double)" if spec.weight else "1.0"
+    positive = f"cast({quote_ident(spec.label)} as integer) = 1"
     rows = con.execute(
         f"select {quote_ident(spec.cutoff)} as cutoff, {split_expr} as split, count(*) as n, "
-        f"count(*) filter (where cast({quote_ident(spec.label)} as integer) = 1) as n_pos "
+        f"count(*) filter (where {positive}) as n_pos, sum({weight}) as w, "
+        f"coalesce(sum({weight}) filter (where {positive}), 0) as w_pos, "
+        f"min({weight}) as w_min, max({weight}) as w_max "
         f"from {rel} {where} group by all order by 1, 2",
         params,
     ).fetchall()
@@ -105,6 +109,7 @@ def _split_quotas(con, target: TrainingTarget) -> tuple[list[Quota], dict[str, l
                 "validation, test"
             )
         assigned = [(r[0], r[1], r[2], r[3]) for r in rows]
+        splits = {(r[0], r[1]): r[1] for r in rows}
     else:
         cutoffs = sorted({r[0] for r in rows})
         n_test, n_val = spec.test_cutoffs, spec.validation_cutoffs
@@ -119,9 +124,13 @@ def _split_quotas(con, target: TrainingTarget) -> tuple[list[Quota], dict[str, l
         for c in cutoffs[len(cutoffs) - n_test - n_val : len(cutoffs) - n_test]:
             label[c] = "validation"
         assigned = [(r[0], label[r[0]], r[2], r[3]) for r in rows]
+        splits = {(r[0], r[1]): label[r[0]] for r in rows}
     by_split: dict[str, list[Any]] = {s: [] for s in SPLITS}
     for cutoff, split, _, _ in assigned:
         by_split[split].append(cutoff)
+    if spec.weight:
+        _check_weights(target, rows, splits)
+    population = {(r[0], splits[(r[0], r[1])]): (r[4], r[5]) for r in rows}
     missing = [s for s in SPLITS if not by_split[s]]
     if missing:
         raise InputDataError(
@@ -139,9 +148,29 @@ def _split_quotas(con, target: TrainingTarget) -> tuple[list[Quota], dict[str, l
         positives = (
             _stratified(rows_, n, n_pos, share) if share is not None and s == "train" else None
         )
-        quotas.append(Quota(c, s, rows_, positives, n, n_pos))
+        w, w_pos = population[(c, s)] if spec.weight else (n, n_pos)
+        quotas.append(Quota(c, s, rows_, positives, float(w), float(w_pos)))
     cutoffs_by_split = {s: sorted({str(c) for c in by_split[s]}) for s in SPLITS}
     return quotas, cutoffs_by_split
+
+
+def _check_weights(target: TrainingTarget, rows: list[tuple], splits: dict) -> None:
+    """Weights must be positive, and equal within a validation or test cutoff: those periods
+    are read as a uniform sample and every metric is computed on unweighted rows."""
+    spec = target.spec
+    for cutoff, split, _n, _n_pos, _w, _w_pos, w_min, w_max in rows:
+        if w_min is None or w_min <= 0:
+            raise InputDataError(
+                f"{spec.relation}.{spec.weight} is null, zero or negative in some rows of "
+                f"{target.product_group} at {cutoff}: sampling weights must be positive"
+            )
+        if splits[(cutoff, split)] != "train" and not np.isclose(w_min, w_max, rtol=1e-9):
+            raise InputDataError(
+                f"{spec.relation}.{spec.weight} varies ({w_min:g} .. {w_max:g}) within the "
+                f"{splits[(cutoff, split)]} cutoff {cutoff} of {target.product_group}: "
+                "validation and test periods must be uniform samples (one weight per cutoff), "
+                "their metrics are computed on unweighted rows"
+            )
 
 
 def _group_filter(target: TrainingTarget, alias: str = "") -> tuple[str, list[Any]]:
@@ -167,6 +196,8 @@ def load_examples(con, target: TrainingTarget) -> Examples:
     src_ids = ", ".join(f"src.{q(c)}" for c in spec.id_columns)
     bare_ids = ", ".join(q(c) for c in spec.id_columns)
     join_split = "and s.split = src.__split" if spec.split else ""
+    weight_col = f"cast(e.{q(spec.weight)} as double)" if spec.weight else "1.0"
+    weight_col += " as __weight"
     # The few quota rows are bound as values: no Python object is registered, as registering
     # from the threads that load targets at once can fail inside DuckDB. A stratified quota
     # (`positives` not null) samples positives and negatives apart, each by the same hash.
@@ -177,7 +208,7 @@ def load_examples(con, target: TrainingTarget) -> Examples:
         ),
         src as (
             select {ids}, e.{q(spec.cutoff)} as __cutoff, {split_expr} as __split,
-                cast(e.{q(spec.label)} as integer) as __label, {oracle_cols},
+                cast(e.{q(spec.label)} as integer) as __label, {oracle_cols}, {weight_col},
                 {feats}
             from {qualified(spec.schema_name, spec.table_name)} as e
             {oracle_join}
@@ -206,32 +237,46 @@ def load_examples(con, target: TrainingTarget) -> Examples:
     cutoff = table.column("__cutoff").to_numpy(zero_copy_only=False).astype("datetime64[D]")
     split = np.asarray(table.column("__assigned").to_pylist(), dtype=object)
     ex = _examples(target, table, y=y, cutoff=cutoff, split=split, cutoffs=cutoffs_by_split)
-    return replace(ex, weight=_sampling_weights(quotas, cutoff, split, y))
+    table_weight = table.column("__weight").to_numpy(zero_copy_only=False) if spec.weight else None
+    return replace(ex, weight=_sampling_weights(quotas, cutoff, split, y, table_weight))
 
 
 def _sampling_weights(
-    quotas: list[Quota], cutoff: np.ndarray, split: np.ndarray, y: np.ndarray
+    quotas: list[Quota],
+    cutoff: np.ndarray,
+    split: np.ndarray,
+    y: np.ndarray,
+    table_weight: np.ndarray | None = None,
 ) -> np.ndarray | None:
-    """Per row, (label share of its cutoff in the table) / (label share in the sample): a
-    stratified cutoff's weights sum to its sampled rows and restore its label rate. None when no
-    quota is stratified."""
-    if all(qu.positives is None for qu in quotas):
+    """Per train row, the rows of the population it stands for, scaled to mean 1 within its
+    cutoff: for a stratum s (cutoff, label) with population W_s (the weights' sum in the table,
+    or its rows) of which the sample holds rows summing to S_s in table weight,
+    ``w_i * W_s / S_s * n / W`` (w_i its table weight, else 1; n the cutoff's sampled rows, W
+    its population). So a stratified cutoff (or a table sampled by label in SQL) gets back its
+    label rate; a uniform sample of equally weighted rows keeps weight 1. None when no quota is
+    stratified and the table has no weights."""
+    if table_weight is None and all(qu.positives is None for qu in quotas):
         return None
+    base = np.ones(len(y)) if table_weight is None else np.asarray(table_weight, np.float64)
     weight = np.ones(len(y), dtype=np.float64)
     for qu in quotas:
-        if qu.positives is None:
+        if qu.split != "train":
             continue
         rows = (cutoff == np.datetime64(qu.cutoff, "D")) & (split == qu.split)
+        if not rows.any():
+            continue
+        if qu.positives is None and base[rows].min() == base[rows].max():
+            continue  # a uniform sample of rows that weigh the same: nothing to restore
         n = int(rows.sum())
         for label, population in (
             (1, qu.population_positives),
             (0, qu.population - qu.population_positives),
         ):
             sampled = rows & (y == label)
-            k = int(sampled.sum())
-            if k:
-                weight[sampled] = (population / qu.population) / (k / n)
-    return weight
+            if sampled.any():
+                scale = population / base[sampled].sum() * n / qu.population
+                weight[sampled] = base[sampled] * scale
+    return None if bool(np.all(weight == 1.0)) else weight
 
 
 def _labels(target: TrainingTarget, table: pa.Table) -> np.ndarray:

@@ -211,8 +211,10 @@ def check_parity(
     *,
     model_id: str,
     tolerance: float = PARITY_TOLERANCE,
+    expected: np.ndarray | None = None,
 ) -> float:
-    """Compare onnxruntime with scikit-learn ``predict_proba`` on `X`.
+    """Compare onnxruntime with scikit-learn ``predict_proba`` on `X` (or with `expected`, the
+    positive-class probabilities ``model.predict_proba(X)[:, 1]`` already computed).
 
     Returns
     -------
@@ -232,7 +234,11 @@ def check_parity(
             f"model {model_id}: the ONNX export cannot be run by onnxruntime ({exc}); "
             "the model was not registered"
         ) from exc
-    expected = model.predict_proba(X)
+    if expected is None:
+        expected = model.predict_proba(X)
+    else:
+        q = np.asarray(expected, dtype=np.float64)
+        expected = np.column_stack([1.0 - q, q])
     if got.shape != expected.shape:
         raise ParityError(
             f"model {model_id}: ONNX probabilities have shape {got.shape}, scikit-learn "

@@ -104,6 +104,7 @@ class SpecSchema(_Schema):
     label: Column
     cutoff: str | None = None
     split: str | None = None
+    weight: str | None = None
     test_cutoffs: int = Field(1, ge=1)
     validation_cutoffs: int = Field(1, ge=1)
     group: GroupSchema | None = None
@@ -195,6 +196,7 @@ class SpecSchema(_Schema):
                     "test_cutoffs",
                     "validation_cutoffs",
                     "max_positive_share",
+                    "weight",
                 )
                 if k in self.model_fields_set and getattr(self, k) is not None
             ]
@@ -208,7 +210,7 @@ class SpecSchema(_Schema):
         folds = self.search_folds
         if folds < minimum:
             raise ValueError(f"search.folds must be an integer >= {minimum}, got {folds!r}")
-        keys = {*self.id_columns, self.label, self.cutoff, self.split}
+        keys = {*self.id_columns, self.label, self.cutoff, self.split, self.weight}
         keys |= {self.group.column} if self.group else set()
         overlap = keys & set(self.features if isinstance(self.features, list) else ())
         if overlap:
@@ -251,6 +253,7 @@ RULES: dict[str, str] = {
     "label": "label (the 0/1 column) is required",
     "cutoff": "cutoff (the as-of date column) must be a column name",
     "split": "split must be a column name or null",
+    "weight": "weight must be a column name (of sampling weights) or null",
     "test_cutoffs": "test_cutoffs must be an integer >= 1",
     "validation_cutoffs": "validation_cutoffs must be an integer >= 1",
     "group": "group must be {column: product_group, groups: all_active | all | [..]}",

@@ -37,6 +37,8 @@ SPECS_DIR = Path(__file__).resolve().parent / "specs"
 DEFAULT_SPEC_PATH = SPECS_DIR / "default.yml"
 
 _NAME = re.compile(NAME_PATTERN)
+#: The weight column of a training set sampled in SQL (marts.fct_training_examples).
+SAMPLE_WEIGHT = "sample_weight"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,6 +93,9 @@ class ModelSpec:
     label: str
     cutoff: str | None
     split: str | None = None
+    #: Column of sampling weights (rows of the population a row stands for), e.g. the
+    #: sample_weight of marts.fct_training_examples; None: every row stands for itself.
+    weight: str | None = None
     test_cutoffs: int = 1
     validation_cutoffs: int = 1
     group_column: str | None = None
@@ -141,9 +146,9 @@ class ModelSpec:
 
     @property
     def key_columns(self) -> tuple[str, ...]:
-        """Columns never used as features: ids, label, cutoff, split, group."""
+        """Columns never used as features: ids, label, cutoff, split, weight, group."""
         cols = [*self.id_columns, self.label]
-        cols += [c for c in (self.cutoff, self.split, self.group_column) if c]
+        cols += [c for c in (self.cutoff, self.split, self.weight, self.group_column) if c]
         return tuple(cols)
 
 
@@ -207,6 +212,7 @@ def parse_spec(raw: Mapping[str, Any]) -> ModelSpec:
         label=s.label,
         cutoff=s.cutoff,
         split=s.split,
+        weight=s.weight,
         test_cutoffs=s.test_cutoffs,
         validation_cutoffs=s.validation_cutoffs,
         group_column=s.group.column if s.group else None,
@@ -295,6 +301,7 @@ def resolve_spec(
         ("label column", spec.label),
         ("cutoff column", spec.cutoff),
         ("split column", spec.split),
+        ("weight column", spec.weight),
         ("group column", spec.group_column),
         *[("numeric_except column", c) for c in spec.numeric_except],
         *[("feature", c) for c in spec.features or ()],
@@ -302,6 +309,16 @@ def resolve_spec(
     ]:
         if col is not None and col not in columns:
             raise _fail(spec.name, f"{what} {col!r} is not a column of {spec.relation}")
+    if spec.weight is not None and not is_feature_type(columns[spec.weight]):
+        raise _fail(spec.name, f"weight column {spec.weight!r} is not numeric")
+    if spec.weight is None and SAMPLE_WEIGHT in columns:
+        # A sampled table's weights differ by label (positives are sampled at another rate): as
+        # a feature the weight would give the label away.
+        raise _fail(
+            spec.name,
+            f"{spec.relation} has a {SAMPLE_WEIGHT} column (a sampled training set): declare "
+            f"`weight: {SAMPLE_WEIGHT}` so that rows are weighted by it, not fitted on it",
+        )
     if spec.features is not None:
         features = list(spec.features)
         bad = [f"{c} ({columns[c]})" for c in features if not is_feature_type(columns[c])]

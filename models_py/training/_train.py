@@ -17,7 +17,8 @@ One spec expands to one training target per product group. For each target:
    rule, and it is evaluated on the test period (metrics, lift, calibration, importance);
 5. the ONNX export must match scikit-learn within 1e-5 on every test row, else nothing is written;
    the bins of every feature and of the exported model's score on the train rows are kept as its
-   drift reference;
+   drift reference, and the mean |SHAP| of every feature on the importance test rows beside its
+   permutation importance;
 6. the model is registered as challenger and promoted to champion when its test metric beats the
    current champion's on the same test rows by the spec's margin (the first model is promoted).
 """
@@ -69,7 +70,10 @@ from models_py.training._evaluate import (
     calibration_bins,
     choose_threshold,
     curve_points,
+    importance_sample,
     lift_by_decile,
+    mean_abs_shap_rows,
+    merge_importance,
     permutation_importance_rows,
 )
 from models_py.training._examples import (
@@ -340,6 +344,8 @@ class Choice:
     fitted: Mapping[str, tuple[Any, SearchResult | None]] = field(default_factory=dict)
     #: ensembles fitted and reported but not eligible: they missed the best candidate + margin
     not_chosen: frozenset[str] = frozenset()
+    #: temporal: each single candidate's probabilities on the validation rows (from its fit)
+    validation_proba: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def ranked(self) -> list[CandidateResult]:
         """The eligible candidates, best validation ROC AUC first."""
@@ -534,6 +540,7 @@ def choose_candidate(
         search=searches.get(best.algorithm),
         fitted={a: (est, searches.get(a)) for a, est in fitted.items()},
         not_chosen=not_chosen,
+        validation_proba=validation_proba,
     )
 
 
@@ -542,10 +549,14 @@ def calibrate(target: TrainingTarget, ex: Examples, choice: Choice) -> Calibrati
     spec = target.spec
     cv: dict[str, Any] | None = None
     if spec.is_temporal:
-        # Platt scaling and the threshold on the validation period (after the train cutoffs).
+        # Platt scaling and the threshold on the validation period (after the train cutoffs),
+        # from the candidate's validation probabilities when its fit kept them.
         X_va, y_va, _ = ex.part("validation")
-        model = SigmoidCalibratedClassifier(choice.estimator).fit(X_va, y_va)
-        p_va = model.predict_proba(X_va)[:, 1]
+        p_raw = choice.validation_proba.get(choice.best.algorithm)
+        if p_raw is None:
+            p_raw = choice.estimator.predict_proba(X_va)[:, 1]
+        model = SigmoidCalibratedClassifier(choice.estimator).fit_scores(p_raw, y_va)
+        p_va = model.calibrate(p_raw)
     else:
         # Platt scaling fitted on the chosen configuration's out-of-fold predictions (as
         # CalibratedClassifierCV(ensemble=False)); the threshold on the same, calibrated.
@@ -619,6 +630,7 @@ def export(
     ex: Examples,
     choice: Choice,
     calibration: Calibration,
+    evaluation: Evaluated,
     *,
     export_hook: Callable[[bytes], bytes] | None = None,
 ) -> Export:
@@ -652,7 +664,9 @@ def export(
     if export_hook is not None:
         onnx_bytes = export_hook(onnx_bytes)
     X_te = ex.part("test")[0]
-    parity = check_parity(onnx_bytes, calibration.model, X_te, model_id=model_id)
+    parity = check_parity(
+        onnx_bytes, calibration.model, X_te, model_id=model_id, expected=evaluation.p_test
+    )
     return Export(
         model_id=model_id, trained_at=trained_at, onnx_model=onnx_bytes, parity_max_abs_diff=parity
     )
@@ -673,6 +687,35 @@ def reference(target: TrainingTarget, ex: Examples, exported: Export) -> Referen
         weights=ex.weights("train"),
     )
     return Reference(rows=tuple(rows))
+
+
+def shap_importance(
+    target: TrainingTarget, ex: Examples, choice: Choice, evaluated: Evaluated, exported: Export
+) -> Evaluated:
+    """Step 5c: mean |SHAP| per feature of the exported model, beside its permutation importance,
+    on the same stratified test subsample (`importance_rows`; docs/explaining.md)."""
+    spec = target.spec
+    if spec.importance_rows <= 0:
+        return evaluated
+    started = time.perf_counter()
+    X_te, y_te, _ = ex.part("test")
+    idx = importance_sample(y_te.astype(int), spec.importance_rows, random_state=spec.random_state)
+    rows = mean_abs_shap_rows(
+        algorithm=choice.best.algorithm,
+        estimator=choice.estimator,
+        onnx_bytes=exported.onnx_model,
+        model_id=exported.model_id,
+        X=X_te[idx],
+        feature_names=target.feature_names,
+    )
+    logger.info(
+        "%s/%s: mean |SHAP| (%s) in %.2fs",
+        spec.name,
+        target.product_group,
+        rows[0]["shap_method"] if rows else f"none for {choice.best.algorithm}",
+        time.perf_counter() - started,
+    )
+    return replace(evaluated, importance=merge_importance(evaluated.importance, rows))
 
 
 def fit_target(
@@ -711,7 +754,9 @@ def fit_target(
             calibration = calibrate(target, ex, choice)
             evaluation = evaluate(target, ex, calibration)
             try:
-                exported = export(target, ex, choice, calibration, export_hook=export_hook)
+                exported = export(
+                    target, ex, choice, calibration, evaluation, export_hook=export_hook
+                )
                 break
             except ParityError as exc:
                 if i == len(ranked) - 1:
@@ -727,6 +772,7 @@ def fit_target(
         if calibration.cv is not None:  # the out-of-fold predictions are the validation rows
             rows = {**rows, "validation": calibration.cv["rows"]}
         references = reference(target, ex, exported)
+        evaluation = shap_importance(target, ex, choice, evaluation, exported)
     step("export")
     trained = TrainedModel(
         target=target,

@@ -14,7 +14,14 @@ from models_py.uplift._train import NOT_FEATURES
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_KEYS = {
-    "fct_training_examples": ["customer_id", "product_group", "as_of_date", "split", "label"],
+    "fct_training_examples": [
+        "customer_id",
+        "product_group",
+        "as_of_date",
+        "split",
+        "label",
+        "sample_weight",
+    ],
     "fct_scoring_features": ["customer_id", "product_group", "as_of_date"],
     # the keys, arm, outcomes and money that uplift training never uses as features
     "fct_experiment_examples": list(NOT_FEATURES),

@@ -338,6 +338,91 @@ def test_rebuild_is_idempotent(built):
         pd.testing.assert_frame_equal(before[t], after[t], check_exact=True, obj=t)
 
 
+SAMPLE_VARS = {
+    "training_sample_positives": 15,
+    "training_sample_negatives": 60,
+    "evaluation_sample_rows": 150,
+}
+
+
+def test_the_training_set_is_a_weighted_sample_of_every_row(built, tmp_path):
+    """With small sample sizes, fct_training_examples keeps rows of the full table (null sizes:
+    every row) unchanged, about the sizes asked for per group and cutoff, and weights whose sums
+    give back each stratum's rows and positives exactly; a rebuild keeps the same rows."""
+    import shutil
+
+    full = Settings(warehouse=tmp_path / "full.duckdb")
+    shutil.copy(built.warehouse, full.warehouse)
+    run_dbt(
+        full,
+        ["run", "--select", "fct_training_examples"],
+        dbt_vars={**DBT_VARS, **{k: None for k in SAMPLE_VARS}},
+    )
+    sampled = Settings(warehouse=tmp_path / "sampled.duckdb")
+    shutil.copy(built.warehouse, sampled.warehouse)
+    run_dbt(
+        sampled, ["run", "--select", "fct_training_examples"], dbt_vars={**DBT_VARS, **SAMPLE_VARS}
+    )
+
+    every = read(full, "select * from marts.fct_training_examples")
+    sample = read(sampled, "select * from marts.fct_training_examples")
+    assert (every["sample_weight"] == 1.0).all()
+    keys = ["customer_id", "product_group", "as_of_date"]
+    joined = sample.merge(every, on=keys, suffixes=("", "_full"), validate="one_to_one")
+    assert len(joined) == len(sample) < len(every) / 2
+    for column in every.columns.drop([*keys, "sample_weight"]):
+        assert (joined[column] == joined[f"{column}_full"]).all(), column
+
+    strata = every.groupby(["product_group", "as_of_date"]).agg(
+        rows=("label", "size"), positives=("label", "sum"), split=("split", "first")
+    )
+    sample["weighted_label"] = sample["sample_weight"] * sample["label"]
+    got = sample.groupby(["product_group", "as_of_date"]).agg(
+        rows=("label", "size"),
+        positives=("label", "sum"),
+        weight=("sample_weight", "sum"),
+        weighted_positives=("weighted_label", "sum"),
+    )
+    both = strata.join(got.add_suffix("_sample"))
+    assert np.allclose(both["weight_sample"], both["rows"], rtol=1e-9)
+    train = both[both["split"] == "train"]
+    # train strata are per label: their weighted positives are the positives, exactly
+    assert np.allclose(train["weighted_positives_sample"], train["positives"], rtol=1e-9)
+    # Bernoulli samples: about the sizes asked for (all positives when there are fewer)
+    positives_kept = train["positives_sample"] / np.minimum(train["positives"], 15)
+    assert positives_kept.between(0.5, 1.5).all() and positives_kept.mean() == pytest.approx(
+        1, abs=0.2
+    )
+    negatives = (train["rows_sample"] - train["positives_sample"]) / 60
+    assert negatives.between(0.6, 1.4).all()
+    evaluation = both[both["split"] != "train"]
+    assert (evaluation["rows_sample"] / 150).between(0.8, 1.2).all()
+    rate = evaluation["positives"] / evaluation["rows"]
+    error = np.sqrt(rate * (1 - rate) / evaluation["rows_sample"])
+    assert (
+        abs(evaluation["weighted_positives_sample"] / evaluation["rows"] - rate) < 4 * error
+    ).all()
+    # one weight per evaluation cutoff and group: a uniform sample
+    assert (
+        sample[sample["split"] != "train"]
+        .groupby(["product_group", "as_of_date"])["sample_weight"]
+        .nunique()
+        == 1
+    ).all()
+
+    run_dbt(
+        sampled, ["run", "--select", "fct_training_examples"], dbt_vars={**DBT_VARS, **SAMPLE_VARS}
+    )
+    again = read(sampled, "select * from marts.fct_training_examples order by all")
+    pd.testing.assert_frame_equal(
+        sample.drop(columns="weighted_label")
+        .sort_values(list(sample.columns.drop("weighted_label")))
+        .reset_index(drop=True),
+        again,
+        check_exact=True,
+    )
+
+
 @pytest.mark.parametrize(
     ("dbt_vars", "message"),
     [

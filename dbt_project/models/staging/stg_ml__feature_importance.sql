@@ -10,7 +10,10 @@ final as (
         importance_mean,
         importance_std,
         importance_rank,
-        method
+        method,
+        mean_abs_shap,
+        shap_rank,
+        shap_method
     from source
 )
 

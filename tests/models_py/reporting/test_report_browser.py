@@ -182,7 +182,7 @@ return out;
 """
 
 
-def test_report_renders_in_chromium(browser, report_page):
+def test_report_renders_in_chromium(browser, report_page, trained_warehouse):
     browser.get(report_page.as_uri())
     assert browser.execute_script("return document.readyState") == "complete"
     assert browser.title == "Propensity report"
@@ -198,6 +198,19 @@ def test_report_renders_in_chromium(browser, report_page):
     assert undecoded == [], f"images that did not decode: {undecoded}"
     # Three plots side by side: each is drawn a third of the content width, not collapsed.
     assert all(width > viewport / 5 for *_, width, _ in images)
+    # Per group, permutation importance and mean |SHAP| side by side in one plot (decoded above).
+    assert [alt for *_, alt in images if "importance" in alt] == [
+        f"{g}: feature importance (test)" for g in GROUPS
+    ]
+    con = connect(trained_warehouse, read_only=True)
+    try:
+        assert con.execute(
+            "select count(*) from ml.feature_importance i join ml.model_aliases a "
+            "on a.model_id = i.model_id and a.alias = 'champion' "
+            "where i.mean_abs_shap is null or i.importance_mean is null"
+        ).fetchone() == (0,)
+    finally:
+        con.close()
 
     headings = browser.execute_script(
         "return Array.from(document.querySelectorAll('h2'), "
@@ -244,7 +257,7 @@ def test_report_of_a_warehouse_in_daily_operation_shows_monitoring(
     """After daily runs the report has a monitoring section: ROC AUC over the scored cutoffs
     (realised and estimated), drift at the newest cutoff and the latest retraining decisions."""
     from models_py.registry._decisions import record_decisions
-    from tests.models_py.operations.daily_fixtures import FIRST_CUTOFF, copy_template
+    from tests.models_py.operations.daily_fixtures import FIRST_CUTOFF, copy_template, query
 
     wh = copy_template(tmp_path_factory, tmp_path)
     con = connect(wh)
@@ -286,6 +299,38 @@ def test_report_of_a_warehouse_in_daily_operation_shows_monitoring(
     text = browser.find_element("tag name", "body").text
     assert "no drift alert on its top 10 features" in text
     assert FIRST_CUTOFF.isoformat() in text
+    # Three top-decile customers per group with their reasons in plain words, as visible text.
+    groups = [
+        g
+        for (g,) in query(
+            wh, "select product_group from ml.model_aliases where alias = 'champion' order by 1"
+        )
+    ]
+    assert [h for h in headings if "example customers" in h] == [
+        f"{g}: example customers from the top decile" for g in groups
+    ]
+    examples = browser.execute_script(
+        "return Array.from(document.querySelectorAll('td.reasons'), td => {"
+        "  let h = td.closest('table').previousElementSibling;"
+        "  while (h.tagName !== 'H3') h = h.previousElementSibling;"
+        "  return [h.textContent.split(':')[0], td.closest('tr').cells[0].textContent,"
+        "          td.innerText, td.getBoundingClientRect().height]; })"
+    )
+    assert sorted({group for group, *_ in examples}) == groups
+    assert len(examples) == 3 * len(groups)
+    for group, customer, reasons, height in examples:
+        expected = query(
+            wh,
+            "select r.feature_label, s.decile from marts.fct_score_reasons r "
+            "join marts.fct_propensity_scores s using (customer_id, product_group, as_of_date) "
+            "where r.customer_id = ? and r.product_group = ? order by r.reason_rank",
+            [int(customer.replace(",", "")), group],
+        )
+        assert expected and all(decile == 1 for _, decile in expected)
+        assert height > 0  # shown, not collapsed
+        # in plain words, rank 1 first, e.g. "Days since the last purchase order: 12"
+        positions = [reasons.index(label) for label, _ in expected]
+        assert positions == sorted(positions)
     viewport = browser.execute_script("return document.documentElement.clientWidth")
     assert browser.execute_script("return document.documentElement.scrollWidth") <= viewport
     assert browser.execute_script(_OVERFLOWING) == []

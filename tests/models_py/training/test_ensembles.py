@@ -132,6 +132,7 @@ def test_training_reports_ensembles_and_chooses_one_only_past_the_margin(tmp_pat
         "    label: label\n"
         "    cutoff: as_of_date\n"
         "    split: split\n"
+        "    weight: sample_weight\n"
         "    group: {column: product_group, groups: all_active}\n"
         "    categorical: [rfm_segment_code]\n"
         "    candidates:\n"

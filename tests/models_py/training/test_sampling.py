@@ -145,3 +145,70 @@ def test_histogram_gradient_boosting_fits_unweighted_the_others_weighted(warehou
     assert not np.allclose(
         predictions("logistic_regression", lr, w), predictions("logistic_regression", lr, None)
     )
+
+
+SAMPLED_IN_SQL = """
+    create or replace table marts.sampled_examples as
+    with sampled as (
+        select *
+        from marts.fct_training_examples
+        where
+            (split = 'train' and (label = 1 or hash(customer_id, as_of_date) % 3 = 0))
+            or (split <> 'train' and hash(customer_id, as_of_date) % 2 = 0)
+    ),
+    population as (
+        select product_group, as_of_date, split, case when split = 'train' then label end as s,
+            count(*) as n
+        from marts.fct_training_examples group by all
+    )
+    select sampled.* exclude (sample_weight), population.n / count(*) over (
+        partition by sampled.product_group, sampled.as_of_date, sampled.split,
+            case when sampled.split = 'train' then sampled.label end
+    ) as sample_weight
+    from sampled
+    inner join population
+        on sampled.product_group = population.product_group
+        and sampled.as_of_date = population.as_of_date
+        and sampled.split = population.split
+        and population.s is not distinct from
+            case when sampled.split = 'train' then sampled.label end
+"""
+
+
+@pytest.mark.parametrize("share", [None, 0.5])
+def test_a_table_sampled_in_sql_is_weighted_back_to_its_population(warehouse, share):
+    """A training table sampled by label in SQL (as marts.fct_training_examples is) declares its
+    weights with `weight`: the train rows Python reads on top of it get back each cutoff's label
+    rate in the full table, with or without a stratified quota; evaluation rows stay uniform."""
+    settings, _ = warehouse
+    with closing(connect(settings.warehouse)) as con:
+        con.execute(SAMPLED_IN_SQL)
+    fields = {"relation": "marts.sampled_examples", "weight": "sample_weight"}
+    ex = _examples(warehouse, "wine", max_positive_share=share, **fields)
+    population = _population(warehouse, "wine")
+    train = ex.split == "train"
+    for cutoff, (n, n_pos) in population.items():
+        rows = train & (ex.cutoff == cutoff)
+        y, w = ex.y[rows], ex.weight[rows]
+        assert np.average(y, weights=w) == pytest.approx(n_pos / n, abs=1e-12)
+        assert w.sum() == pytest.approx(rows.sum())
+    # the sample holds every positive and a third of the negatives: unweighted, far too many
+    assert ex.y[train].mean() > 1.5 * sum(p for _, p in population.values()) / sum(
+        n for n, _ in population.values()
+    )
+    for split in ("validation", "test"):
+        assert ex.weights(split) is None
+
+
+def test_weights_that_vary_within_an_evaluation_cutoff_are_refused(warehouse):
+    from models_py._errors import InputDataError
+
+    settings, _ = warehouse
+    with closing(connect(settings.warehouse)) as con:
+        con.execute(SAMPLED_IN_SQL)
+        con.execute(
+            "update marts.sampled_examples set sample_weight = sample_weight * (1 + label) "
+            "where split = 'test'"
+        )
+    with pytest.raises(InputDataError, match=r"varies .* within the test cutoff"):
+        _examples(warehouse, "wine", relation="marts.sampled_examples", weight="sample_weight")

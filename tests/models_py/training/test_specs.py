@@ -43,7 +43,15 @@ def test_default_spec_loads():
     }
     assert spec.threshold.kind == "max_f1"
     assert spec.promotion_margin == 0.005
-    assert spec.key_columns == ("customer_id", "label", "as_of_date", "split", "product_group")
+    assert spec.key_columns == (
+        "customer_id",
+        "label",
+        "as_of_date",
+        "split",
+        "sample_weight",
+        "product_group",
+    )
+    assert spec.weight == "sample_weight"
 
 
 def test_threshold_precision_at():
@@ -73,7 +81,7 @@ def test_threshold_precision_at():
         ({"validation": "random"}, "validation must be one of"),
         (
             {"validation": "stratified_kfold"},
-            "cutoff, split, max_positive_share belong to validation: temporal",
+            "cutoff, split, max_positive_share, weight belong to validation: temporal",
         ),
         ({"cutoff": None}, "cutoff"),
         ({"promotion": {"metric": "accuracy"}}, "promotion metric"),
@@ -108,10 +116,10 @@ def con(tmp_path):
     c.execute("create schema marts")
     c.execute(
         "create table marts.fct_training_examples as select * from (values "
-        "(1::bigint, 'wine', date '2024-01-01', 'train', 1, 3::bigint, 2.5::double, 1, 'x'), "
-        "(2::bigint, 'beer', date '2024-01-01', 'train', 0, 1::bigint, 0.5::double, 2, 'y')) "
-        "as t(customer_id, product_group, as_of_date, split, label, order_count, spend_total, "
-        "rfm_segment_code, country)"
+        "(1::bigint, 'wine', date '2024-01-01', 'train', 1, 1.0, 3::bigint, 2.5::double, 1, 'x'), "
+        "(2::bigint, 'beer', date '2024-01-01', 'train', 0, 4.0, 1::bigint, 0.5::double, 2, 'y')) "
+        "as t(customer_id, product_group, as_of_date, split, label, sample_weight, order_count, "
+        "spend_total, rfm_segment_code, country)"
     )
     c.execute(
         "create table marts.dim_product_groups as select * from (values "
@@ -160,6 +168,17 @@ def test_resolve_names_what_is_missing(con, changes, message):
 def test_resolve_unknown_group_filter(con):
     with pytest.raises(ConfigError, match="--group cheese"):
         resolve_spec(con, parse_spec(spec_with()), only_groups=["cheese"])
+
+
+def test_a_sampled_table_needs_its_weight_declared(con):
+    """sample_weight differs by label (positives are sampled at another rate): fitted as a
+    feature it would give the label away, so a spec reading it as one is refused."""
+    spec = parse_spec(spec_with(weight=None))
+    with pytest.raises(ConfigError, match="declare `weight: sample_weight`"):
+        resolve_spec(con, spec)
+    con.execute("alter table marts.fct_training_examples alter sample_weight type varchar")
+    with pytest.raises(ConfigError, match="weight column 'sample_weight' is not numeric"):
+        resolve_spec(con, parse_spec(spec_with()))
 
 
 def test_observable_oracle_column_is_used_when_present_and_warned_about_when_absent(con, caplog):

@@ -288,15 +288,29 @@ def test_train_registers_a_champion_per_group(trained):
             "select sum(examples) from ml.calibration_bins where model_id = ?", [model_id]
         ).fetchone()[0]
         assert bins == len(y)
-        importance = dict(
-            con.execute(
-                "select feature_name, importance_rank from ml.feature_importance "
-                "where model_id = ?",
+        importance = {
+            r[0]: r[1:]
+            for r in con.execute(
+                "select feature_name, importance_rank, mean_abs_shap, shap_rank, shap_method "
+                "from ml.feature_importance where model_id = ?",
                 [model_id],
             ).fetchall()
-        )
+        }
         assert set(importance) == set(features)
-        assert importance["noise"] > 3  # pure noise is not among the top features
+        assert importance["noise"][0] > 3  # pure noise is not among the top features
+        # Mean |SHAP| beside it, on the same 500 test rows, in the algorithm's units.
+        algorithm = con.execute(
+            "select algorithm from ml.model_registry where model_id = ?", [model_id]
+        ).fetchone()[0]
+        assert {m for *_, m in importance.values()} == {
+            {
+                "logistic_regression": "linear_shap_log_odds_500_rows",
+                "random_forest": "tree_shap_probability_500_rows",
+            }.get(algorithm, "tree_shap_log_odds_500_rows")
+        }
+        assert all(v[1] >= 0 for v in importance.values())
+        assert sorted(v[2] for v in importance.values()) == list(range(1, len(features) + 1))
+        assert importance["noise"][2] > 3
     con.close()
 
 
@@ -446,7 +460,16 @@ def test_dbt_marts_expose_the_evaluation_tables(trained, tmp_path):
         "select min(lift), max(cumulative_gains) from marts.fct_lift_by_decile where decile = 1"
     ).fetchone()
     assert top[0] > 1 and top[1] < 1
-    assert con.execute("select count(*) from marts.fct_feature_importance").fetchone()[0] > 0
+    assert con.execute(
+        "select count(*), count(mean_abs_shap) filter (where shap_rank = 1) "
+        "from marts.fct_feature_importance where is_champion"
+    ).fetchone() == (
+        con.execute(
+            "select count(*) from ml.feature_importance i join ml.model_aliases a "
+            "on a.model_id = i.model_id and a.alias = 'champion'"
+        ).fetchone()[0],
+        len(GROUPS),
+    )
     assert con.execute("select count(*) from marts.fct_calibration_bins").fetchone()[0] > 0
     # Both oracle gaps on the test rows (the fake oracle table has both columns).
     gaps = con.execute(

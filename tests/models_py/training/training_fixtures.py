@@ -120,7 +120,8 @@ def write_fake_warehouse(path: Path, *, customers: int = 1500, seed: int = 0) ->
         con.execute("create schema if not exists raw")
         con.register("examples_view", examples)
         con.execute(
-            "create or replace table marts.fct_training_examples as select * from examples_view"
+            "create or replace table marts.fct_training_examples as "
+            "select *, 1.0::double as sample_weight from examples_view"
         )
         con.register("oracle_view", oracle)
         con.execute("create or replace table raw.oracle_propensity as select * from oracle_view")
@@ -150,6 +151,7 @@ specs:
     label: label
     cutoff: as_of_date
     split: split
+    weight: sample_weight
     group: {column: product_group, groups: all_active}
     features: {numeric_except: []}
     categorical: [rfm_segment_code]
@@ -190,6 +192,7 @@ def hgb_spec(
         "label": "label",
         "cutoff": "as_of_date",
         "split": "split",
+        "weight": "sample_weight",
         "group": {"column": "product_group", "groups": groups},
         "features": {"numeric_except": []},
         "categorical": ["rfm_segment_code"],

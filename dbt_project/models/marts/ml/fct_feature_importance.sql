@@ -16,7 +16,10 @@ final as (
         importance.importance_mean,
         importance.importance_std,
         importance.importance_rank,
-        importance.method
+        importance.method,
+        importance.mean_abs_shap,
+        importance.shap_rank,
+        importance.shap_method
     from importance
     inner join models on importance.model_id = models.model_id
 )

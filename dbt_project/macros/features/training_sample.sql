@@ -1,0 +1,63 @@
+{#-
+  The training-set sample (fct_training_examples; docs/training.md, "The training set is a
+  sample"). Per (product group, cutoff) the model keeps
+
+  - train cutoffs: about training_sample_positives of the positives (all of them when fewer) and
+    about training_sample_negatives of the negatives;
+  - validation and test cutoffs: about evaluation_sample_rows customers, whatever their label
+    (a uniform sample, so metrics need no weights);
+
+  each row with sample_weight = rows of its stratum in the population / rows of its stratum in
+  the sample (stratum: group, cutoff and, on train cutoffs, the label). A var set to null keeps
+  every row of its strata (weight 1).
+-#}
+
+{#- A sample size var: null, or a whole number >= 1. -#}
+{% macro propensity_sample_size(name) %}
+    {%- set value = var(name, none) -%}
+    {%- if value is none -%}
+        {{- return(none) -}}
+    {%- endif -%}
+    {{- return(propensity_int_var(name, 1)) -}}
+{% endmacro %}
+
+
+{#- The sampling rate that keeps about `size` of `population` rows: 1 without a size. -#}
+{% macro propensity_sample_rate(size, population) -%}
+    {%- if size is none -%}
+        cast(1.0 as double)
+    {%- else -%}
+        least(cast(1.0 as double), cast({{ size }} as double) / greatest({{ population }}, 1))
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#-
+  A uniform number in [0, 1) per customer and cutoff: the first 8 hex digits of
+  md5(seed | customer_id | cutoff) / 2^32. A row is sampled when its number is below its
+  stratum's rate, so the sample is a deterministic function of the data (a rebuild keeps the same
+  rows) and the product groups of one cutoff share their sampled customers (their features are
+  read once). md5, not hash(): the same on every engine.
+-#}
+{% macro propensity_sample_unit(customer_id, cutoff) -%}
+    {{- return(adapter.dispatch('propensity_sample_unit', 'propensity')(customer_id, cutoff)) -}}
+{%- endmacro %}
+
+{% macro default__propensity_sample_unit(customer_id, cutoff) -%}
+    cast(
+        '0x' || left(md5(
+            '{{ propensity_int_var("training_sample_seed", 0) }}|'
+            || cast({{ customer_id }} as {{ string_type() }}) || '|' || cast({{ cutoff }} as {{ string_type() }})
+        ), 8)
+        as bigint
+    ) / 4294967296.0
+{%- endmacro %}
+
+{#- Spark: the same md5 digits read with conv() (Spark casts no '0x' literal) and divided as a
+    double (a decimal division would round differently from DuckDB's double). -#}
+{% macro spark__propensity_sample_unit(customer_id, cutoff) -%}
+    cast(conv(left(md5(
+            '{{ propensity_int_var("training_sample_seed", 0) }}|'
+            || cast({{ customer_id }} as string) || '|' || cast({{ cutoff }} as string)
+        ), 8), 16, 10) as double) / cast(4294967296 as double)
+{%- endmacro %}
