@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 export PROPENSITY_WAREHOUSE ?= warehouse/propensity.duckdb
 DEMO_CUSTOMERS ?= 50000
 
-.PHONY: install browser lint test demo results bench clean
+.PHONY: install browser java lint test demo results bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,22 @@ browser:
 			"(the report's browser test needs them)"; \
 	fi
 
+# A headless Java runtime for the Spark engine's tests (pyspark starts a JVM). Installed with
+# apt-get when java is missing and running as root (CI); otherwise a hint, and tests/test_spark.py
+# says why it cannot run. Quiet when java is present.
+java:
+	@if command -v java >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing a headless Java runtime (apt-get)"; \
+		apt-get update -qq >/dev/null && \
+		(DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			openjdk-17-jre-headless >/dev/null 2>&1 || \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			default-jre-headless >/dev/null); \
+	else \
+		echo "java missing: install Debian's openjdk-17-jre-headless (the Spark engine's tests need it)"; \
+	fi
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -40,7 +56,7 @@ lint: install
 
 # Two pytest workers, one test file each at a time (module fixtures stay within a worker):
 # the suite is mostly dbt subprocesses and DuckDB waiting on I/O or one core.
-test: lint browser
+test: lint browser java
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 demo: install

@@ -35,6 +35,10 @@ def _problem_rows(settings: Settings, relation: str | None, limit: int = 5) -> l
     """Read the `problem` column of a stored test failure table, if any."""
     if not relation:
         return []
+    if settings.engine == "spark":
+        from models_py.spark import problem_rows
+
+        return problem_rows(settings, relation, limit)
     import duckdb
 
     from models_py._warehouse import connect
@@ -90,6 +94,8 @@ def _preflight(settings: Settings, command: Sequence[str]) -> None:
 def dbt_target_path(settings: Settings) -> Path:
     """dbt's target directory for this warehouse (run_results.json, compiled SQL); its logs are
     beside it. Per warehouse: runs against different warehouses never share state."""
+    if settings.engine == "spark":
+        return settings.spark_path.parent / ".dbt" / settings.spark_path.name / "target"
     return settings.warehouse.parent / ".dbt" / settings.warehouse.stem / "target"
 
 
@@ -102,7 +108,9 @@ def run_dbt(
 ) -> DbtOutcome:
     """Run one dbt command (e.g. ``["build"]``, ``["run", "--select", "marts"]``) in a subprocess.
 
-    dbt runs in its own process so that it releases the DuckDB file when it ends (dbt-duckdb keeps
+    On the Spark engine (``settings.engine == 'spark'``) dbt runs in this process instead, in its
+    SparkSession with the scoring functions registered (`models_py.spark`). On DuckDB, dbt runs in
+    its own process so that it releases the DuckDB file when it ends (dbt-duckdb keeps
     the database open for the life of the process) and so that an interrupted run cannot leave this
     process holding a half-open warehouse.
 
@@ -115,17 +123,9 @@ def run_dbt(
         When a model errors or a data test fails, with the failing nodes and the problems their
         stored failure rows describe.
     """
-    _preflight(settings, command)
     merged_vars = {**settings.dbt_vars, **(dbt_vars or {})}
     target_path = dbt_target_path(settings)
-    args = [
-        sys.executable,
-        "-c",
-        "import sys; from dbt.cli.main import cli; sys.exit(cli())",
-        "--no-use-colors",
-        "--log-format",
-        "text",
-        *command,
+    options = [
         "--project-dir",
         str(settings.dbt_project_dir),
         "--profiles-dir",
@@ -138,18 +138,35 @@ def run_dbt(
         str(settings.threads),
     ]
     if merged_vars:
-        args += ["--vars", json.dumps(merged_vars, default=str)]
+        options += ["--vars", json.dumps(merged_vars, default=str)]
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "PROPENSITY_WAREHOUSE": str(settings.warehouse),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    }
     results_file = target_path / "run_results.json"
     results_file.unlink(missing_ok=True)
     logger.info("dbt %s", " ".join(command))
-    proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
-    outcome = DbtOutcome(success=proc.returncode == 0)
+    if settings.engine == "spark":
+        from models_py.spark import run_dbt_in_session
+
+        returncode, output = run_dbt_in_session(settings, [*command, *options])
+    else:
+        _preflight(settings, command)
+        args = [
+            sys.executable,
+            "-c",
+            "import sys; from dbt.cli.main import cli; sys.exit(cli())",
+            "--no-use-colors",
+            "--log-format",
+            "text",
+            *command,
+            *options,
+        ]
+        env = {
+            **os.environ,
+            "PROPENSITY_WAREHOUSE": str(settings.warehouse),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        }
+        proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+        returncode, output = proc.returncode, proc.stdout + proc.stderr
+    outcome = DbtOutcome(success=returncode == 0)
     failures: list[str] = []
     results = json.loads(results_file.read_text())["results"] if results_file.exists() else []
     for r in results:
@@ -167,15 +184,14 @@ def run_dbt(
             outcome.warnings.append(name)
             outcome.warnings += _problem_rows(settings, r.get("relation_name"))
     if not outcome.success and raise_on_failure:
-        output = proc.stdout + proc.stderr
         if _LOCK_MESSAGE in output:  # another process took the file after the check above
             from models_py._warehouse import lock_error
 
             line = next(ln for ln in output.splitlines() if _LOCK_MESSAGE in ln)
             raise lock_error(settings.warehouse, line)
         if not failures:  # dbt failed before running nodes: compile or connection error
-            tail = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
-            failures = tail[-15:] or [f"dbt exited with {proc.returncode}"]
+            tail = [ln for ln in output.splitlines() if ln.strip()]
+            failures = tail[-15:] or [f"dbt exited with {returncode}"]
         lines = ["dbt " + " ".join(command) + " failed:"]
         lines += [f"  - {f}" for f in failures[:20]]
         if outcome.problems:

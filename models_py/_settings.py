@@ -11,6 +11,8 @@ from pathlib import Path
 from models_py._errors import ConfigError
 
 ENV_PREFIX = "PROPENSITY_"
+#: Engines dbt can build on (profiles.yml targets of the same names).
+ENGINES = ("duckdb", "spark")
 DEFAULT_WAREHOUSE = Path("warehouse/propensity.duckdb")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 #: Where `dbt_project/` and `profiles.yml` are: the repository's own files in a checkout (or an
@@ -40,6 +42,16 @@ class Settings:
     serving_dir : Path, optional
         Where the daily run publishes the read-only serving snapshots that `propensity serve`
         reads (docs/serving.md); default `serving_path`, beside the warehouse file.
+    engine : {'duckdb', 'spark'}
+        Where dbt builds the tables: the DuckDB file (default) or Spark tables (profile target
+        `spark`, docs/spark.md).
+    spark_dir : Path, optional
+        Spark's local warehouse directory (Parquet tables and the Derby metastore) when no
+        cluster is given; default `spark_path`, beside the warehouse file.
+    spark_master : str
+        Spark master URL of the local session (``local[2]``).
+    spark_driver_memory : str
+        JVM heap of a local session (``4g``); a cluster sets its own.
     """
 
     warehouse: Path = DEFAULT_WAREHOUSE
@@ -48,6 +60,18 @@ class Settings:
     threads: int = 2
     dbt_vars: Mapping[str, object] = field(default_factory=dict)
     serving_dir: Path | None = None
+    engine: str = "duckdb"
+    spark_dir: Path | None = None
+    spark_master: str = "local[2]"
+    spark_driver_memory: str = "4g"
+
+    @property
+    def spark_path(self) -> Path:
+        """Spark's local warehouse directory: `spark_dir`, or ``<warehouse stem>.spark`` beside
+        the warehouse file (warehouse/propensity.duckdb -> warehouse/propensity.spark)."""
+        if self.spark_dir is not None:
+            return Path(self.spark_dir).expanduser().resolve()
+        return self.warehouse.with_suffix(".spark")
 
     @property
     def serving_path(self) -> Path:
@@ -66,6 +90,11 @@ class Settings:
             )
         if self.threads < 1:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
+        if self.engine not in ENGINES:
+            raise ConfigError(
+                f"engine must be one of {', '.join(ENGINES)} (PROPENSITY_ENGINE or --engine), "
+                f"got {self.engine!r}"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -83,6 +112,14 @@ class Settings:
                 ) from exc
         if env.get(ENV_PREFIX + "SERVING_DIR"):
             values["serving_dir"] = Path(env[ENV_PREFIX + "SERVING_DIR"])
+        if env.get(ENV_PREFIX + "ENGINE"):
+            values["engine"] = env[ENV_PREFIX + "ENGINE"].strip().lower()
+        if env.get(ENV_PREFIX + "SPARK_DIR"):
+            values["spark_dir"] = Path(env[ENV_PREFIX + "SPARK_DIR"])
+        if env.get(ENV_PREFIX + "SPARK_MASTER"):
+            values["spark_master"] = env[ENV_PREFIX + "SPARK_MASTER"].strip()
+        if env.get(ENV_PREFIX + "SPARK_DRIVER_MEMORY"):
+            values["spark_driver_memory"] = env[ENV_PREFIX + "SPARK_DRIVER_MEMORY"].strip()
         limit = env.get(ENV_PREFIX + "DUCKDB_MEMORY_LIMIT")
         if limit is not None and not _MEMORY.fullmatch(limit.strip()):
             # profiles.yml passes it to DuckDB; checked here so dbt never starts with it.

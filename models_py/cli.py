@@ -35,7 +35,35 @@ def _console():
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(warehouse=getattr(args, "warehouse", None))
+    return Settings.from_env(
+        warehouse=getattr(args, "warehouse", None), engine=getattr(args, "engine", None)
+    )
+
+
+_SPARK_COMMANDS = "generate, load online-retail, build, train, run daily, report"
+#: The Spark tables `propensity report --engine spark` copies into the local file first.
+SPARK_REPORT_TABLES = (
+    "dim_product_groups",
+    "dim_cutoffs",
+    "fct_propensity_scores",
+    "dim_customer_propensity",
+)
+
+
+def _on_spark(settings: Settings) -> bool:
+    """True on the Spark engine (`_refuse_on_spark` has let only its commands through)."""
+    return settings.engine == "spark"
+
+
+def _copy_raw_to_spark(settings: Settings) -> None:
+    """After a generator or loader wrote the DuckDB file: the same raw tables as Spark tables."""
+    from models_py.spark import copy_raw_from_duckdb
+
+    counts = copy_raw_from_duckdb(settings)
+    _console().print(
+        f"Spark tables under {settings.spark_path}: "
+        + ", ".join(f"raw.{t} {n:,}" for t, n in counts.items())
+    )
 
 
 def _dbt_vars(text: str | None) -> dict[str, object]:
@@ -73,6 +101,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         **({"shift": args.shift} if args.shift else {}),
     )
     _console().print(report.summary())
+    if _on_spark(settings):
+        _copy_raw_to_spark(settings)
     return 0
 
 
@@ -82,6 +112,8 @@ def cmd_load_online_retail(args: argparse.Namespace) -> int:
     settings = _settings(args)
     report = load_online_retail(args.path, settings.warehouse)
     _console().print(report.summary())
+    if _on_spark(settings):
+        _copy_raw_to_spark(settings)
     return 0
 
 
@@ -298,6 +330,14 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_run_daily(args: argparse.Namespace) -> int:
     from models_py.operations import run_daily
 
+    settings = _settings(args)
+    if _on_spark(settings):
+        from models_py.spark import run_daily_on_spark
+
+        report = run_daily_on_spark(settings, as_of=args.as_of)
+        _console().print(report.summary())
+        return 0
+
     options = {} if args.lookback_days is None else {"lookback_days": args.lookback_days}
     if args.full_refresh:
         options["lookback_days"] = None
@@ -372,7 +412,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from models_py.reporting._report import write_report
 
-    result = write_report(_settings(args).warehouse, args.out)
+    settings = _settings(args)
+    if _on_spark(settings):
+        from models_py.spark import pull_tables
+
+        # The report reads the local file: the Spark marts it shows are copied there first.
+        pull_tables(settings, SPARK_REPORT_TABLES)
+    result = write_report(settings.warehouse, args.out)
     _console().print(result.summary())
     return 0
 
@@ -626,6 +672,8 @@ def run_train(
                 description=f"{event.spec_name}/{event.product_group}: {event.step}",
             )
 
+        if settings.engine == "spark":
+            from models_py.spark import train_on_spark as train
         report = train(
             settings,
             spec_path=spec_path,
@@ -696,6 +744,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Warehouse-native propensity scoring: dbt features, sklearn models, ONNX.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument(
+        "--engine",
+        choices=("duckdb", "spark"),
+        default=None,
+        help="where dbt builds the tables: the DuckDB file or Spark tables (default: "
+        "$PROPENSITY_ENGINE or duckdb; docs/spark.md)",
+    )
     parser.add_argument(
         "--warehouse",
         type=Path,
@@ -1105,6 +1160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     started = time.perf_counter()
     try:
+        _refuse_on_spark(args)
         code = args.func(args)
     except Exception as exc:
         if args.debug or not is_known_error(exc):
@@ -1116,6 +1172,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     logger.debug("done in %.1fs", time.perf_counter() - started)
     return code
+
+
+def _refuse_on_spark(args: argparse.Namespace) -> None:
+    """The Spark engine runs a subset of the commands (docs/spark.md): any other one stops with
+    a `ConfigError` rather than running on the DuckDB file while the user expects Spark."""
+    engine = args.engine or os.environ.get("PROPENSITY_ENGINE", "duckdb").strip().lower()
+    if engine != "spark":
+        return
+    label = " ".join(
+        str(v)
+        for v in (args.command, getattr(args, "workflow", None), getattr(args, "dataset", None))
+        if v
+    )
+    if label not in ("generate", "load online-retail", "build", "train", "run daily", "report"):
+        raise ConfigError(
+            f"`propensity {label}` does not run on the Spark engine yet; on Spark: "
+            f"{_SPARK_COMMANDS} (docs/spark.md). Use --engine duckdb."
+        )
 
 
 def _rich_handler() -> logging.Handler:

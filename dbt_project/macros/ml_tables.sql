@@ -235,6 +235,23 @@
     {{ return(tables) }}
 {% endmacro %}
 
+{#- Spark: Parquet tables in the metastore; the same columns, types in Spark's names. -#}
+{% macro spark__ensure_ml_tables() %}
+    {%- if execute -%}
+        {%- set schema = var('registry_schema') -%}
+        {%- do run_query('create schema if not exists ' ~ adapter.quote(schema)) -%}
+        {%- for table, columns in ml_table_ddl().items() -%}
+            {%- set cols = [] -%}
+            {%- for name, type in columns -%}
+                {%- do cols.append(adapter.quote(name) ~ ' ' ~ sql_type(type)) -%}
+            {%- endfor -%}
+            {%- do run_query('create table if not exists ' ~ adapter.quote(schema) ~ '.' ~ adapter.quote(table)
+                ~ ' (' ~ cols | join(', ') ~ ') using parquet') -%}
+        {%- endfor -%}
+    {%- endif -%}
+    select 1 as ml_tables_ready
+{% endmacro %}
+
 {% macro default__ensure_ml_tables() %}
     {%- if execute -%}
         {%- set schema = var('registry_schema') -%}

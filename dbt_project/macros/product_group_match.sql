@@ -6,5 +6,15 @@
   pins its cases.
 -#}
 {% macro product_group_match(value, pattern) -%}
+    {{- return(adapter.dispatch('product_group_match', 'propensity')(value, pattern)) -}}
+{%- endmacro %}
+
+{% macro default__product_group_match(value, pattern) -%}
     regexp_matches(coalesce({{ value }}, ''), {{ pattern }}, 'i')
+{%- endmacro %}
+
+{#- Spark: Java regular expressions, case-insensitive by an inline flag (RE2's syntax is a subset
+    for the patterns rules use: alternation, anchors, classes, groups). -#}
+{% macro spark__product_group_match(value, pattern) -%}
+    coalesce({{ value }}, '') rlike concat('(?i)', {{ pattern }})
 {%- endmacro %}

@@ -34,17 +34,17 @@ late as (
 
 final as (
     select
-        'experiment ' || experiment_id || ': ' || cast(assignments as varchar)
+        'experiment ' || experiment_id || ': ' || cast(assignments as {{ string_type() }})
         || ' assignments are left out of fct_experiment_examples, '
         || case
             when after_cutoff
                 then
                     'some assigned on or after the scoring cutoff '
-                    || cast(scoring_cutoff as varchar) || ' (last ' || cast(last_assigned_at as varchar)
+                    || cast(scoring_cutoff as {{ string_type() }}) || ' (last ' || cast(last_assigned_at as {{ string_type() }})
                     || '): data from after the cutoff. Check dbt var scoring_cutoff and raw.treatments.'
             else
                 'their outcome window of {{ horizon }} days ends after the scoring cutoff '
-                || cast(scoring_cutoff as varchar) || ': the experiment is still running.'
+                || cast(scoring_cutoff as {{ string_type() }}) || ': the experiment is still running.'
         end as problem
     from late
 )

@@ -18,8 +18,8 @@ first_order as (
 
 final as (
     select
-        'scoring cutoff ' || cast(cutoffs.as_of_date as varchar)
-        || ' is before the first order (' || cast(first_order.first_order_date as varchar)
+        'scoring cutoff ' || cast(cutoffs.as_of_date as {{ string_type() }})
+        || ' is before the first order (' || cast(first_order.first_order_date as {{ string_type() }})
         || '): no customer has history at that cutoff, so nothing is scored. Set dbt var '
         || 'scoring_cutoff after the first order, or leave it null (the day after the last order).'
             as problem

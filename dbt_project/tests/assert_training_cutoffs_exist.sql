@@ -25,7 +25,7 @@ training as (
 final as (
     select
         'no training cutoff: the scoring cutoff is '
-        || coalesce(cast(scoring.scoring_cutoff as varchar), 'unknown (no orders)')
+        || coalesce(cast(scoring.scoring_cutoff as {{ string_type() }}), 'unknown (no orders)')
         || ', and a training cutoff T needs T + horizon_days ({{ var("horizon_days") }}) <= the scoring cutoff'
         || {% if var('training_cutoffs') is none -%}
             ' and T >= the first order date + min_history_days ({{ var("min_history_days") }}). '

@@ -33,7 +33,7 @@
 {% macro propensity_holdout_bucket(salt, id, customer_id) -%}
     cast(
         cast(
-            '0x' || left(md5({{ salt }} || '|' || {{ id }} || '|' || cast({{ customer_id }} as varchar)), 8)
+            '0x' || left(md5({{ salt }} || '|' || {{ id }} || '|' || cast({{ customer_id }} as {{ string_type() }})), 8)
             as bigint
         ) % 10000 as integer
     )

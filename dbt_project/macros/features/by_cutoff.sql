@@ -121,9 +121,14 @@
     {%- do stored.append(col.name | lower ~ ' ' ~ col.dtype | upper) -%}
   {%- endfor -%}
   {%- set built = [] -%}
-  {%- for row in run_query('describe ' ~ select_sql).rows -%}
+  {%- for row in run_query(('describe query ' if target.type == 'spark' else 'describe ') ~ select_sql).rows -%}
     {%- do built.append(row[0] | lower ~ ' ' ~ row[1] | upper) -%}
   {%- endfor -%}
+  {%- if target.type == 'spark' -%}
+    {#- Spark stores the partition column (as_of_date) last: compare the columns, not their order. -#}
+    {%- set stored = stored | sort -%}
+    {%- set built = built | sort -%}
+  {%- endif -%}
   {%- if stored != built -%}
     {%- set removed = stored | reject('in', built) | list -%}
     {%- set added = built | reject('in', stored) | list -%}
@@ -142,3 +147,89 @@
     {%- do model.update({'propensity_as_of_date': cutoff}) -%}
     {{- return(render(model.raw_code)) -}}
 {% endmacro %}
+
+
+{#-
+  Spark (docs/spark.md): the same contract on Parquet tables PARTITIONED BY as_of_date (the
+  partition column is stored last). Every cutoff is written with `insert overwrite ... partition
+  (as_of_date)` under spark.sql.sources.partitionOverwriteMode=dynamic, which replaces that
+  cutoff's partition alone: the delete + insert of DuckDB without a delete. A full build writes a
+  new table beside the old one and swaps them by rename at the end, so a failure before the swap
+  leaves the previous table as it was (Spark has no transaction around the statements).
+-#}
+{% materialization propensity_by_cutoff, adapter='spark' %}
+  {%- set unique_key = config.get('unique_key') or 'as_of_date' -%}
+  {%- if unique_key != 'as_of_date' -%}
+    {{ exceptions.raise_compiler_error(
+        "model " ~ model.name ~ ": materialization propensity_by_cutoff replaces whole cutoffs; "
+        ~ "unique_key must be 'as_of_date', got '" ~ unique_key ~ "'.") }}
+  {%- endif -%}
+  {%- set rebuild = config.get('rebuild', false) -%}
+  {%- set cutoffs = propensity_cutoffs(config.get('cutoff_roles', none)) -%}
+  {%- set existing_relation = load_cached_relation(this) -%}
+  {%- set target_relation = this.incorporate(type='table') -%}
+  {%- set intermediate_relation = make_intermediate_relation(target_relation) -%}
+  {%- set backup_relation = make_backup_relation(target_relation, 'table') -%}
+  {%- set full_refresh_mode = rebuild or existing_relation is none or should_full_refresh()
+      or existing_relation.is_view -%}
+
+  {{ run_hooks(pre_hooks) }}
+
+  {%- if cutoffs | length == 0 -%}
+    {%- set first_sql = 'select * from (' ~ propensity_render_for_cutoff(modules.datetime.date(2000, 1, 1))
+        ~ ') as model_subq where false' -%}
+  {%- else -%}
+    {%- set first_sql = propensity_render_for_cutoff(cutoffs[0].as_of_date) -%}
+  {%- endif -%}
+  {%- if config.get('contract').enforced -%}
+    {{ get_assert_columns_equivalent(first_sql) }}
+  {%- endif -%}
+
+  {%- if full_refresh_mode -%}
+    {%- set build_relation = intermediate_relation.incorporate(type='table') -%}
+    {%- set to_insert = cutoffs[1:] -%}
+    {{ drop_relation_if_exists(build_relation) }}
+    {% call statement('main' if to_insert | length == 0 else 'create') -%}
+      create table {{ build_relation }}
+      using parquet
+      partitioned by ({{ unique_key }})
+      as select * from ({{ first_sql }}) as model_subq
+    {%- endcall %}
+  {%- else -%}
+    {%- set build_relation = target_relation -%}
+    {%- set to_insert = cutoffs -%}
+    {%- do propensity_assert_same_columns(existing_relation, first_sql) -%}
+    {%- if to_insert | length == 0 %}
+      {% call statement('main') -%}
+        select count(*) from {{ build_relation }} where false
+      {%- endcall %}
+    {%- endif -%}
+  {%- endif -%}
+
+  {%- set quoted = [] -%}
+  {%- for col in adapter.get_columns_in_relation(build_relation) -%}
+    {%- do quoted.append(adapter.quote(col.name)) -%}
+  {%- endfor -%}
+  {%- set column_list = quoted | join(', ') -%}
+  {%- for cutoff in to_insert -%}
+    {% call statement('main' if loop.last else 'cutoff_' ~ loop.index) -%}
+      insert overwrite table {{ build_relation }} partition ({{ unique_key }})
+      select {{ column_list }} from (
+        {{ propensity_render_for_cutoff(cutoff.as_of_date) }}
+      ) as cutoff_subq
+    {%- endcall %}
+  {%- endfor -%}
+
+  {%- if full_refresh_mode -%}
+    {%- if existing_relation is not none -%}
+      {{ drop_relation_if_exists(backup_relation) }}
+      {{ adapter.rename_relation(existing_relation, backup_relation) }}
+    {%- endif -%}
+    {{ adapter.rename_relation(build_relation, target_relation) }}
+    {{ drop_relation_if_exists(backup_relation) }}
+  {%- endif -%}
+
+  {{ run_hooks(post_hooks) }}
+  {% do persist_docs(target_relation, model) %}
+  {{ return({'relations': [target_relation]}) }}
+{% endmaterialization %}

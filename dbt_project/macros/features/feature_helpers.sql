@@ -25,7 +25,7 @@
 {#- Days from `date_column` to the cutoff, capped at feature_days_cap; "never" (null) is the cap. -#}
 {% macro days_since_capped(date_column) -%}
     {%- set cap = propensity_days_cap() -%}
-    coalesce(least(date_diff('day', {{ date_column }}, {{ as_of() }}), {{ cap }}), {{ cap }})
+    coalesce(least({{ days_between(date_column, as_of()) }}, {{ cap }}), {{ cap }})
 {%- endmacro %}
 
 
@@ -54,6 +54,10 @@
   than count(distinct) over every day (a second aggregate).
 -#}
 {% macro distinct_purchase_days(date_column, is_purchase_column, recent_days=1024) -%}
+    {{- return(adapter.dispatch('distinct_purchase_days', 'propensity')(date_column, is_purchase_column, recent_days)) -}}
+{%- endmacro %}
+
+{% macro default__distinct_purchase_days(date_column, is_purchase_column, recent_days=1024) -%}
     coalesce(bit_count(bitstring_agg(
             case
                 when {{ is_purchase_column }} and {{ date_column }} >= {{ as_of(recent_days) }}
@@ -62,6 +66,12 @@
             1, {{ recent_days }}
         )), 0)
         + count(distinct case when {{ is_purchase_column }} and {{ date_column }} < {{ as_of(recent_days) }} then {{ date_column }} end)
+{%- endmacro %}
+
+{#- Spark has no bitstring aggregate: one distinct count (Spark plans it as an expand and a second
+    aggregate, its usual distinct-aggregate shape). Same value. -#}
+{% macro spark__distinct_purchase_days(date_column, is_purchase_column, recent_days=1024) -%}
+    count(distinct case when {{ is_purchase_column }} then {{ date_column }} end)
 {%- endmacro %}
 
 
@@ -94,5 +104,14 @@
   worst to best (ties take the lowest rank), n the number of rows.
 -#}
 {% macro rfm_quintile(order_by) -%}
+    {{- return(adapter.dispatch('rfm_quintile', 'propensity')(order_by)) -}}
+{%- endmacro %}
+
+{% macro default__rfm_quintile(order_by) -%}
     cast(1 + floor(5.0 * (rank() over (order by {{ order_by }}) - 1) / count(*) over ()) as integer)
+{%- endmacro %}
+
+{#- Spark: a double product (5.0 would be a decimal, rounded to 6 places before the floor). -#}
+{% macro spark__rfm_quintile(order_by) -%}
+    cast(1 + floor(cast(5 as double) * (rank() over (order by {{ order_by }}) - 1) / count(*) over ()) as integer)
 {%- endmacro %}

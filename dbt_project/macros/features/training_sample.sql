@@ -40,11 +40,24 @@
   read once). md5, not hash(): the same on every engine.
 -#}
 {% macro propensity_sample_unit(customer_id, cutoff) -%}
+    {{- return(adapter.dispatch('propensity_sample_unit', 'propensity')(customer_id, cutoff)) -}}
+{%- endmacro %}
+
+{% macro default__propensity_sample_unit(customer_id, cutoff) -%}
     cast(
         '0x' || left(md5(
             '{{ propensity_int_var("training_sample_seed", 0) }}|'
-            || cast({{ customer_id }} as varchar) || '|' || cast({{ cutoff }} as varchar)
+            || cast({{ customer_id }} as {{ string_type() }}) || '|' || cast({{ cutoff }} as {{ string_type() }})
         ), 8)
         as bigint
     ) / 4294967296.0
+{%- endmacro %}
+
+{#- Spark: the same md5 digits read with conv() (Spark casts no '0x' literal) and divided as a
+    double (a decimal division would round differently from DuckDB's double). -#}
+{% macro spark__propensity_sample_unit(customer_id, cutoff) -%}
+    cast(conv(left(md5(
+            '{{ propensity_int_var("training_sample_seed", 0) }}|'
+            || cast({{ customer_id }} as string) || '|' || cast({{ cutoff }} as string)
+        ), 8), 16, 10) as double) / cast(4294967296 as double)
 {%- endmacro %}

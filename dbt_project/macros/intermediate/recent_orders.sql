@@ -97,7 +97,7 @@
             "model " ~ model.name ~ ": replace_state must be 'product_groups' or unset, got '" ~ kind ~ "'.") }}
     {%- endif -%}
     {%- set query -%}
-        select md5(coalesce(string_agg(product_id || '=' || product_group, ',' order by product_id, product_group), ''))
+        select md5(coalesce({{ string_agg_ordered("product_id || '=' || product_group", "','", 'product_id, product_group') }}, ''))
         from {{ ref('int_products_mapped_to_groups') }}
         where product_group != 'any'
     {%- endset -%}

@@ -131,7 +131,7 @@
             {%- for k in keep %}
             {{ k }},
             {%- endfor %}
-            cast(null as varchar) as feature_name,
+            cast(null as {{ string_type() }}) as feature_name,
             cast(null as float) as feature_value
         from {{ relation }}
         where false

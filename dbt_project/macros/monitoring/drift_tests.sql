@@ -13,10 +13,10 @@ with newest as (
 select
     drifted.*,
     {{ subject }} || ' of model ' || drifted.model_id || ' (product group ' || drifted.product_group
-    || ') drifted at cutoff ' || cast(drifted.as_of_date as varchar) || ': PSI '
-    || cast(round(drifted.psi, 3) as varchar) || ' >= drift_psi_alert {{ var("drift_psi_alert") }} (Jensen-Shannon '
-    || cast(round(drifted.js_divergence, 3) as varchar) || ', '
-    || cast(round(100 * drifted.unseen_share, 1) as varchar) || '% of rows outside the training range or categories). '
+    || ') drifted at cutoff ' || cast(drifted.as_of_date as {{ string_type() }}) || ': PSI '
+    || cast(round(drifted.psi, 3) as {{ string_type() }}) || ' >= drift_psi_alert {{ var("drift_psi_alert") }} (Jensen-Shannon '
+    || cast(round(drifted.js_divergence, 3) as {{ string_type() }}) || ', '
+    || cast(round(100 * drifted.unseen_share, 1) as {{ string_type() }}) || '% of rows outside the training range or categories). '
     || 'Check the inputs of that cutoff first (a load or feature change), then retrain '
     || '(`propensity retrain --if-needed`); fct_drift_bins shows which bins moved.' as problem
 from {{ model }} as drifted
@@ -44,7 +44,7 @@ scored as (
 select
     scored.*,
     'model ' || scored.model_id || ' scored product group ' || scored.product_group || ' at cutoff '
-    || cast(scored.as_of_date as varchar) || ' but has no drift reference (it was trained before '
+    || cast(scored.as_of_date as {{ string_type() }}) || ' but has no drift reference (it was trained before '
     || 'references were stored), so {{ model.identifier }} has no rows for it. Retrain the group '
     || '(`propensity train --group ' || scored.product_group || '`) to monitor its drift.' as problem
 from scored

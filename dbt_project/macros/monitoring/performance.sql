@@ -103,7 +103,7 @@
         )
 
         select
-            cast(expected.as_of_date as varchar) as as_of_date,
+            cast(expected.as_of_date as {{ string_type() }}) as as_of_date,
             coalesce(
                 stored.min_rows = expected.cutoff_score_rows
                 and stored.max_rows = expected.cutoff_score_rows

@@ -26,6 +26,11 @@
     )
 {%- endmacro %}
 
+{#- Spark: the features as separate float arguments (scoring/_spark.py: one float32 column each). -#}
+{% macro spark__propensity_feature_array(columns) -%}
+    {%- for column in columns %}cast({{ adapter.quote(column) }} as float){% if not loop.last %}, {% endif %}{% endfor -%}
+{%- endmacro %}
+
 {#- A FLOAT[] list (the UDF's parameter type: no array-to-list cast), each column cast once. -#}
 {% macro duckdb__propensity_feature_array(columns) -%}
     [
@@ -39,6 +44,11 @@
     checks that the two agree. -#}
 {% macro propensity_is_numeric_type(data_type) -%}
     {{ return(adapter.dispatch('propensity_is_numeric_type', 'propensity')(data_type)) }}
+{%- endmacro %}
+
+{% macro spark__propensity_is_numeric_type(data_type) -%}
+    {%- set base = (data_type | string | lower).split('(')[0] | trim -%}
+    {{ return(base in ['boolean', 'tinyint', 'smallint', 'int', 'bigint', 'float', 'double', 'decimal']) }}
 {%- endmacro %}
 
 {% macro default__propensity_is_numeric_type(data_type) -%}
@@ -188,11 +198,12 @@
   ntile, the first rows % 10 buckets hold one row more than the others.
 -#}
 {% macro propensity_ntile_decile(rank, rows) -%}
+    {%- set div = int_div_operator() -%}
     (case
-        when ({{ rank }}) < ({{ rows }}) % 10 * (({{ rows }}) // 10 + 1)
-            then ({{ rank }}) // (({{ rows }}) // 10 + 1) + 1
+        when ({{ rank }}) < ({{ rows }}) % 10 * (({{ rows }}) {{ div }} 10 + 1)
+            then ({{ rank }}) {{ div }} (({{ rows }}) {{ div }} 10 + 1) + 1
         else ({{ rows }}) % 10
-            + (({{ rank }}) - ({{ rows }}) % 10 * (({{ rows }}) // 10 + 1)) // nullif(({{ rows }}) // 10, 0)
+            + (({{ rank }}) - ({{ rows }}) % 10 * (({{ rows }}) {{ div }} 10 + 1)) {{ div }} nullif(({{ rows }}) {{ div }} 10, 0)
             + 1
     end)
 {%- endmacro %}
@@ -205,3 +216,65 @@
 {% macro propensity_score_bin(score) -%}
     cast(floor(({{ score }}) * 65536) as integer)
 {%- endmacro %}
+
+
+{#-
+  Spark: the scores of every champion as a relation with columns (customer_id, product_group,
+  as_of_date, score). Champions with the same feature list (the usual case: one spec)
+  are scored in ONE pass over `relation`, the model id chosen per row by product group; a run
+  (dbt run / build) writes the result to a work table beside the model (dropped by the model's
+  post-hook), so the UDF runs once per row whatever reads it: Spark's CACHE TABLE cannot match a
+  plan holding a Python UDF, and an uncached CTE is recomputed by each reader. Elsewhere
+  (compile, docs) it is an inline subquery.
+-#}
+{% macro propensity_spark_scores(relation, champions) %}
+    {%- set passes = {} -%}
+    {%- for champion in champions -%}
+        {%- set key = champion['feature_names'] | join(',') -%}
+        {%- do passes.setdefault(key, []).append(champion) -%}
+    {%- endfor -%}
+    {%- set parts = [] -%}
+    {%- for key, members in passes.items() -%}
+        {%- set part -%}
+            select
+                customer_id,
+                product_group,
+                as_of_date,
+                cast(propensity_score(
+                    case product_group
+                    {%- for c in members %}
+                        when {{ propensity_string_literal(c['product_group']) }} then {{ propensity_string_literal(c['model_id']) }}
+                    {%- endfor %}
+                    end,
+                    {{ propensity_feature_array(members[0]['feature_names']) }}
+                ) as double) as score
+            from {{ relation }}
+            where product_group in ({% for c in members %}{{ propensity_string_literal(c['product_group']) }}{% if not loop.last %}, {% endif %}{% endfor %})
+        {%- endset -%}
+        {%- do parts.append(part) -%}
+    {%- endfor -%}
+    {%- if not parts -%}
+        {%- do parts.append('select customer_id, product_group, as_of_date, cast(null as double) as score from '
+            ~ relation ~ ' where false') -%}
+    {%- endif -%}
+    {%- set scored = parts | join(' union all ') -%}
+    {%- if execute and flags.WHICH in ('run', 'build', 'retry') -%}
+        {%- set scored_table = propensity_spark_scores_table() -%}
+        {%- do run_query('drop table if exists ' ~ scored_table) -%}
+        {%- do run_query('create table ' ~ scored_table ~ ' using parquet as ' ~ scored) -%}
+        {{- return(scored_table) -}}
+    {%- endif -%}
+    {{- return('(' ~ scored ~ ') as scores_subq') -}}
+{% endmacro %}
+
+
+{#- The work table of propensity_spark_scores, and the post-hook that drops it (nothing on DuckDB). -#}
+{% macro propensity_spark_scores_table() %}
+    {{- return(this.schema ~ '.' ~ this.identifier ~ '__scored') -}}
+{% endmacro %}
+
+{% macro propensity_drop_spark_scores() %}
+    {%- if target.type == 'spark' -%}
+    drop table if exists {{ propensity_spark_scores_table() }}
+    {%- endif -%}
+{% endmacro %}

@@ -8,8 +8,8 @@
 select
     {{ column_name }} as key_value,
     count(*) as n_rows,
-    'duplicate {{ column_name }} ' || cast({{ column_name }} as varchar)
-    || ' appears ' || cast(count(*) as varchar) || ' times in {{ model.identifier }}'
+    'duplicate {{ column_name }} ' || cast({{ column_name }} as {{ string_type() }})
+    || ' appears ' || cast(count(*) as {{ string_type() }}) || ' times in {{ model.identifier }}'
     || '. {{ (hint or "Each key must appear once: deduplicate the source table.") | replace("'", "''") }}' as problem
 from {{ model }}
 where {{ column_name }} is not null
@@ -30,9 +30,9 @@ where {{ column_name }} is null
 select
     child.{{ column_name }} as key_value,
     count(*) as n_rows,
-    '{{ column_name }} ' || cast(child.{{ column_name }} as varchar)
+    '{{ column_name }} ' || cast(child.{{ column_name }} as {{ string_type() }})
     || ' in {{ model.identifier }} has no match in {{ to.identifier }}.{{ field }} ('
-    || cast(count(*) as varchar) || ' rows). {{ (hint or "Load the missing parent rows or drop these rows.") | replace("'", "''") }}' as problem
+    || cast(count(*) as {{ string_type() }}) || ' rows). {{ (hint or "Load the missing parent rows or drop these rows.") | replace("'", "''") }}' as problem
 from {{ model }} as child
 left join {{ to }} as parent
     on child.{{ column_name }} = parent.{{ field }}
@@ -44,19 +44,19 @@ group by child.{{ column_name }}
 select
     {{ column_name }} as value,
     count(*) as n_rows,
-    '{{ column_name }} = ''' || coalesce(cast({{ column_name }} as varchar), 'NULL')
-    || ''' in {{ model.identifier }} (' || cast(count(*) as varchar) || ' rows) is not one of '
+    '{{ column_name }} = ''' || coalesce(cast({{ column_name }} as {{ string_type() }}), 'NULL')
+    || ''' in {{ model.identifier }} (' || cast(count(*) as {{ string_type() }}) || ' rows) is not one of '
     || '{{ values | join(", ") | replace("'", "''") }}. {{ hint | replace("'", "''") }}' as problem
 from {{ model }}
 where {{ column_name }} is null
-    or cast({{ column_name }} as varchar) not in ({% for v in values %}'{{ v }}'{% if not loop.last %}, {% endif %}{% endfor %})
+    or cast({{ column_name }} as {{ string_type() }}) not in ({% for v in values %}'{{ v }}'{% if not loop.last %}, {% endif %}{% endfor %})
 group by {{ column_name }}
 {% endtest %}
 
 {% test value_between(model, column_name, min_value=none, max_value=none, hint='') %}
 select
     *,
-    '{{ column_name }} = ' || coalesce(cast({{ column_name }} as varchar), 'NULL')
+    '{{ column_name }} = ' || coalesce(cast({{ column_name }} as {{ string_type() }}), 'NULL')
     || ' in {{ model.identifier }} is outside [{{ min_value }}, {{ max_value }}]. {{ hint | replace("'", "''") }}' as problem
 from {{ model }}
 where {{ column_name }} is null
@@ -69,7 +69,7 @@ select
     {{ combination_of_columns | join(', ') }},
     count(*) as n_rows,
     'duplicate ({{ combination_of_columns | join(", ") }}) in {{ model.identifier }}: '
-    || {% for c in combination_of_columns %}cast({{ c }} as varchar){% if not loop.last %} || ', ' || {% endif %}{% endfor %}
+    || {% for c in combination_of_columns %}cast({{ c }} as {{ string_type() }}){% if not loop.last %} || ', ' || {% endif %}{% endfor %}
     || '. {{ (hint or "The grain must be unique.") | replace("'", "''") }}' as problem
 from {{ model }}
 group by {{ combination_of_columns | join(', ') }}
@@ -81,9 +81,9 @@ having count(*) > 1
 {% test no_rows_where(model, column_name, condition, what, example_key, hint='') %}
 select
     count(*) as n_rows,
-    cast(count(*) as varchar) || ' rows in {{ model.identifier }} have {{ what | replace("'", "''") }}'
-    || ' (e.g. {{ example_key }} ' || min(cast({{ example_key }} as varchar)) || ', {{ column_name }} = '
-    || min(cast({{ column_name }} as varchar)) || '). {{ hint | replace("'", "''") }}' as problem
+    cast(count(*) as {{ string_type() }}) || ' rows in {{ model.identifier }} have {{ what | replace("'", "''") }}'
+    || ' (e.g. {{ example_key }} ' || min(cast({{ example_key }} as {{ string_type() }})) || ', {{ column_name }} = '
+    || min(cast({{ column_name }} as {{ string_type() }})) || '). {{ hint | replace("'", "''") }}' as problem
 from {{ model }}
 where {{ condition }}
 having count(*) > 0
@@ -94,8 +94,8 @@ having count(*) > 0
 {% test has_children(model, column_name, children, field, hint='') %}
 select
     count(*) as n_rows,
-    cast(count(*) as varchar) || ' rows of {{ model.identifier }} have no row in {{ children.identifier }}'
-    || ' (e.g. {{ column_name }} ' || min(cast(parent.{{ column_name }} as varchar))
+    cast(count(*) as {{ string_type() }}) || ' rows of {{ model.identifier }} have no row in {{ children.identifier }}'
+    || ' (e.g. {{ column_name }} ' || min(cast(parent.{{ column_name }} as {{ string_type() }}))
     || '). {{ hint | replace("'", "''") }}' as problem
 from {{ model }} as parent
 where parent.{{ column_name }} is not null
@@ -111,8 +111,8 @@ having count(*) > 0
 {% test not_in_future(model, column_name, hint='') %}
 select
     count(*) as n_rows,
-    '{{ column_name }} ' || cast(max({{ column_name }}) as varchar) || ' in {{ model.identifier }} is in the future ('
-    || cast(count(*) as varchar) || ' rows after ' || cast(cast(current_timestamp as date) as varchar)
+    '{{ column_name }} ' || cast(max({{ column_name }}) as {{ string_type() }}) || ' in {{ model.identifier }} is in the future ('
+    || cast(count(*) as {{ string_type() }}) || ' rows after ' || cast(cast(current_timestamp as date) as {{ string_type() }})
     || '). {{ (hint or "Fix the clock or time zone of the load: future events would count as history and move the default scoring cutoff.") | replace("'", "''") }}' as problem
 from {{ model }}
 where cast({{ column_name }} as timestamp) > cast(current_timestamp as timestamp) + interval 1 day

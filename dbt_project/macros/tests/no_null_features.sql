@@ -19,7 +19,7 @@ select null as problem where false
 select
     {{ key_columns | join(', ') }},
     'NULL numeric feature(s) in {{ model.identifier }} for ('
-    || {% for c in key_columns %}cast({{ c }} as varchar){% if not loop.last %} || ', ' || {% endif %}{% endfor %}
+    || {% for c in key_columns %}cast({{ c }} as {{ string_type() }}){% if not loop.last %} || ', ' || {% endif %}{% endfor %}
     || '): ' || concat_ws(', '
     {%- for c in numeric %}, case when {{ adapter.quote(c) }} is null then '{{ c }}' end{% endfor %})
     || '. {{ (hint or "Every feature has a fill value (docs/features.md); a NULL means a missing coalesce in the feature SQL.") | replace("'", "''") }}' as problem

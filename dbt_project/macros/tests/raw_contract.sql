@@ -25,17 +25,7 @@
             {%- do contract.update({column.name: column.data_type}) -%}
         {%- endfor -%}
     {%- endfor -%}
-    {%- set found = {} -%}
-    {%- set columns_sql -%}
-        select lower(column_name), upper(data_type)
-        from information_schema.columns
-        where table_schema = '{{ relation.schema | replace("'", "''") }}'
-            and table_name = '{{ relation.identifier | replace("'", "''") }}'
-        order by ordinal_position
-    {%- endset -%}
-    {%- for row in run_query(columns_sql).rows -%}
-        {%- do found.update({row[0]: row[1]}) -%}
-    {%- endfor -%}
+    {%- set found = relation_column_types(relation) -%}
     {%- set table = relation.schema ~ '.' ~ relation.identifier -%}
     {%- if not found -%}
         {{ exceptions.raise_compiler_error(
@@ -64,9 +54,9 @@
             or (type | upper == 'TIMESTAMP' and actual.startswith('TIMESTAMP')) -%}
         {%- if not same -%}
             {%- set sql -%}
-                select count(*) as n_bad, min(cast({{ name }} as varchar)) as example
+                select count(*) as n_bad, min(cast({{ name }} as {{ string_type() }})) as example
                 from {{ relation }}
-                where {{ name }} is not null and try_cast({{ name }} as {{ type }}) is null
+                where {{ name }} is not null and try_cast({{ name }} as {{ sql_type(type) }}) is null
             {%- endset -%}
             {%- set row = run_query(sql).rows[0] -%}
             {%- if row[0] > 0 -%}
@@ -83,7 +73,7 @@
             {%- set sql -%}
                 select count(*) as n_bad, min({{ key }}) as example
                 from {{ relation }}
-                where isnan({{ name }}) or isinf({{ name }})
+                where {{ is_not_finite(name) }}
             {%- endset -%}
             {%- set row = run_query(sql).rows[0] -%}
             {%- if row[0] > 0 -%}

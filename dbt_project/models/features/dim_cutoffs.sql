@@ -46,7 +46,7 @@ scoring as (
         {%- if scoring_var is not none %}
         {{ propensity_date_literal(propensity_parse_date(scoring_var, 'dbt var scoring_cutoff')) }} as as_of_date,
         {%- else %}
-            cast({{ dbt.dateadd('day', 1, 'last_order_date') }} as date) as as_of_date,
+            cast({{ add_days(1, 'last_order_date') }} as date) as as_of_date,
         {%- endif %}
         first_order_date
     from bounds
@@ -62,11 +62,11 @@ candidates as (
     {%- endfor %}
     {%- else %}
         {%- for k in range(max_cutoffs) %}
-            select cast({{ dbt.dateadd('day', -(horizon + k * step), 'scoring.as_of_date') }} as date) as as_of_date
+            select cast({{ add_days(-(horizon + k * step), 'scoring.as_of_date') }} as date) as as_of_date
             from scoring
             where
-                {{ dbt.dateadd('day', -(horizon + k * step), 'scoring.as_of_date') }}
-                >= {{ dbt.dateadd('day', min_history, 'scoring.first_order_date') }}
+                {{ add_days(-(horizon + k * step), 'scoring.as_of_date') }}
+                >= {{ add_days(min_history, 'scoring.first_order_date') }}
             {%- if not loop.last %}
                 union all
             {%- endif %}
@@ -78,7 +78,7 @@ observed as (
     select candidates.as_of_date
     from candidates
     cross join scoring
-    where {{ dbt.dateadd('day', horizon, 'candidates.as_of_date') }} <= scoring.as_of_date
+    where {{ add_days(horizon, 'candidates.as_of_date') }} <= scoring.as_of_date
 ),
 
 -- Roles, newest first, purged: a cutoff's label window [T, T + horizon) must end by the first
@@ -97,7 +97,7 @@ validation_cutoffs as (
     select as_of_date
     from observed
     where
-        {{ dbt.dateadd('day', horizon, 'as_of_date') }}
+        {{ add_days(horizon, 'as_of_date') }}
         <= coalesce((select min(test_cutoffs.as_of_date) from test_cutoffs), date '9999-12-31')
     order by as_of_date desc
     limit {{ n_validation }}
@@ -121,7 +121,7 @@ train_cutoffs as (
         'train' as cutoff_role
     from observed
     where
-        {{ dbt.dateadd('day', horizon, 'as_of_date') }}
+        {{ add_days(horizon, 'as_of_date') }}
         <= coalesce((select min(held_out.as_of_date) from held_out), date '9999-12-31')
 ),
 
@@ -137,7 +137,7 @@ training as (
             {%- endfor %}
         ) as stored (as_of_date, cutoff_role)
         cross join scoring
-        where {{ dbt.dateadd('day', horizon, 'stored.as_of_date') }} <= scoring.as_of_date
+        where {{ add_days(horizon, 'stored.as_of_date') }} <= scoring.as_of_date
     {%- else %}
         select
             as_of_date,
@@ -184,8 +184,8 @@ unioned as (
 final as (
     select
         as_of_date,
-        cast(cutoff_role as varchar) as cutoff_role,
-        cast({{ dbt.dateadd('day', horizon, 'as_of_date') }} as date) as label_window_end
+        cast(cutoff_role as {{ string_type() }}) as cutoff_role,
+        cast({{ add_days(horizon, 'as_of_date') }} as date) as label_window_end
     from unioned
 )
 

@@ -180,11 +180,11 @@ final as (
     select
         customer_id,
         {{ as_of() }} as as_of_date,
-        cast(date_diff('day', cast(created_at as date), {{ as_of() }}) as integer) as tenure_days,
+        cast({{ days_between('cast(created_at as date)', as_of()) }} as integer) as tenure_days,
         cast(days_since_last_order as integer) as days_since_last_order,
         cast(order_count as integer) as order_count,
         cast(spend_total as double) as spend_total,
-        cast(case when order_count > 0 then round(spend_total / order_count, 2) else 0 end as double)
+        cast(case when order_count > 0 then {{ round_quotient('spend_total', 'order_count', 2) }} else 0 end as double)
             as avg_order_value,
         rfm_recency_score,
         rfm_frequency_score,
@@ -200,9 +200,9 @@ final as (
             {%- endfor %}
         end as rfm_segment_code,
         cast(greatest(purchase_days - 1, 0) as integer) as btyd_frequency,
-        cast(coalesce(date_diff('day', first_order_date, last_order_date), 0) as integer) as btyd_recency_days,
-        cast(coalesce(date_diff('day', first_order_date, {{ as_of(1) }}), 0) as integer) as btyd_age_days,
-        cast(case when purchase_days > 1 then round(repeat_day_spend / (purchase_days - 1), 6) else 0 end as double)
+        cast(coalesce({{ days_between('first_order_date', 'last_order_date') }}, 0) as integer) as btyd_recency_days,
+        cast(coalesce({{ days_between('first_order_date', as_of(1)) }}, 0) as integer) as btyd_age_days,
+        cast(case when purchase_days > 1 then {{ round_quotient('repeat_day_spend', '(purchase_days - 1)', 6) }} else 0 end as double)
             as btyd_monetary_value,
         {%- for w in order_windows %}
             cast(order_count_{{ w }}d as integer) as order_count_{{ w }}d,
@@ -217,11 +217,11 @@ final as (
             cast(email_opens_{{ w }}d as integer) as email_opens_{{ w }}d,
             cast(email_clicks_{{ w }}d as integer) as email_clicks_{{ w }}d,
             cast(case
-                when email_sends_{{ w }}d > 0 then round(least(1.0, email_opens_{{ w }}d / email_sends_{{ w }}d), 6)
+                when email_sends_{{ w }}d > 0 then {{ round_quotient('email_opens_' ~ w ~ 'd', 'email_sends_' ~ w ~ 'd', 6, at_most=1) }}
                 else 0
             end as double) as email_open_rate_{{ w }}d,
             cast(case
-                when email_sends_{{ w }}d > 0 then round(least(1.0, email_clicks_{{ w }}d / email_sends_{{ w }}d), 6)
+                when email_sends_{{ w }}d > 0 then {{ round_quotient('email_clicks_' ~ w ~ 'd', 'email_sends_' ~ w ~ 'd', 6, at_most=1) }}
                 else 0
             end as double) as email_click_rate_{{ w }}d,
         {%- endfor %}

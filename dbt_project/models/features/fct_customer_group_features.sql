@@ -35,7 +35,7 @@ aggregated as (
 final as (
     select
         customer_id,
-        cast(product_group as varchar) as product_group,
+        cast(product_group as {{ string_type() }}) as product_group,
         {{ as_of() }} as as_of_date,
         {%- for w in group_feature_windows() %}
             cast(group_spend_{{ w }}d as double) as group_spend_{{ w }}d,

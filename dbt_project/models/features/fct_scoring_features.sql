@@ -29,10 +29,10 @@ product_groups as (
 final as (
     select
         customer_features.customer_id,
-        cast(product_groups.product_group as varchar) as product_group,
+        cast(product_groups.product_group as {{ string_type() }}) as product_group,
         customer_features.as_of_date,
         -- every numeric customer feature, in the order of fct_customer_features
-        customer_features.* exclude (customer_id, as_of_date, rfm_segment),  -- noqa: RF02
+        {{ star_except('fct_customer_features', 'customer_features', ['customer_id', 'as_of_date', 'rfm_segment']) }},  -- noqa: RF02
         {{ group_features_filled('group_features') }}
     from customer_features
     cross join product_groups

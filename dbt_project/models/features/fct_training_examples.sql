@@ -174,13 +174,13 @@ weighted as (
 final as (
     select
         customer_features.customer_id,
-        cast(weighted.product_group as varchar) as product_group,
+        cast(weighted.product_group as {{ string_type() }}) as product_group,
         customer_features.as_of_date,
-        cast(cutoffs.cutoff_role as varchar) as split,
+        cast(cutoffs.cutoff_role as {{ string_type() }}) as split,
         cast(weighted.label as integer) as label,
         weighted.sample_weight,
         -- every numeric customer feature, in the order of fct_customer_features
-        customer_features.* exclude (customer_id, as_of_date, rfm_segment),  -- noqa: RF02
+        {{ star_except('fct_customer_features', 'customer_features', ['customer_id', 'as_of_date', 'rfm_segment']) }},  -- noqa: RF02
         {{ group_features_filled('group_features') }}
     from weighted
     inner join customer_features on weighted.customer_id = customer_features.customer_id

@@ -40,7 +40,7 @@ final as (
         arm,
         assigned_at,
         discount_pct,
-        cast(assignment_source as varchar) as assignment_source
+        cast(assignment_source as {{ string_type() }}) as assignment_source
     from unioned
 )
 

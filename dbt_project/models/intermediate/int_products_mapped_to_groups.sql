@@ -21,7 +21,7 @@ combined_rules as (
     select
         product_group,
         match_on,
-        string_agg('(?:' || pattern || ')', '|' order by pattern) as pattern
+        {{ string_agg_ordered("'(?:' || pattern || ')'", "'|'", 'pattern') }} as pattern
     from rules
     where product_group != 'any'
     group by product_group, match_on

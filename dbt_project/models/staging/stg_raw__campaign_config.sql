@@ -45,10 +45,10 @@ with source as (
 
 final as (
     select
-        cast(campaign_id as varchar) as campaign_id,
-        cast(product_group as varchar) as product_group,
-        cast(description as varchar) as description,
-        cast(selection_type as varchar) as selection_type,
+        cast(campaign_id as {{ string_type() }}) as campaign_id,
+        cast(product_group as {{ string_type() }}) as product_group,
+        cast(description as {{ string_type() }}) as description,
+        cast(selection_type as {{ string_type() }}) as selection_type,
         cast(selection_threshold as double) as selection_threshold,
         cast(selection_top_k as bigint) as selection_top_k,
         cast(selection_deciles as integer[]) as selection_deciles,
@@ -59,7 +59,7 @@ final as (
         cast(contacted_within_days as integer) as contacted_within_days,
         cast(frequency_cap as integer) as frequency_cap,
         cast(holdout_share as double) as holdout_share,
-        cast(holdout_salt as varchar) as holdout_salt
+        cast(holdout_salt as {{ string_type() }}) as holdout_salt
     from source
 )
 

@@ -7,8 +7,8 @@ with source as (
 final as (
     select
         cast(customer_id as bigint) as customer_id,
-        cast(campaign_id as varchar) as campaign_id,
-        lower(cast(event_type as varchar)) as event_type,
+        cast(campaign_id as {{ string_type() }}) as campaign_id,
+        lower(cast(event_type as {{ string_type() }})) as event_type,
         {{ raw_timestamp('occurred_at', columns) }} as occurred_at
     from source
 )

@@ -24,12 +24,12 @@ with source as (
 
 final as (
     select
-        cast(experiment_id as varchar) as experiment_id,
+        cast(experiment_id as {{ string_type() }}) as experiment_id,
         cast(customer_id as bigint) as customer_id,
-        cast(arm as varchar) as arm,
+        cast(arm as {{ string_type() }}) as arm,
         cast(assigned_at as timestamp) as assigned_at,
         cast(discount_pct as double) as discount_pct,
-        cast(salt as varchar) as salt,
+        cast(salt as {{ string_type() }}) as salt,
         cast(bucket as integer) as bucket
     from source
 )

@@ -31,18 +31,18 @@ with source as (
 
 final as (
     select
-        cast(experiment_id as varchar) as experiment_id,
-        cast(description as varchar) as description,
-        cast(assignment as varchar) as assignment,
-        cast(audience_kind as varchar) as audience_kind,
-        cast(audience as varchar) as audience,
-        cast(control_arm as varchar) as control_arm,
-        cast(arm as varchar) as arm,
+        cast(experiment_id as {{ string_type() }}) as experiment_id,
+        cast(description as {{ string_type() }}) as description,
+        cast(assignment as {{ string_type() }}) as assignment,
+        cast(audience_kind as {{ string_type() }}) as audience_kind,
+        cast(audience as {{ string_type() }}) as audience,
+        cast(control_arm as {{ string_type() }}) as control_arm,
+        cast(arm as {{ string_type() }}) as arm,
         cast(share as double) as share,
         cast(discount_pct as double) as discount_pct,
-        cast(salt as varchar) as salt,
+        cast(salt as {{ string_type() }}) as salt,
         cast(window_days as integer) as window_days,
-        cast(primary_metric as varchar) as primary_metric,
+        cast(primary_metric as {{ string_type() }}) as primary_metric,
         cast(configured_at as timestamp) as configured_at
     from source
 )

@@ -42,11 +42,11 @@ with source as (
 
 final as (
     select
-        cast(offer_id as varchar) as offer_id,
-        cast(offer_family as varchar) as offer_family,
-        cast(description as varchar) as description,
-        cast(policy as varchar) as policy,
-        cast(arm as varchar) as arm,
+        cast(offer_id as {{ string_type() }}) as offer_id,
+        cast(offer_family as {{ string_type() }}) as offer_family,
+        cast(description as {{ string_type() }}) as description,
+        cast(policy as {{ string_type() }}) as policy,
+        cast(arm as {{ string_type() }}) as arm,
         cast(cost_per_contact as double) as cost_per_contact,
         cast(max_customers as bigint) as max_customers,
         cast(max_discount_spend as double) as max_discount_spend,
@@ -57,7 +57,7 @@ final as (
         cast(contacted_within_days as integer) as contacted_within_days,
         cast(frequency_cap as integer) as frequency_cap,
         cast(holdout_share as double) as holdout_share,
-        cast(holdout_salt as varchar) as holdout_salt,
+        cast(holdout_salt as {{ string_type() }}) as holdout_salt,
         cast(require_held_out_gain as boolean) as require_held_out_gain
     from source
 )

@@ -31,7 +31,7 @@ final as (
     select
         cast(customer_id as bigint) as customer_id,
         cast(as_of_date as date) as as_of_date,
-        cast(arm as varchar) as arm,
+        cast(arm as {{ string_type() }}) as arm,
         cast(margin_effect as double) as margin_effect
     from source
 )

@@ -7,7 +7,7 @@ with source as (
 final as (
     select
         cast(order_id as bigint) as order_id,
-        cast(product_id as varchar) as product_id,
+        cast(product_id as {{ string_type() }}) as product_id,
         cast(quantity as integer) as quantity,
         cast(unit_price as double) as unit_price,
         cast(quantity as double) * cast(unit_price as double) as line_amount,

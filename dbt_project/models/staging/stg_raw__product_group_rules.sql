@@ -6,9 +6,9 @@ with source as (
 
 final as (
     select
-        cast(product_group as varchar) as product_group,
-        cast(match_on as varchar) as match_on,
-        cast(pattern as varchar) as pattern
+        cast(product_group as {{ string_type() }}) as product_group,
+        cast(match_on as {{ string_type() }}) as match_on,
+        cast(pattern as {{ string_type() }}) as pattern
     from source
 )
 

@@ -6,9 +6,9 @@ with source as (
 
 final as (
     select
-        cast(product_id as varchar) as product_id,
-        cast(product_name as varchar) as product_name,
-        cast(category as varchar) as category
+        cast(product_id as {{ string_type() }}) as product_id,
+        cast(product_name as {{ string_type() }}) as product_name,
+        cast(category as {{ string_type() }}) as category
     from source
 )
 

@@ -13,8 +13,8 @@ with source as (
 final as (
     select
         cast(customer_id as bigint) as customer_id,
-        cast(experiment_id as varchar) as experiment_id,
-        cast(arm as varchar) as arm,
+        cast(experiment_id as {{ string_type() }}) as experiment_id,
+        cast(arm as {{ string_type() }}) as arm,
         {{ raw_timestamp('assigned_at', columns) }} as assigned_at,
         {%- if 'discount_pct' in columns %}
             cast(discount_pct as double) as discount_pct

@@ -8,12 +8,12 @@
 with dates as (
     select
         'as_of()' as helper,
-        cast({{ as_of() }} as varchar) as result,
+        cast({{ as_of() }} as {{ string_type() }}) as result,
         '2024-03-01' as expected
     union all
     select
         'as_of(7)' as helper,
-        cast({{ as_of(7) }} as varchar) as result,
+        cast({{ as_of(7) }} as {{ string_type() }}) as result,
         '2024-02-23' as expected
 ),
 
@@ -33,8 +33,8 @@ last_dates as (
 days_since as (
     select
         'days_since_capped, ' || case_name as helper,
-        cast({{ days_since_capped('last_date') }} as varchar) as result,
-        cast(expected as varchar) as expected
+        cast({{ days_since_capped('last_date') }} as {{ string_type() }}) as result,
+        cast(expected as {{ string_type() }}) as expected
     from last_dates
 ),
 
@@ -63,7 +63,7 @@ orders as (
 purchase_days as (
     select
         'distinct_purchase_days, ' || case_name as helper,
-        cast({{ distinct_purchase_days('order_date', 'is_purchase') }} as varchar) as result,
+        cast({{ distinct_purchase_days('order_date', 'is_purchase') }} as {{ string_type() }}) as result,
         case case_name when 'both ranges' then '4' when 'old days only' then '2' else '0' end as expected
     from orders
     group by case_name
@@ -88,15 +88,15 @@ spread_values as (
 
 quintiles as (
     select
-        'rfm_quintile, tied ' || cast(ranked_value as varchar) as helper,
-        cast({{ rfm_quintile('ranked_value') }} as varchar) as result,
-        cast(expected as varchar) as expected
+        'rfm_quintile, tied ' || cast(ranked_value as {{ string_type() }}) as helper,
+        cast({{ rfm_quintile('ranked_value') }} as {{ string_type() }}) as result,
+        cast(expected as {{ string_type() }}) as expected
     from tied_values
     union all
     select
-        'rfm_quintile, spread ' || cast(ranked_value as varchar) as helper,
-        cast({{ rfm_quintile('ranked_value') }} as varchar) as result,
-        cast(expected as varchar) as expected
+        'rfm_quintile, spread ' || cast(ranked_value as {{ string_type() }}) as helper,
+        cast({{ rfm_quintile('ranked_value') }} as {{ string_type() }}) as result,
+        cast(expected as {{ string_type() }}) as expected
     from spread_values
 ),
 

@@ -36,7 +36,7 @@ final as (
         pattern,
         expected,
         'product_group_match(' || coalesce('''' || matched_value || '''', 'null') || ', ''' || pattern
-        || ''') should be ' || cast(expected as varchar) as problem
+        || ''') should be ' || cast(expected as {{ string_type() }}) as problem
     from cases
     where {{ product_group_match('matched_value', 'pattern') }} != expected
 )

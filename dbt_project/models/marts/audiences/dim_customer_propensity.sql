@@ -44,7 +44,7 @@ with scores as (
     {%- else %}
         select
             cast(null as bigint) as customer_id,
-            cast(null as varchar) as product_group,
+            cast(null as {{ string_type() }}) as product_group,
             cast(null as date) as as_of_date,
             cast(null as double) as score,
             cast(null as integer) as decile

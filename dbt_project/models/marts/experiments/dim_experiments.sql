@@ -130,15 +130,15 @@ final as (
     select
         experiment_id,
         description,
-        cast(assignment as varchar) as assignment,
-        cast(assignment_source as varchar) as assignment_source,
+        cast(assignment as {{ string_type() }}) as assignment,
+        cast(assignment_source as {{ string_type() }}) as assignment_source,
         audience_kind,
         audience,
         is_configured,
         cast(arms as integer) as arms,
         arm_list,
         control_arm,
-        cast(control_arm_rule as varchar) as control_arm_rule,
+        cast(control_arm_rule as {{ string_type() }}) as control_arm_rule,
         undeclared_arms,
         cast(customers as bigint) as customers,
         first_assigned_at,
@@ -150,8 +150,8 @@ final as (
             when first_assigned_at >= data_until then 'not_started'
             when {{ dbt.dateadd('day', 'window_days', 'last_assigned_at') }} <= data_until then 'complete'
             else 'running'
-        end as varchar) as status,
-        cast(primary_metric as varchar) as primary_metric,
+        end as {{ string_type() }}) as status,
+        cast(primary_metric as {{ string_type() }}) as primary_metric,
         has_discount
     from settled
 )

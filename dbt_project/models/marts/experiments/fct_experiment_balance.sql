@@ -108,7 +108,7 @@ final as (
         experiment_id,
         arm,
         control_arm,
-        cast(feature as varchar) as feature,
+        cast(feature as {{ string_type() }}) as feature,
         cast(customers_with_features as bigint) as customers_with_features,
         cast(control_customers_with_features as bigint) as control_customers_with_features,
         mean,

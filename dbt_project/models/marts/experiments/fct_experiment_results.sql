@@ -238,7 +238,7 @@ compared as (
 final as (
     select
         compared.experiment_id,
-        cast(compared.metric as varchar) as metric,
+        cast(compared.metric as {{ string_type() }}) as metric,
         compared.arm,
         compared.is_control,
         compared.control_arm,
@@ -252,7 +252,7 @@ final as (
         compared.total,
         compared.mean,
         compared.variance,
-        cast(compared.covariate as varchar) as covariate,
+        cast(compared.covariate as {{ string_type() }}) as covariate,
         compared.covariate_mean,
         compared.covariate_variance,
         compared.covariance,

@@ -66,7 +66,7 @@ distributions as (
         as_of_date,
         feature_kind,
         feature_name,
-        cast(list(coalesce(bin_lower, category) order by bin) as varchar) as edges,
+        cast(list(coalesce(bin_lower, category) order by bin) as {{ string_type() }}) as edges,
         case
             when feature_kind = 'score' then product_group
             {%- if group_columns %}
@@ -144,7 +144,7 @@ value_counts as (
     select
         as_of_date,
         feature_name,
-        cast(null as varchar) as value_group,
+        cast(null as {{ string_type() }}) as value_group,
         feature_value,
         count(*) as value_rows
     from customer_values
@@ -161,7 +161,7 @@ value_counts as (
     union all
     select
         as_of_date,
-        cast(null as varchar) as feature_name,
+        cast(null as {{ string_type() }}) as feature_name,
         product_group as value_group,
         feature_value,
         count(*) as value_rows

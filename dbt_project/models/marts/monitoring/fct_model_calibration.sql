@@ -161,8 +161,8 @@ decile_parts as (
 
 computed as (
     select
-        cast(partitions.product_group as varchar) as product_group,
-        cast(partitions.model_id as varchar) as model_id,
+        cast(partitions.product_group as {{ string_type() }}) as product_group,
+        cast(partitions.model_id as {{ string_type() }}) as model_id,
         cast(partitions.as_of_date as date) as as_of_date,
         cast(decile_parts.decile as integer) as decile,
         cast(cutoff_status.label_window_end as date) as label_window_end,

@@ -94,8 +94,8 @@ figures as (
 
 final as (
     select
-        cast(figures.product_group as varchar) as product_group,
-        cast(figures.model_id as varchar) as model_id,
+        cast(figures.product_group as {{ string_type() }}) as product_group,
+        cast(figures.model_id as {{ string_type() }}) as model_id,
         cast(figures.as_of_date as date) as as_of_date,
         cast(figures.label_window_end as date) as label_window_end,
         cast(figures.is_matured as boolean) as is_matured,

@@ -43,7 +43,7 @@ final as (
         as_of_date,
         cast(psi as double) as psi,
         cast(js_divergence as double) as js_divergence,
-        cast({{ drift_status('psi') }} as varchar) as drift_status,
+        cast({{ drift_status('psi') }} as {{ string_type() }}) as drift_status,
         cast(unseen_share as double) as unseen_share,
         cast(bins as integer) as bins,
         cast(reference_rows as bigint) as reference_rows,

@@ -261,7 +261,7 @@ final as (
         candidates.p_purchase,
         case when decided.reason = 'offer' then candidates.p_purchase end as p_redeem,
         decided.reason,
-        cast(segments.rfm_segment as varchar) as segment
+        cast(segments.rfm_segment as {{ string_type() }}) as segment
     from decided
     left join candidates
         on

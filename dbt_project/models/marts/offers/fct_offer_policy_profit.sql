@@ -167,7 +167,7 @@ final as (
     select
         summed.offer_id,
         (select max(assignments.as_of_date) from assignments) as as_of_date,
-        cast(summed.policy as varchar) as policy,
+        cast(summed.policy as {{ string_type() }}) as policy,
         cast(summed.customers_offered as bigint) as customers_offered,
         cast(summed.expected_profit as double) as expected_profit,
         cast(summed.true_profit as double) as true_profit

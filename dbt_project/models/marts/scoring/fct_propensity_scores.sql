@@ -12,9 +12,13 @@
   saying so, so `dbt build` works on a fresh warehouse and earlier cutoffs' scores are kept. Set the
   var `scoring_require_champion: true` (production schedules) to make it an error instead.
 -#}
+{#- Spark (docs/spark.md): the table is partitioned by as_of_date and a run overwrites the
+    partitions of its cutoffs (insert_overwrite), the same replacement without a delete. -#}
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
+    incremental_strategy='insert_overwrite' if target.type == 'spark' else 'delete+insert',
+    partition_by=['as_of_date'] if target.type == 'spark' else none,
+    post_hook="{{ propensity_drop_spark_scores() }}",
     unique_key='as_of_date',
     on_schema_change='fail',
     tags=['scoring'],
@@ -39,7 +43,7 @@
 
 {#- Not materialized: each group's CTE reads only its rows of the view (DuckDB would otherwise
     copy every group's features once, as the CTE has one reader per champion). #}
-with scoring_features as not materialized (
+with scoring_features as {{ cte_hint('not materialized') }}(
     select * from {{ features_relation }}
 ),
 
@@ -61,12 +65,16 @@ scores_{{ loop.index }} as (
 
 {% endfor %}
 {# Materialized: read twice below (bin counts, then the rows), the UDF runs once per row. #}
-scores as materialized (
+scores as {{ cte_hint('materialized') }}(
     select
         *,
         {{ propensity_score_bin('score') }} as score_bin
     from (
-        {% if champions -%}
+        {% if target.type == 'spark' -%}
+            {#- Spark (docs/spark.md): champions sharing a feature list scored in one pass, into
+                a work table (Spark has no materialized CTE: each reader would rerun the UDF). -#}
+            select * from {{ propensity_spark_scores(features_relation, champions) }}
+        {%- elif champions -%}
             {%- for champion in champions %}
         select * from scores_{{ loop.index }}
                 {%- if not loop.last %}
@@ -131,7 +139,7 @@ bin_deciles as (
 ),
 
 {# Not materialized: read by both branches below; the join is cheaper than a copy of the rows. #}
-binned_scores as not materialized (
+binned_scores as {{ cte_hint('not materialized') }}(
     select
         scores.customer_id,
         scores.product_group,
@@ -195,8 +203,8 @@ champions as (
         {%- endfor %}
     {%- else -%}
         select
-            cast(null as varchar) as product_group,
-            cast(null as varchar) as model_id
+            cast(null as {{ string_type() }}) as product_group,
+            cast(null as {{ string_type() }}) as model_id
         where false
     {%- endif %}
 ),
@@ -206,7 +214,7 @@ final as (
         deciles.customer_id,
         deciles.product_group,
         deciles.as_of_date,
-        cast(champions.model_id as varchar) as model_id,
+        cast(champions.model_id as {{ string_type() }}) as model_id,
         deciles.score,
         cast(deciles.decile as integer) as decile,
         cast(current_timestamp as timestamp) as scored_at

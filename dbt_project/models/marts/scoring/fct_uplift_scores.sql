@@ -90,9 +90,9 @@ arms as (
         select
             cast(null as bigint) as customer_id,
             cast(null as date) as as_of_date,
-            cast(null as varchar) as offer_family,
-            cast(null as varchar) as model_set_id,
-            cast(null as varchar) as arm,
+            cast(null as {{ string_type() }}) as offer_family,
+            cast(null as {{ string_type() }}) as model_set_id,
+            cast(null as {{ string_type() }}) as arm,
             cast(null as boolean) as is_control,
             cast(null as double) as discount_pct,
             cast(null as double) as mu_purchase,
