@@ -33,8 +33,8 @@ pytestmark = pytest.mark.slow
 SCORES = "marts.fct_propensity_scores"
 #: Every registry table (the registry's own list, so a table added later is covered).
 ML_TABLES = tuple(f"{SCHEMA}.{t}" for t in REGISTRY_TABLES)
-MODEL_START = "START sql incremental model marts.fct_propensity_scores"
-MODEL_DONE = "OK created sql incremental model marts.fct_propensity_scores"
+MODEL_START = "START sql propensity_by_cutoff model marts.fct_propensity_scores"
+MODEL_DONE = "OK created sql propensity_by_cutoff model marts.fct_propensity_scores"
 
 
 def test_daily_run_killed_while_scoring_leaves_scores_and_registry_as_they_were(

@@ -41,8 +41,8 @@ DAY = dt.date(2025, 1, 1)
 ML_TABLES = tuple(f"{SCHEMA}.{t}" for t in REGISTRY_TABLES)
 SCORES = "marts.fct_propensity_scores"
 SCORING = ("build", "--select", "fct_propensity_scores")
-MODEL_START = "START sql incremental model marts.fct_propensity_scores"
-MODEL_DONE = "OK created sql incremental model marts.fct_propensity_scores"
+MODEL_START = "START sql propensity_by_cutoff model marts.fct_propensity_scores"
+MODEL_DONE = "OK created sql propensity_by_cutoff model marts.fct_propensity_scores"
 
 
 def _dbt_log(warehouse: Path) -> Path:

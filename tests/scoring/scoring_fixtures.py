@@ -127,7 +127,8 @@ def write_features(
     seed: int = 3,
     tied: int = 0,
 ) -> None:
-    """marts.fct_scoring_features: one row per customer x group, numeric feature columns.
+    """marts.fct_scoring_features: one row per customer x group, numeric feature columns, and
+    marts.dim_cutoffs naming `as_of_date` the scoring cutoff (the cutoff dbt scores).
 
     `tied` customers of each group share one feature vector (so one score: ties for the deciles).
     """
@@ -153,6 +154,11 @@ def write_features(
         "create or replace table marts.fct_scoring_features as select * from _features_frame"
     )
     con.unregister("_features_frame")
+    con.execute(
+        "create or replace table marts.dim_cutoffs as select cast(? as date) as as_of_date, "
+        "'scoring' as cutoff_role, cast(? as date) as label_window_end",
+        [as_of_date, as_of_date + dt.timedelta(days=30)],
+    )
     if drop:
         con.execute(f'alter table marts.fct_scoring_features drop column "{drop}"')
 

@@ -16,6 +16,10 @@
   stay. Otherwise the table is created from the first cutoff (contract enforced as for a table),
   the other cutoffs are inserted one by one, and it replaces the old table. Everything runs in the
   model's transaction: a failure leaves the previous table as it was.
+
+  A model may say while it renders that this run has nothing to write (fct_propensity_scores
+  without a champion): `model.update({'propensity_write_nothing': true})`. Then the stored
+  cutoffs stay as they are instead of being replaced by no rows (a new table is still created).
 -#}
 {% materialization propensity_by_cutoff, adapter='duckdb' %}
   {%- set unique_key = config.get('unique_key') or 'as_of_date' -%}
@@ -65,8 +69,8 @@
     {%- endcall %}
   {%- else -%}
     {%- set build_relation = target_relation -%}
-    {%- set to_insert = cutoffs -%}
     {%- do propensity_assert_same_columns(existing_relation, first_sql) -%}
+    {%- set to_insert = [] if model.get('propensity_write_nothing') else cutoffs -%}
   {%- endif -%}
 
   {%- set quoted = [] -%}

@@ -3,7 +3,9 @@
   champion model (model_aliases alias = 'champion' in the registry schema, dbt var
   registry_schema), with deciles within group and cutoff.
 
-  Incremental, delete+insert on as_of_date: re-running a cutoff replaces that cutoff's scores,
+  Built by cutoff (materialization propensity_by_cutoff, the scoring cutoff of dim_cutoffs): a
+  re-run deletes that cutoff's scores and inserts the new ones straight from this select, in one
+  transaction (no temporary copy of the rows, as dbt's incremental delete+insert would keep);
   earlier cutoffs stay as history. All checks (champions exist, ONNX sha256, feature columns and
   types) run at compile time, before any statement touches this table, so a failed run leaves the
   previous scores intact. Needs the scoring.dbt_plugin plugin in profiles.yml (docs/scoring.md).
@@ -13,10 +15,12 @@
   var `scoring_require_champion: true` (production schedules) to make it an error instead.
 -#}
 {#- Spark (docs/spark.md): the table is partitioned by as_of_date and a run overwrites the
-    partitions of its cutoffs (insert_overwrite), the same replacement without a delete. -#}
+    partitions of its cutoffs (incremental insert_overwrite), the same replacement without a
+    delete; there the select is rendered once, as it writes the scores to a work table. -#}
 {{ config(
-    materialized='incremental',
-    incremental_strategy='insert_overwrite' if target.type == 'spark' else 'delete+insert',
+    materialized='incremental' if target.type == 'spark' else 'propensity_by_cutoff',
+    cutoff_roles=['scoring'],
+    incremental_strategy='insert_overwrite' if target.type == 'spark' else none,
     partition_by=['as_of_date'] if target.type == 'spark' else none,
     post_hook="{{ propensity_drop_spark_scores() }}",
     unique_key='as_of_date',
@@ -24,6 +28,7 @@
     tags=['scoring'],
 ) }}
 
+-- depends_on: {{ ref('dim_cutoffs') }}
 {%- set features_relation = ref('fct_scoring_features') -%}
 {%- set champions = [] -%}
 {%- if execute -%}
@@ -36,6 +41,8 @@
             {{ exceptions.raise_compiler_error(no_champion) }}
         {%- else -%}
             {%- do exceptions.warn(no_champion ~ " (no scores built)") -%}
+            {#- propensity_by_cutoff then keeps the stored scores of the cutoff. -#}
+            {%- do model.update({'propensity_write_nothing': true}) -%}
         {%- endif -%}
     {%- endif -%}
     {%- do propensity_check_feature_columns(features_relation, champions) -%}
@@ -45,14 +52,39 @@
     copy every group's features once, as the CTE has one reader per champion). #}
 with scoring_features as {{ cte_hint('not materialized') }}(
     select * from {{ features_relation }}
+    {%- if target.type != 'spark' %}
+        where as_of_date = {{ as_of() }}
+    {%- endif %}
 ),
 
+champions as (
+    {% if champions -%}
+        {%- for champion in champions %}
+    select
+        {{ loop.index }} as group_index,
+        cast({{ propensity_string_literal(champion['product_group']) }} as {{ string_type() }}) as product_group,
+        cast({{ propensity_string_literal(champion['model_id']) }} as {{ string_type() }}) as model_id
+            {%- if not loop.last %}
+    union all
+            {%- endif %}
+        {%- endfor %}
+    {%- else -%}
+        select
+            0 as group_index,
+            cast(null as {{ string_type() }}) as product_group,
+            cast(null as {{ string_type() }}) as model_id
+        where false
+    {%- endif %}
+),
+
+{#- Each group's rows carry the group's position in `champions` (an integer), and the cutoff is
+    a literal: the decile steps below group and join on integers, not on the group's name and the
+    date, and the name is attached once at the end. -#}
 {% for champion in champions %}
 scores_{{ loop.index }} as (
     select
         scoring_features.customer_id,
-        scoring_features.product_group,
-        scoring_features.as_of_date,
+        {{ loop.index }} as group_index,
         cast(
             propensity_score(
                 {{ propensity_string_literal(champion['model_id']) }},
@@ -73,7 +105,12 @@ scores as {{ cte_hint('materialized') }}(
         {% if target.type == 'spark' -%}
             {#- Spark (docs/spark.md): champions sharing a feature list scored in one pass, into
                 a work table (Spark has no materialized CTE: each reader would rerun the UDF). -#}
-            select * from {{ propensity_spark_scores(features_relation, champions) }}
+            select
+                spark_scores.customer_id,
+                champions.group_index,
+                spark_scores.score
+            from {{ propensity_spark_scores(features_relation, champions) }} as spark_scores
+            inner join champions on spark_scores.product_group = champions.product_group
         {%- elif champions -%}
             {%- for champion in champions %}
         select * from scores_{{ loop.index }}
@@ -84,8 +121,7 @@ scores as {{ cte_hint('materialized') }}(
         {%- else -%}
             select
                 scoring_features.customer_id,
-                scoring_features.product_group,
-                scoring_features.as_of_date,
+                0 as group_index,
                 cast(null as double) as score
             from scoring_features
             where false
@@ -101,35 +137,32 @@ scores as {{ cte_hint('materialized') }}(
 -#}
 bin_counts as (
     select
-        product_group,
-        as_of_date,
+        group_index,
         score_bin,
         count(*) as bin_rows
     from scores
-    group by product_group, as_of_date, score_bin
+    group by group_index, score_bin
 ),
 
 {# sum() of a bigint is a hugeint (int128): cast back, or every rank computation below runs in
    128-bit division. #}
 bin_ranks as (
     select
-        product_group,
-        as_of_date,
+        group_index,
         score_bin,
         bin_rows,
         cast(coalesce(sum(bin_rows) over (
-            partition by product_group, as_of_date
+            partition by group_index
             order by score_bin desc
             rows between unbounded preceding and 1 preceding
         ), 0) as bigint) as rows_before,
-        cast(sum(bin_rows) over (partition by product_group, as_of_date) as bigint) as group_rows
+        cast(sum(bin_rows) over (partition by group_index) as bigint) as group_rows
     from bin_counts
 ),
 
 bin_deciles as (
     select
-        product_group,
-        as_of_date,
+        group_index,
         score_bin,
         rows_before,
         group_rows,
@@ -142,8 +175,7 @@ bin_deciles as (
 binned_scores as {{ cte_hint('not materialized') }}(
     select
         scores.customer_id,
-        scores.product_group,
-        scores.as_of_date,
+        scores.group_index,
         scores.score,
         scores.score_bin,
         bin_deciles.rows_before,
@@ -153,16 +185,14 @@ binned_scores as {{ cte_hint('not materialized') }}(
     from scores
     inner join bin_deciles
         on
-            scores.product_group = bin_deciles.product_group
-            and scores.as_of_date = bin_deciles.as_of_date
+            scores.group_index = bin_deciles.group_index
             and scores.score_bin = bin_deciles.score_bin
 ),
 
 settled_deciles as (
     select
         customer_id,
-        product_group,
-        as_of_date,
+        group_index,
         score,
         first_decile as decile
     from binned_scores
@@ -173,11 +203,10 @@ settled_deciles as (
 straddling_deciles as (
     select
         customer_id,
-        product_group,
-        as_of_date,
+        group_index,
         score,
         {{ propensity_ntile_decile(
-            'rows_before + row_number() over (partition by product_group, as_of_date, score_bin '
+            'rows_before + row_number() over (partition by group_index, score_bin '
             ~ 'order by score desc, customer_id asc) - 1',
             'group_rows'
         ) }} as decile
@@ -191,36 +220,18 @@ deciles as (
     select * from straddling_deciles
 ),
 
-champions as (
-    {% if champions -%}
-        {%- for champion in champions %}
-    select
-        {{ propensity_string_literal(champion['product_group']) }} as product_group,
-        {{ propensity_string_literal(champion['model_id']) }} as model_id
-            {%- if not loop.last %}
-    union all
-            {%- endif %}
-        {%- endfor %}
-    {%- else -%}
-        select
-            cast(null as {{ string_type() }}) as product_group,
-            cast(null as {{ string_type() }}) as model_id
-        where false
-    {%- endif %}
-),
-
 final as (
     select
         deciles.customer_id,
-        deciles.product_group,
-        deciles.as_of_date,
-        cast(champions.model_id as {{ string_type() }}) as model_id,
+        champions.product_group,
+        {{ as_of() }} as as_of_date,
+        champions.model_id,
         deciles.score,
         cast(deciles.decile as integer) as decile,
         cast(current_timestamp as timestamp) as scored_at
     from deciles
     inner join champions
-        on deciles.product_group = champions.product_group
+        on deciles.group_index = champions.group_index
 )
 
 select * from final
