@@ -57,7 +57,7 @@ lint: install
 # Two pytest workers, one test file each at a time (module fixtures stay within a worker):
 # the suite is mostly dbt subprocesses and DuckDB waiting on I/O or one core.
 test: lint browser java
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=30
 
 demo: install
 	$(BIN)/propensity demo --customers $(DEMO_CUSTOMERS)
