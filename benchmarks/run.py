@@ -59,6 +59,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
         [],
     ),
     "uplift_hillstrom": ("uplift_hillstrom.py", ["--quick"], []),
+    "scale": ("scale.py", ["--sizes", "20000", "--no-write", "--workdir", "{tmp}/scale"], []),
 }
 #: Benchmarks of public data: skipped, saying so, when the file is not beside the repository.
 REQUIRES = {"uplift_hillstrom": HERE.parent.parent / "shared" / "data" / "hillstrom.parquet"}

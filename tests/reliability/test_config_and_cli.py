@@ -259,3 +259,55 @@ def test_duckdb_memory_limit_and_spill_directory_bound_python_and_dbt_alike(
     default = python_side()
     assert default[1] == f"{tiny}.tmp" and default[0] != "953.6 MiB"
     assert dbt_side() == default
+
+
+def test_a_model_spilling_to_disk_does_not_fail_the_models_running_beside_it(tmp_path):
+    """With 2 dbt threads, models start while another one spills to the temp directory. The
+    profile must not SET temp_directory on each new cursor (DuckDB refuses it while the directory
+    is in use: it failed a build at 10M customers); it sets it once, when the database opens."""
+    project = tmp_path / "project"
+    (project / "models").mkdir(parents=True)
+    (project / "dbt_project.yml").write_text(
+        "name: spill\nversion: '1.0.0'\nconfig-version: 2\nprofile: propensity\n"
+        "models:\n  spill:\n    +materialized: table\n"
+    )
+    # A sort of ~2 GB of rows under a 200 MB memory limit spills for seconds ...
+    (project / "models" / "big_sort.sql").write_text(
+        "select i, md5(cast(i as varchar)) || md5(cast(i * 7 as varchar)) as s\n"
+        "from range(12000000) as t (i)\norder by s\n"
+    )
+    # ... while a chain of small models opens one cursor after another on the other thread.
+    previous = None
+    for k in range(30):
+        source = (
+            f"select * from {{{{ ref('small_{previous}') }}}}"
+            if previous is not None
+            else ("select 1 as x")
+        )
+        (project / "models" / f"small_{k}.sql").write_text(source + "\n")
+        previous = k
+    spill = tmp_path / "spill"
+    out = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("dbt")),
+            "run",
+            "--threads",
+            "2",
+            "--project-dir",
+            str(project),
+            "--profiles-dir",
+            str(REPO_ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={
+            **os.environ,
+            "PROPENSITY_WAREHOUSE": str(tmp_path / "wh.duckdb"),
+            "PROPENSITY_DUCKDB_MEMORY_LIMIT": "200MB",
+            "PROPENSITY_DUCKDB_TEMP_DIRECTORY": str(spill),
+        },
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert "Cannot switch temporary directory" not in out.stdout

@@ -1,0 +1,231 @@
+"""Growth with the number of customers (issue 17): the same steps at 100k, 1M and 10M customers.
+
+    .venv/bin/python benchmarks/scale.py                       # 100,000, 1,000,000, 10,000,000
+    .venv/bin/python benchmarks/scale.py --sizes 100000 1000000 --workdir /tmp/scale
+
+Per size, each step in its own child process (peak = the largest resident set of the step's
+processes, dbt's included; CPU = user + system of the step's processes):
+
+1. ``generate``: the synthetic warehouse (`models_py.ingest.synth.generate_warehouse`, seed 1,
+   the oracle at one cutoff only: the steps below do not read it). Cached under ``--workdir``
+   (generated once, kept out of the repository: 10M customers is about 8 GB).
+2. ``features_one_cutoff``: one cutoff's features from the raw tables in one ``dbt run``
+   (staging, intermediate tables, fct_customer_features and fct_customer_group_features for the
+   scoring cutoff; ``feature_cutoff_roles: [scoring]``), the first step of a daily build.
+
+DuckDB runs under the profile's ``memory_limit`` (``PROPENSITY_DUCKDB_MEMORY_LIMIT``, set here to
+``--memory-limit``, default 12GB, so that a step's peak stays under the issue's 16 GB with the
+Python processes around it) and spills to the warehouse's ``.tmp`` directory beyond it.
+
+Results go to docs/benchmarks.md, section ``scale`` (sizes measured so far are kept in
+``--workdir``/scale.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._report import (  # noqa: E402
+    DEFAULT_WORKDIR,
+    add_lock_argument,
+    bench_lock,
+    cpu_seconds,
+    machine,
+    peak_mb,
+    write_section,
+)
+
+SIZES = (100_000, 1_000_000, 10_000_000)
+FROM_RAW = "+fct_customer_features +fct_customer_group_features"
+STEPS = {
+    "generate": "generate the warehouse (orders, lines, e-mail events; oracle at one cutoff)",
+    "features_one_cutoff": "one cutoff's features from the raw tables in one `dbt run` "
+    "(staging, intermediate tables, the two feature marts)",
+}
+
+
+def _child_generate(warehouse: str, customers: int) -> dict:
+    from models_py.ingest.synth import generate_warehouse
+
+    generate_warehouse(warehouse, customers=customers, seed=1, oracle_cutoffs=1)
+    import duckdb
+
+    con = duckdb.connect(warehouse, read_only=True)
+    try:
+        lines = con.execute("select count(*) from raw.order_lines").fetchone()[0]
+    finally:
+        con.close()
+    return {"rows": lines, "rows_what": "order lines"}
+
+
+def _child_features(warehouse: str) -> dict:
+    from models_py._dbt import dbt_target_path, run_dbt
+    from models_py._settings import Settings
+
+    settings = Settings(warehouse=Path(warehouse), threads=2)
+    run_dbt(
+        settings,
+        ["run", "--full-refresh", "--select", *FROM_RAW.split()],
+        dbt_vars={"feature_cutoff_roles": ["scoring"]},
+    )
+    nodes = json.loads((dbt_target_path(settings) / "run_results.json").read_text())["results"]
+    import duckdb
+
+    con = duckdb.connect(warehouse, read_only=True)
+    try:
+        rows = con.execute("select count(*) from marts.fct_customer_features").fetchone()[0]
+    finally:
+        con.close()
+    slowest = sorted(
+        ((r["unique_id"].split(".")[-1], r["execution_time"]) for r in nodes),
+        key=lambda x: -x[1],
+    )[:3]
+    return {
+        "rows": rows,
+        "rows_what": "feature rows",
+        "slowest": slowest,
+        "span_seconds": _span_seconds(nodes),
+    }
+
+
+def _span_seconds(nodes: list[dict]) -> float:
+    """From the first dbt node's start to the last one's end: the SQL, without dbt's start-up."""
+    from datetime import datetime
+
+    stamps = [
+        (
+            datetime.fromisoformat(t["started_at"].rstrip("Z")),
+            datetime.fromisoformat(t["completed_at"].rstrip("Z")),
+        )
+        for r in nodes
+        for t in r.get("timing", [])
+        if t.get("started_at") and t.get("completed_at")
+    ]
+    return (max(e for _, e in stamps) - min(b for b, _ in stamps)).total_seconds()
+
+
+def _child(step: str, warehouse: str, customers: int) -> None:
+    started, cpu = time.perf_counter(), cpu_seconds()
+    out = (
+        _child_generate(warehouse, customers) if step == "generate" else _child_features(warehouse)
+    )
+    out.update(
+        seconds=time.perf_counter() - started,
+        cpu_seconds=cpu_seconds() - cpu,
+        peak_mb=peak_mb(),
+    )
+    print(json.dumps(out))
+
+
+def _run_step(step: str, warehouse: Path, customers: int, memory_limit: str) -> dict:
+    env = {**os.environ, "PROPENSITY_DUCKDB_MEMORY_LIMIT": memory_limit}
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", step, str(warehouse), str(customers)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    if proc.returncode != 0:
+        return {"failed": (proc.stdout + proc.stderr)[-1500:], "memory_limit": memory_limit}
+    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "memory_limit": memory_limit}
+
+
+def report(results: dict, memory_limit: str) -> str:
+    lines = [
+        "## Scale (issue 17): the same steps at 100k, 1M and 10M customers",
+        "",
+        f"Machine: {machine()}. Command: `.venv/bin/python benchmarks/scale.py` (sizes "
+        "100,000, 1,000,000, 10,000,000; warehouses cached under `--workdir`, default the "
+        "system temporary directory). DuckDB `memory_limit` as in the table (profile variable "
+        "`PROPENSITY_DUCKDB_MEMORY_LIMIT`; option `--memory-limit`), 2 threads. Each step in its "
+        "own process: wall time "
+        "including start-up; SQL span = first dbt node's start to the last one's end; CPU = user + "
+        "system of its processes, peak = their largest resident set.",
+        "",
+        "| step | customers | memory_limit | rows | wall s | SQL span s | CPU s | peak MB "
+        "| slowest dbt nodes (s) |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for step in STEPS:
+        for size in sorted(results, key=int):
+            r = results[size].get(step)
+            if not r:
+                continue
+            limit = r.get("memory_limit", memory_limit)
+            if "failed" in r:
+                reason = r["failed"].strip().splitlines()[-1][:400].replace("|", "/")
+                lines.append(
+                    f"| {step} | {int(size):,} | {limit} | failed: {reason} | - | - | - | - | - |"
+                )
+                continue
+            slow = ", ".join(f"{n} {t:.1f}" for n, t in r.get("slowest", [])) or "-"
+            span = f"{r['span_seconds']:.1f}" if "span_seconds" in r else "-"
+            lines.append(
+                f"| {step} | {int(size):,} | {limit} | {r['rows']:,} {r['rows_what']} | "
+                f"{r['seconds']:.1f} | {span} | {r['cpu_seconds']:.1f} | {r['peak_mb']:,.0f} | "
+                f"{slow} |"
+            )
+    lines += ["", "Steps: " + "; ".join(f"`{k}`: {v}" for k, v in STEPS.items()) + "."]
+    sizes = sorted(results, key=int)
+    for step in STEPS:
+        ok = [(int(s), results[s][step]) for s in sizes if "seconds" in results[s].get(step, {})]
+        for (a, ra), (b, rb) in itertools.pairwise(ok):
+            lines.append(
+                f"`{step}` {a:,} -> {b:,} customers: {b / a:.0f}x the customers, "
+                f"{rb['rows'] / ra['rows']:.1f}x the rows, {rb['seconds'] / ra['seconds']:.1f}x "
+                f"the wall time, {rb['peak_mb'] / ra['peak_mb']:.1f}x the peak."
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    parser.add_argument("--memory-limit", default="12GB")
+    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR / "scale")
+    parser.add_argument("--no-write", action="store_true", help="do not update docs/")
+    parser.add_argument(
+        "--report-only", action="store_true", help="write the section from the stored results"
+    )
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    add_lock_argument(parser)
+    args = parser.parse_args()
+    if args.child:
+        step, warehouse, customers = args.child
+        _child(step, warehouse, int(customers))
+        return
+    with bench_lock(args.lock):
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        store = args.workdir / "scale.json"
+        results = json.loads(store.read_text()) if store.exists() else {}
+        for size in [] if args.report_only else args.sizes:
+            warehouse = args.workdir / f"scale_{size}.duckdb"
+            measured = results.setdefault(str(size), {})
+            if not warehouse.exists() or "seconds" not in measured.get("generate", {}):
+                warehouse.unlink(missing_ok=True)
+                measured["generate"] = _run_step("generate", warehouse, size, args.memory_limit)
+                store.write_text(json.dumps(results, indent=1))
+            measured["features_one_cutoff"] = _run_step(
+                "features_one_cutoff", warehouse, size, args.memory_limit
+            )
+            store.write_text(json.dumps(results, indent=1))
+            print(json.dumps({size: measured}), flush=True)
+        body = report(results, args.memory_limit)
+        print(body)
+        if not args.no_write:
+            write_section("scale", body)
+
+
+if __name__ == "__main__":
+    main()
