@@ -14,12 +14,14 @@
   - expected_margin = expected_revenue x (offer_margin_rate - d) / (1 - d), d the arm's
     discount_pct / 100 (null when the experiment had no discount_pct);
   - cate_revenue, cate_margin: differences with the control arm's.
-  Incremental, delete+insert on as_of_date (as fct_propensity_scores). No champion set: no rows
-  and a warning.
+  Built by cutoff as fct_propensity_scores (propensity_by_cutoff, the scoring cutoff: a re-run
+  deletes the cutoff and inserts straight from the select; earlier cutoffs stay). No champion
+  set: a warning, and the stored rows stay as they are.
 -#}
+-- depends_on: {{ ref('dim_cutoffs') }}
 {{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
+    materialized='propensity_by_cutoff',
+    cutoff_roles=['scoring'],
     unique_key='as_of_date',
     on_schema_change='fail',
     tags=['scoring'],
@@ -34,6 +36,7 @@
         {%- do exceptions.warn(
             "fct_uplift_scores: no champion uplift model set in " ~ var('registry_schema')
             ~ ".uplift_aliases: run `propensity uplift train` first (no uplift scores built)") -%}
+        {%- do model.update({'propensity_write_nothing': true}) -%}
     {%- endif -%}
     {%- for s in sets -%}
         {%- do propensity_check_feature_columns(ref('fct_scoring_features'), [{
@@ -43,7 +46,7 @@
 
 with scoring_features as not materialized (  -- noqa: ST03
     select * from {{ ref('fct_scoring_features') }}
-    where product_group = 'any'
+    where product_group = 'any' and as_of_date = {{ as_of() }}
 ),
 
 {% for s in sets %}
