@@ -113,3 +113,24 @@ def bench_lock(path: Path | str):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def span_seconds(nodes: list[dict]) -> float:
+    """Wall time from the first dbt node's start to the last one's end (run_results.json
+    "results"): the SQL without dbt's start-up. With 2 threads dbt runs independent models at once,
+    so the sum of their execution times counts the shared seconds twice; the span is what the
+    user waits for once dbt has started."""
+    from datetime import datetime
+
+    def at(stamp: str) -> datetime:
+        return datetime.fromisoformat(stamp.rstrip("Z"))
+
+    stamps = [
+        (at(t["started_at"]), at(t["completed_at"]))
+        for r in nodes
+        for t in r.get("timing", [])
+        if t.get("started_at") and t.get("completed_at")
+    ]
+    if not stamps:
+        return float("nan")
+    return (max(e for _, e in stamps) - min(s for s, _ in stamps)).total_seconds()

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _report import add_lock_argument, bench_lock, cpu_seconds  # noqa: E402
+from _report import add_lock_argument, bench_lock, cpu_seconds, span_seconds  # noqa: E402
 
 #: Catalogue features the pandas baseline leaves out (copies of a customer column or a lookup of
 #: the RFM scores): every other feature of the catalogue is computed, or pandas_features raises.
@@ -79,33 +79,11 @@ def _child_dbt(warehouse: str, select: str, dbt_vars: dict, project_dir: str = "
     return {
         "seconds": seconds,
         "model_seconds": sum(models.values()),
-        "span_seconds": _span_seconds(nodes),
+        "span_seconds": span_seconds(nodes),
         "models": models,
         "cpu_seconds": cpu_seconds() - cpu,
         "peak_mb": _peak_mb(),
     }
-
-
-def _span_seconds(nodes: list[dict]) -> float:
-    """Wall time from the first node's start to the last node's end (dbt's start-up excluded).
-
-    With 2 threads dbt runs independent models at once, so the sum of their execution times
-    counts the shared seconds twice; the span is what the user waits for once dbt has started.
-    """
-    from datetime import datetime
-
-    def at(stamp: str) -> datetime:
-        return datetime.fromisoformat(stamp.rstrip("Z"))
-
-    stamps = [
-        (at(t["started_at"]), at(t["completed_at"]))
-        for r in nodes
-        for t in r.get("timing", [])
-        if t.get("started_at") and t.get("completed_at")
-    ]
-    if not stamps:
-        return float("nan")
-    return (max(e for _, e in stamps) - min(s for s, _ in stamps)).total_seconds()
 
 
 def pandas_features(con, cutoff) -> object:

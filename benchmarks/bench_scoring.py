@@ -429,6 +429,11 @@ def _node_sql(settings) -> dict:
 
     target = dbt_target_path(settings)
     statements = next((target / "run").rglob("fct_propensity_scores.sql")).read_text()
+    if "delete from" not in statements:
+        raise SystemExit(
+            "node_sql replays the statements of the last dbt run of fct_propensity_scores, which "
+            "was not a re-run (delete + insert): run the case dbt_rerun before it"
+        )
     con = duckdb.connect(str(settings.warehouse))
     try:
         con.execute("set threads = 2")

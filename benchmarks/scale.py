@@ -34,6 +34,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_features import FROM_RAW, SCORING_ONLY  # noqa: E402
 
 from benchmarks._report import (  # noqa: E402
     DEFAULT_WORKDIR,
@@ -42,11 +45,11 @@ from benchmarks._report import (  # noqa: E402
     cpu_seconds,
     machine,
     peak_mb,
+    span_seconds,
     write_section,
 )
 
 SIZES = (100_000, 1_000_000, 10_000_000)
-FROM_RAW = "+fct_customer_features +fct_customer_group_features"
 STEPS = {
     "generate": "generate the warehouse (orders, lines, e-mail events; oracle at one cutoff)",
     "features_one_cutoff": "one cutoff's features from the raw tables in one `dbt run` "
@@ -76,7 +79,7 @@ def _child_features(warehouse: str) -> dict:
     run_dbt(
         settings,
         ["run", "--full-refresh", "--select", *FROM_RAW.split()],
-        dbt_vars={"feature_cutoff_roles": ["scoring"]},
+        dbt_vars=SCORING_ONLY,
     )
     nodes = json.loads((dbt_target_path(settings) / "run_results.json").read_text())["results"]
     import duckdb
@@ -94,24 +97,8 @@ def _child_features(warehouse: str) -> dict:
         "rows": rows,
         "rows_what": "feature rows",
         "slowest": slowest,
-        "span_seconds": _span_seconds(nodes),
+        "span_seconds": span_seconds(nodes),
     }
-
-
-def _span_seconds(nodes: list[dict]) -> float:
-    """From the first dbt node's start to the last one's end: the SQL, without dbt's start-up."""
-    from datetime import datetime
-
-    stamps = [
-        (
-            datetime.fromisoformat(t["started_at"].rstrip("Z")),
-            datetime.fromisoformat(t["completed_at"].rstrip("Z")),
-        )
-        for r in nodes
-        for t in r.get("timing", [])
-        if t.get("started_at") and t.get("completed_at")
-    ]
-    return (max(e for _, e in stamps) - min(b for b, _ in stamps)).total_seconds()
 
 
 def _child(step: str, warehouse: str, customers: int) -> None:
