@@ -345,24 +345,30 @@ SAMPLE_VARS = {
 }
 
 
+#: The sample, the feature marts (their training cutoffs follow the sample) and the examples.
+SAMPLE_AND_FEATURES = (
+    "int_training_sample fct_customer_features fct_customer_group_features fct_training_examples"
+)
+
+
 def test_the_training_set_is_a_weighted_sample_of_every_row(built, tmp_path):
     """With small sample sizes, fct_training_examples keeps rows of the full table (null sizes:
     every row) unchanged, about the sizes asked for per group and cutoff, and weights whose sums
-    give back each stratum's rows and positives exactly; a rebuild keeps the same rows."""
+    give back each stratum's rows and positives exactly; a rebuild keeps the same rows. The
+    feature marts compute a training cutoff for the sampled customers only, with the values
+    (RFM quintiles included) a build of every customer gives; the scoring cutoff keeps all."""
     import shutil
 
     full = Settings(warehouse=tmp_path / "full.duckdb")
     shutil.copy(built.warehouse, full.warehouse)
     run_dbt(
         full,
-        ["run", "--select", "fct_training_examples"],
+        ["run", "--select", SAMPLE_AND_FEATURES],
         dbt_vars={**DBT_VARS, **{k: None for k in SAMPLE_VARS}},
     )
     sampled = Settings(warehouse=tmp_path / "sampled.duckdb")
     shutil.copy(built.warehouse, sampled.warehouse)
-    run_dbt(
-        sampled, ["run", "--select", "fct_training_examples"], dbt_vars={**DBT_VARS, **SAMPLE_VARS}
-    )
+    run_dbt(sampled, ["run", "--select", SAMPLE_AND_FEATURES], dbt_vars={**DBT_VARS, **SAMPLE_VARS})
 
     every = read(full, "select * from marts.fct_training_examples")
     sample = read(sampled, "select * from marts.fct_training_examples")
@@ -372,6 +378,32 @@ def test_the_training_set_is_a_weighted_sample_of_every_row(built, tmp_path):
     assert len(joined) == len(sample) < len(every) / 2
     for column in every.columns.drop([*keys, "sample_weight"]):
         assert (joined[column] == joined[f"{column}_full"]).all(), column
+
+    # Features of a training cutoff: the sampled customers only, each row as in the full build.
+    features = {
+        name: read(settings, "select * from marts.fct_customer_features")
+        for name, settings in (("full", full), ("sampled", sampled))
+    }
+    per_cutoff = {
+        name: frame.groupby("as_of_date")["customer_id"].apply(set)
+        for name, frame in features.items()
+    }
+    sampled_customers = sample.groupby("as_of_date")["customer_id"].apply(set)
+    for cutoff in TRAINING_CUTOFFS:
+        day = pd.Timestamp(cutoff)
+        assert per_cutoff["sampled"][day] == sampled_customers[day], cutoff
+        assert len(per_cutoff["sampled"][day]) < len(per_cutoff["full"][day]) / 2, cutoff
+    scoring_day = pd.Timestamp(SCORING_CUTOFF)
+    assert per_cutoff["sampled"][scoring_day] == per_cutoff["full"][scoring_day]
+    pd.testing.assert_frame_equal(
+        features["sampled"].sort_values(["as_of_date", "customer_id"]).reset_index(drop=True),
+        features["full"]
+        .merge(features["sampled"][["customer_id", "as_of_date"]])
+        .sort_values(["as_of_date", "customer_id"])
+        .reset_index(drop=True),
+        check_exact=False,
+        rtol=1e-12,
+    )
 
     strata = every.groupby(["product_group", "as_of_date"]).agg(
         rows=("label", "size"), positives=("label", "sum"), split=("split", "first")
@@ -410,9 +442,7 @@ def test_the_training_set_is_a_weighted_sample_of_every_row(built, tmp_path):
         == 1
     ).all()
 
-    run_dbt(
-        sampled, ["run", "--select", "fct_training_examples"], dbt_vars={**DBT_VARS, **SAMPLE_VARS}
-    )
+    run_dbt(sampled, ["run", "--select", SAMPLE_AND_FEATURES], dbt_vars={**DBT_VARS, **SAMPLE_VARS})
     again = read(sampled, "select * from marts.fct_training_examples order by all")
     pd.testing.assert_frame_equal(
         sample.drop(columns="weighted_label")

@@ -58,7 +58,7 @@
     {%- set first_sql = 'select * from (' ~ propensity_render_for_cutoff(modules.datetime.date(2000, 1, 1))
         ~ ') as model_subq where false' -%}
   {%- else -%}
-    {%- set first_sql = propensity_render_for_cutoff(cutoffs[0].as_of_date) -%}
+    {%- set first_sql = propensity_render_for_cutoff(cutoffs[0].as_of_date, cutoffs[0].cutoff_role) -%}
   {%- endif -%}
 
   {%- if full_refresh_mode -%}
@@ -90,7 +90,7 @@
       {%- endif %}
       insert into {{ build_relation }} ({{ column_list }})
       select {{ column_list }} from (
-        {{ propensity_render_for_cutoff(cutoff.as_of_date) }}
+        {{ propensity_render_for_cutoff(cutoff.as_of_date, cutoff.cutoff_role) }}
       ) as cutoff_subq;
     {%- endcall %}
   {%- endfor -%}
@@ -147,8 +147,8 @@
 
 
 {#- The model's own SQL rendered for one cutoff: as_of() reads the cutoff set here. -#}
-{% macro propensity_render_for_cutoff(cutoff) %}
-    {%- do model.update({'propensity_as_of_date': cutoff}) -%}
+{% macro propensity_render_for_cutoff(cutoff, role=none) %}
+    {%- do model.update({'propensity_as_of_date': cutoff, 'propensity_cutoff_role': role}) -%}
     {{- return(render(model.raw_code)) -}}
 {% endmacro %}
 
@@ -183,7 +183,7 @@
     {%- set first_sql = 'select * from (' ~ propensity_render_for_cutoff(modules.datetime.date(2000, 1, 1))
         ~ ') as model_subq where false' -%}
   {%- else -%}
-    {%- set first_sql = propensity_render_for_cutoff(cutoffs[0].as_of_date) -%}
+    {%- set first_sql = propensity_render_for_cutoff(cutoffs[0].as_of_date, cutoffs[0].cutoff_role) -%}
   {%- endif -%}
   {%- if config.get('contract').enforced -%}
     {{ get_assert_columns_equivalent(first_sql) }}
@@ -219,7 +219,7 @@
     {% call statement('main' if loop.last else 'cutoff_' ~ loop.index) -%}
       insert overwrite table {{ build_relation }} partition ({{ unique_key }})
       select {{ column_list }} from (
-        {{ propensity_render_for_cutoff(cutoff.as_of_date) }}
+        {{ propensity_render_for_cutoff(cutoff.as_of_date, cutoff.cutoff_role) }}
       ) as cutoff_subq
     {%- endcall %}
   {%- endfor -%}

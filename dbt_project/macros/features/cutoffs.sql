@@ -85,6 +85,10 @@
         'cutoff_role': 'placeholder',
         'label_window_end': modules.datetime.date(2000, 1, 1) + modules.datetime.timedelta(days=propensity_horizon_days()),
     }] -%}
+    {%- if roles is not none and roles | length == 0 -%}
+        {#- A model whose roles this run builds none of (propensity_run_training_roles). -#}
+        {{- return([]) -}}
+    {%- endif -%}
     {%- if roles is none -%}
         {%- set roles = var('feature_cutoff_roles', none) -%}
         {%- if roles is string -%}{%- set roles = [roles] -%}{%- endif -%}
@@ -131,6 +135,16 @@
 {% endmacro %}
 
 
+{#- The training roles (train, validation, test) this run builds: all of them unless dbt var
+    feature_cutoff_roles names others only (the daily run: [scoring] gives []). -#}
+{% macro propensity_run_training_roles() %}
+    {%- set roles = var('feature_cutoff_roles', none) -%}
+    {%- if roles is string -%}{%- set roles = [roles] -%}{%- endif -%}
+    {%- set training = ['train', 'validation', 'test'] -%}
+    {{- return(training if roles is none else training | select('in', roles) | list) -}}
+{% endmacro %}
+
+
 {#- A date literal `days` days before `day` (a python date), computed at compile time. -#}
 {% macro propensity_date_literal(day, days_before=0) %}
     {%- if day is string -%}{%- set day = propensity_parse_date(day, 'a cutoff') -%}{%- endif -%}
@@ -149,9 +163,20 @@
     {%- if model.get('propensity_as_of_date') is none -%}
         {%- set cutoffs = propensity_cutoffs(config.get('cutoff_roles', none)) -%}
         {%- set first = cutoffs[0].as_of_date if cutoffs else modules.datetime.date(2000, 1, 1) -%}
-        {%- do model.update({'propensity_as_of_date': first}) -%}
+        {%- do model.update({
+            'propensity_as_of_date': first,
+            'propensity_cutoff_role': cutoffs[0].cutoff_role if cutoffs else none,
+        }) -%}
     {%- endif -%}
     {{- return(propensity_date_literal(model['propensity_as_of_date'], days_before)) -}}
+{% endmacro %}
+
+
+{#- The dim_cutoffs role of the cutoff being built ('train', 'validation', 'test', 'scoring',
+    'experiment'; a date has one role), or none when unknown (a placeholder cutoff). -#}
+{% macro as_of_role() %}
+    {%- do as_of() -%}
+    {{- return(model.get('propensity_cutoff_role')) -}}
 {% endmacro %}
 
 

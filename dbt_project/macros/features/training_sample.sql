@@ -61,3 +61,54 @@
             || cast({{ customer_id }} as string) || '|' || cast({{ cutoff }} as string)
         ), 8), 16, 10) as double) / cast(4294967296 as double)
 {%- endmacro %}
+
+
+{#-
+  Whether the feature marts build the cutoff being rendered for a subset of customers: the
+  customers of the training sample (int_training_sample) and those an experiment assigned that
+  day (their balance and outcome models read these features). True at train, validation and
+  test cutoffs while a sample size is set and var sample_training_features is true (default);
+  scoring and experiment cutoffs always hold every customer created before T.
+-#}
+{% macro propensity_features_of_sample_only() %}
+    {%- if as_of_role() not in ('train', 'validation', 'test') -%}
+        {{- return(false) -}}
+    {%- endif -%}
+    {%- set flag = var('sample_training_features', true) -%}
+    {%- if flag not in (true, false) -%}
+        {{ exceptions.raise_compiler_error(
+            "dbt var sample_training_features must be true or false; got '" ~ flag ~ "'.") }}
+    {%- endif -%}
+    {%- set sizes = [] -%}
+    {%- for name in ['training_sample_positives', 'training_sample_negatives', 'evaluation_sample_rows'] -%}
+        {%- if propensity_sample_size(name) is not none -%}{%- do sizes.append(name) -%}{%- endif -%}
+    {%- endfor -%}
+    {{- return(flag and sizes | length > 0) -}}
+{% endmacro %}
+
+
+{#- The customers whose features a sampled training cutoff builds (see above): a select of one
+    column, customer_id. -#}
+{% macro propensity_sampled_feature_customers() -%}
+    select training_sample.customer_id
+    from {{ ref('int_training_sample') }} as training_sample
+    where training_sample.as_of_date = {{ as_of() }}
+    union
+    select assignments.customer_id
+    from {{ ref('int_experiment_assignments') }} as assignments
+    where
+        assignments.assigned_at >= cast({{ as_of() }} as timestamp)
+        and assignments.assigned_at < cast({{ as_of(-1) }} as timestamp)
+{%- endmacro %}
+
+
+{#- A filter keeping the customers whose features the cutoff being rendered builds: `true` at a
+    cutoff of every customer; at a sampled training cutoff `column in (customers)`, customers a
+    select of their ids (default: propensity_sampled_feature_customers()). -#}
+{% macro propensity_sample_filter(column, customers=none) -%}
+    {%- if not propensity_features_of_sample_only() -%}
+        true
+    {%- else -%}
+        {{ column }} in ({{ customers or propensity_sampled_feature_customers() }})
+    {%- endif -%}
+{%- endmacro %}

@@ -4,6 +4,11 @@
   dim_cutoffs (as_of() is that cutoff, as_of(w) the date w days before it) and runs each cutoff as
   its own statement; incremental by as_of_date: a run replaces the cutoffs now in dim_cutoffs and
   keeps older ones (features of past scores stay for monitoring).
+  At train, validation and test cutoffs the rows are those of the customers of the training sample
+  (int_training_sample) and of the customers an experiment assigned that day, unless var
+  sample_training_features is false (macro propensity_features_of_sample_only): every aggregate
+  reads their events only, while the RFM quintiles still rank every buyer created before T, so a
+  sampled customer's row equals the one a build of every customer gives.
   Window bounds are date literals, so the engine sees plain range filters. T is a midnight: an
   event date < T is an event timestamp < T, and a window of w days is [T - w days, T).
   Every column, window and fill value: _features__models.yml (the feature catalogue).
@@ -17,6 +22,9 @@
 }}
 {%- set order_windows = feature_windows() -%}
 {%- set email_windows = email_feature_windows() -%}
+{%- set sample_only = propensity_features_of_sample_only() -%}
+-- depends_on: {{ ref('int_training_sample') }}
+-- depends_on: {{ ref('int_experiment_assignments') }}
 
 with customers as (
     select
@@ -25,12 +33,16 @@ with customers as (
         is_email_opt_in,
         is_vip
     from {{ ref('stg_raw__customers') }}
-    where created_at < cast({{ as_of() }} as timestamp)
+    where
+        created_at < cast({{ as_of() }} as timestamp)
+        and {{ propensity_sample_filter('customer_id') }}
 ),
 
 orders as (
     select * from {{ ref('int_orders_summarised') }}
-    where order_date < {{ as_of() }}
+    where
+        order_date < {{ as_of() }}
+        and {{ propensity_sample_filter('customer_id', 'select customers.customer_id from customers') }}
 ),
 
 -- Distinct products per window: the last purchase day before T of each (customer, product)
@@ -47,6 +59,7 @@ product_purchases as (
         and orders.customer_id is not null
         and orders.ordered_at < cast({{ as_of() }} as timestamp)
         and orders.ordered_at >= cast({{ as_of(order_windows | max) }} as timestamp)
+        and {{ propensity_sample_filter('orders.customer_id', 'select customers.customer_id from customers') }}
     group by orders.customer_id, lines.product_id
 ),
 
@@ -56,7 +69,10 @@ email_events as (
         event_type,
         cast(occurred_at as date) as event_date
     from {{ ref('stg_raw__email_events') }}
-    where customer_id is not null and occurred_at < cast({{ as_of() }} as timestamp)
+    where
+        customer_id is not null
+        and occurred_at < cast({{ as_of() }} as timestamp)
+        and {{ propensity_sample_filter('customer_id', 'select customers.customer_id from customers') }}
 ),
 
 order_aggregates as (
@@ -141,15 +157,40 @@ joined as (
     left join email_aggregates on customers.customer_id = email_aggregates.customer_id
 ),
 
+-- The RFM quintiles rank every buyer created before T. At a sampled training cutoff
+-- order_aggregates holds the sampled customers only, so the three columns come from every order
+-- before T instead (the branch not taken is a constant false the engine skips).
+buyer_aggregates as (
+    select
+        customer_id,
+        last_order_date,
+        order_count,
+        spend_total
+    from order_aggregates
+    where {{ 'false' if sample_only else 'true' }}
+    union all
+    select
+        customer_id,
+        max(case when is_purchase then order_date end) as last_order_date,
+        sum(case when is_purchase then 1 else 0 end) as order_count,
+        sum(net_amount) as spend_total
+    from {{ ref('int_orders_summarised') }}
+    where {{ 'true' if sample_only else 'false' }} and order_date < {{ as_of() }}
+    group by customer_id
+),
+
 buyers as (
     select
-        order_aggregates.customer_id,
-        order_aggregates.last_order_date,
-        order_aggregates.order_count,
-        order_aggregates.spend_total
-    from order_aggregates
-    inner join customers on order_aggregates.customer_id = customers.customer_id
-    where order_aggregates.order_count > 0
+        buyer_aggregates.customer_id,
+        buyer_aggregates.last_order_date,
+        buyer_aggregates.order_count,
+        buyer_aggregates.spend_total
+    from buyer_aggregates
+    inner join {{ ref('stg_raw__customers') }} as population
+        on buyer_aggregates.customer_id = population.customer_id
+    where
+        buyer_aggregates.order_count > 0
+        and population.created_at < cast({{ as_of() }} as timestamp)
 ),
 
 -- RFM quintiles among buyers only (the others get 0): the ranks sort 4 columns, not the whole

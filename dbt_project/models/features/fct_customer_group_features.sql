@@ -3,7 +3,9 @@
   customers with at least one order of the group before T (sparse); fct_training_examples and
   fct_scoring_features fill the others with the catalogue's fill values. Groups are those with
   products (int_products_mapped_to_groups holds active groups only, plus `any`). Built like
-  fct_customer_features: one cutoff per statement, incremental by as_of_date.
+  fct_customer_features: one cutoff per statement, incremental by as_of_date, and at train,
+  validation and test cutoffs for the customers of the training sample (and of experiments
+  assigned that day) only.
 -#}
 {{
     config(
@@ -13,9 +15,14 @@
     )
 }}
 
+-- depends_on: {{ ref('int_training_sample') }}
+-- depends_on: {{ ref('int_experiment_assignments') }}
+
 with order_groups as (
     select * from {{ ref('int_order_groups_summarised') }}
-    where order_date < {{ as_of() }}
+    where
+        order_date < {{ as_of() }}
+        and {{ propensity_sample_filter('customer_id') }}
 ),
 
 aggregated as (
