@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -33,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _report import add_lock_argument, bench_lock, cpu_seconds, span_seconds  # noqa: E402
+from _report import add_lock_argument, bench_lock, cpu_seconds, peak_mb, span_seconds  # noqa: E402
 
 #: Catalogue features the pandas baseline leaves out (copies of a customer column or a lookup of
 #: the RFM scores): every other feature of the catalogue is computed, or pandas_features raises.
@@ -51,10 +50,11 @@ ALL_CUTOFFS = "fct_customer_features fct_customer_group_features fct_training_ex
 
 
 def _peak_mb() -> float:
-    """Peak RSS of this process and of its waited-for children, in MB (Linux: ru_maxrss in KB)."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, children) / 1024
+    """Peak RSS of this step's process (VmHWM) or of its largest waited-for child (dbt), in MB.
+    Not ru_maxrss of this process: Linux keeps it across fork and exec, so a step would report
+    at least its parent's resident set (a benchmark that trained models in-process reported
+    its own 2.9 GB as every later step's peak)."""
+    return peak_mb()
 
 
 def _settings(warehouse: str, project_dir: str = ""):

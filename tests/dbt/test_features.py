@@ -453,6 +453,33 @@ def test_the_training_set_is_a_weighted_sample_of_every_row(built, tmp_path):
     )
 
 
+def test_a_scoring_only_run_keeps_the_training_sample_and_its_features(built, tmp_path):
+    """A run of the features and everything upstream for the scoring cutoff only (var
+    feature_cutoff_roles: [scoring], as a scheduler might select it instead of the daily
+    selector) leaves the stored sample and the training cutoffs' features as they were."""
+    import shutil
+
+    settings = Settings(warehouse=tmp_path / "wh.duckdb")
+    shutil.copy(built.warehouse, settings.warehouse)
+    training = "select * from marts.fct_customer_features where as_of_date < ? order by all"
+    first_scoring = dt.date.fromisoformat(SCORING_CUTOFF)
+    before = {
+        "sample": read(settings, "select * from intermediate.int_training_sample order by all"),
+        "features": read(settings, training, [first_scoring]),
+    }
+    assert len(before["sample"]) > 0
+    run_dbt(
+        settings,
+        ["run", "--select", "+fct_customer_features", "+fct_customer_group_features"],
+        dbt_vars={**DBT_VARS, "feature_cutoff_roles": ["scoring"]},
+    )
+    pd.testing.assert_frame_equal(
+        read(settings, "select * from intermediate.int_training_sample order by all"),
+        before["sample"],
+    )
+    pd.testing.assert_frame_equal(read(settings, training, [first_scoring]), before["features"])
+
+
 @pytest.mark.parametrize(
     ("dbt_vars", "message"),
     [

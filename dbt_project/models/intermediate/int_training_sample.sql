@@ -24,6 +24,7 @@
         cutoff_roles=roles,
         rebuild=roles | length > 0,
         unique_key='as_of_date',
+        on_schema_change='fail',
     )
 }}
 
