@@ -11,7 +11,17 @@ processes, dbt's included; CPU = user + system of the step's processes):
    (generated once, kept out of the repository: 10M customers is about 8 GB).
 2. ``features_one_cutoff``: one cutoff's features from the raw tables in one ``dbt run``
    (staging, intermediate tables, fct_customer_features and fct_customer_group_features for the
-   scoring cutoff; ``feature_cutoff_roles: [scoring]``), the first step of a daily build.
+   scoring cutoff; ``feature_cutoff_roles: [scoring]``), the first step of a daily build, dbt
+   with 2 threads (independent models at once).
+3. ``intermediate_tables``: the same intermediate tables and the cutoffs, dbt with 1 thread (one
+   model at a time, each with DuckDB's 2 threads): what a 10M build needs to stay in memory.
+4. ``training_set``: the training sample, the features of the 13 training cutoffs (sampled
+   customers only) and fct_training_examples, dbt with 1 thread (benchmarks/training_set.py
+   measures the same models with 2 threads at 100k and 1M).
+5. ``features_scoring_cutoff``: the two feature marts of the scoring cutoff (every customer), the
+   intermediate tables built, dbt with 1 thread.
+
+``--steps`` runs some of them (the others keep their stored results).
 
 DuckDB runs under the profile's ``memory_limit`` (``PROPENSITY_DUCKDB_MEMORY_LIMIT``, set here to
 ``--memory-limit``, default 12GB, so that a step's peak stays under the issue's 16 GB with the
@@ -37,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_features import FROM_RAW, SCORING_ONLY  # noqa: E402
+from training_set import TRAINING_ROLES, TRAINING_SET, UPSTREAM  # noqa: E402
 
 from benchmarks._report import (  # noqa: E402
     DEFAULT_WORKDIR,
@@ -53,7 +64,44 @@ SIZES = (100_000, 1_000_000, 10_000_000)
 STEPS = {
     "generate": "generate the warehouse (orders, lines, e-mail events; oracle at one cutoff)",
     "features_one_cutoff": "one cutoff's features from the raw tables in one `dbt run` "
-    "(staging, intermediate tables, the two feature marts)",
+    "(staging, intermediate tables, the two feature marts; dbt 2 threads)",
+    "intermediate_tables": "the intermediate tables and the cutoffs (dbt 1 thread: one model at "
+    "a time)",
+    "training_set": "the training sample, the features of the 13 training cutoffs (sampled "
+    "customers) and the training examples (dbt 1 thread)",
+    "features_scoring_cutoff": "the scoring cutoff's two feature marts, every customer, the "
+    "intermediate tables built (dbt 1 thread)",
+}
+#: step -> (dbt selection, vars, dbt threads, table counted, what its rows are)
+DBT_STEPS = {
+    "features_one_cutoff": (
+        FROM_RAW,
+        SCORING_ONLY,
+        2,
+        "marts.fct_customer_features",
+        "feature rows",
+    ),
+    "intermediate_tables": (
+        UPSTREAM,
+        SCORING_ONLY,
+        1,
+        "intermediate.int_orders_summarised",
+        "orders",
+    ),
+    "training_set": (
+        TRAINING_SET,
+        TRAINING_ROLES,
+        1,
+        "marts.fct_training_examples",
+        "training rows",
+    ),
+    "features_scoring_cutoff": (
+        "fct_customer_features fct_customer_group_features",
+        SCORING_ONLY,
+        1,
+        "marts.fct_customer_features",
+        "feature rows",
+    ),
 }
 
 
@@ -71,31 +119,28 @@ def _child_generate(warehouse: str, customers: int) -> dict:
     return {"rows": lines, "rows_what": "order lines"}
 
 
-def _child_features(warehouse: str) -> dict:
+def _child_dbt(step: str, warehouse: str) -> dict:
     from models_py._dbt import dbt_target_path, run_dbt
     from models_py._settings import Settings
 
-    settings = Settings(warehouse=Path(warehouse), threads=2)
-    run_dbt(
-        settings,
-        ["run", "--full-refresh", "--select", *FROM_RAW.split()],
-        dbt_vars=SCORING_ONLY,
-    )
+    select, dbt_vars, threads, counted, rows_what = DBT_STEPS[step]
+    settings = Settings(warehouse=Path(warehouse), threads=threads)
+    run_dbt(settings, ["run", "--full-refresh", "--select", *select.split()], dbt_vars=dbt_vars)
     nodes = json.loads((dbt_target_path(settings) / "run_results.json").read_text())["results"]
     import duckdb
 
     con = duckdb.connect(warehouse, read_only=True)
     try:
-        rows = con.execute("select count(*) from marts.fct_customer_features").fetchone()[0]
+        rows = con.execute(f"select count(*) from {counted}").fetchone()[0]
     finally:
         con.close()
     slowest = sorted(
         ((r["unique_id"].split(".")[-1], r["execution_time"]) for r in nodes),
         key=lambda x: -x[1],
-    )[:3]
+    )[:4]
     return {
         "rows": rows,
-        "rows_what": "feature rows",
+        "rows_what": rows_what,
         "slowest": slowest,
         "span_seconds": span_seconds(nodes),
     }
@@ -103,9 +148,10 @@ def _child_features(warehouse: str) -> dict:
 
 def _child(step: str, warehouse: str, customers: int) -> None:
     started, cpu = time.perf_counter(), cpu_seconds()
-    out = (
-        _child_generate(warehouse, customers) if step == "generate" else _child_features(warehouse)
-    )
+    if step == "generate":
+        out = _child_generate(warehouse, customers)
+    else:
+        out = _child_dbt(step, warehouse)
     out.update(
         seconds=time.perf_counter() - started,
         cpu_seconds=cpu_seconds() - cpu,
@@ -135,7 +181,8 @@ def report(results: dict, memory_limit: str) -> str:
         f"Machine: {machine()}. Command: `.venv/bin/python benchmarks/scale.py` (sizes "
         "100,000, 1,000,000, 10,000,000; warehouses cached under `--workdir`, default the "
         "system temporary directory). DuckDB `memory_limit` as in the table (profile variable "
-        "`PROPENSITY_DUCKDB_MEMORY_LIMIT`; option `--memory-limit`), 2 threads. Each step in its "
+        "`PROPENSITY_DUCKDB_MEMORY_LIMIT`; option `--memory-limit`), DuckDB 2 threads, dbt "
+        "threads as in the step's description. Each step in its "
         "own process: wall time "
         "including start-up; SQL span = first dbt node's start to the last one's end; CPU = user + "
         "system of its processes, peak = their largest resident set.",
@@ -180,6 +227,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     parser.add_argument("--memory-limit", default="12GB")
+    parser.add_argument("--steps", nargs="+", choices=list(DBT_STEPS), default=list(DBT_STEPS))
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR / "scale")
     parser.add_argument("--no-write", action="store_true", help="do not update docs/")
     parser.add_argument(
@@ -203,10 +251,9 @@ def main() -> None:
                 warehouse.unlink(missing_ok=True)
                 measured["generate"] = _run_step("generate", warehouse, size, args.memory_limit)
                 store.write_text(json.dumps(results, indent=1))
-            measured["features_one_cutoff"] = _run_step(
-                "features_one_cutoff", warehouse, size, args.memory_limit
-            )
-            store.write_text(json.dumps(results, indent=1))
+            for step in (s for s in DBT_STEPS if s in args.steps):
+                measured[step] = _run_step(step, warehouse, size, args.memory_limit)
+                store.write_text(json.dumps(results, indent=1))
             print(json.dumps({size: measured}), flush=True)
         body = report(results, args.memory_limit)
         print(body)
