@@ -49,14 +49,6 @@ SCORING_ONLY = {"feature_cutoff_roles": ["scoring"]}
 ALL_CUTOFFS = "fct_customer_features fct_customer_group_features fct_training_examples"
 
 
-def _peak_mb() -> float:
-    """Peak RSS of this step's process (VmHWM) or of its largest waited-for child (dbt), in MB.
-    Not ru_maxrss of this process: Linux keeps it across fork and exec, so a step would report
-    at least its parent's resident set (a benchmark that trained models in-process reported
-    its own 2.9 GB as every later step's peak)."""
-    return peak_mb()
-
-
 def _settings(warehouse: str, project_dir: str = ""):
     """dbt settings of a benchmark step: 2 threads, the repo's dbt project or a copy of it."""
     from models_py._settings import Settings
@@ -82,7 +74,7 @@ def _child_dbt(warehouse: str, select: str, dbt_vars: dict, project_dir: str = "
         "span_seconds": span_seconds(nodes),
         "models": models,
         "cpu_seconds": cpu_seconds() - cpu,
-        "peak_mb": _peak_mb(),
+        "peak_mb": peak_mb(),
     }
 
 
@@ -239,7 +231,7 @@ def _child_pandas(warehouse: str) -> dict:
         "seconds": total,
         "compute_seconds": compute,
         "cpu_seconds": cpu_seconds() - cpu,
-        "peak_mb": _peak_mb(),
+        "peak_mb": peak_mb(),
         "rows": len(feats),
         "columns": feats.shape[1],
         "group_rows": feats.attrs.get("group_rows", 0),
@@ -285,7 +277,7 @@ def _child_floor(warehouse: str, project_dir: str = "") -> dict:
         rows = con.execute("select count(*) from fct_customer_features").fetchone()[0]
     finally:
         con.close()
-    return {"seconds": seconds, "cpu_seconds": cpu, "peak_mb": _peak_mb(), "rows": rows}
+    return {"seconds": seconds, "cpu_seconds": cpu, "peak_mb": peak_mb(), "rows": rows}
 
 
 def _child_generate(warehouse: str, customers: int) -> dict:
@@ -293,7 +285,7 @@ def _child_generate(warehouse: str, customers: int) -> dict:
 
     started = time.perf_counter()
     generate_warehouse(warehouse, customers=customers, seed=1)
-    return {"seconds": time.perf_counter() - started, "peak_mb": _peak_mb()}
+    return {"seconds": time.perf_counter() - started, "peak_mb": peak_mb()}
 
 
 def _run_child(*args: str) -> dict:

@@ -160,30 +160,15 @@ def quality(full: Path, sampled: Path) -> list[dict]:
     return out
 
 
-def _checkpoint(warehouse: Path) -> None:
-    """Write the warehouse's write-ahead log into the file, so the next step does not pay (in
-    time and memory) for replaying the previous step's writes when it opens the warehouse."""
-    import duckdb
-
-    con = duckdb.connect(str(warehouse))
-    try:
-        con.execute("checkpoint")
-    finally:
-        con.close()
-
-
 def bench_size(customers: int, workdir: Path, with_quality: bool) -> dict:
     warehouse = workdir / f"training_set_{customers}.duckdb"
     result: dict = {"customers": customers, "load_before": os.getloadavg()[0]}
     if not warehouse.exists():
         result["generate"] = _run_child("generate", str(warehouse), str(customers))
     wh = str(warehouse)
-    _checkpoint(warehouse)
     result["upstream"] = _run_child("dbt", wh, UPSTREAM, "{}")
-    _checkpoint(warehouse)
     result["full"] = _run_child("dbt", wh, TRAINING_SET, json.dumps(FULL))
     result["full"].update(_counts(warehouse))
-    _checkpoint(warehouse)
     kept = with_quality and (workdir / "sampled.duckdb").exists()
     if with_quality and not kept:
         shutil.copy(warehouse, workdir / "full.duckdb")
