@@ -20,6 +20,11 @@ processes, dbt's included; CPU = user + system of the step's processes):
    measures the same models with 2 threads at 100k and 1M).
 5. ``features_scoring_cutoff``: the two feature marts of the scoring cutoff (every customer), the
    intermediate tables built, dbt with 1 thread.
+6. ``train``: ``propensity train`` (the packaged spec, 11 groups: search, calibration, ONNX export
+   behind the parity gate, registration, champions) on the training set of step 4.
+7. ``daily``: ``propensity run daily`` with ``PROPENSITY_THREADS=1``: the intermediate tables
+   brought up to date, the new cutoff's features, every champion's scores, audiences,
+   monitoring, reason codes and the serving snapshot, with the daily selector's data tests.
 
 ``--steps`` runs some of them (the others keep their stored results).
 
@@ -71,6 +76,9 @@ STEPS = {
     "customers) and the training examples (dbt 1 thread)",
     "features_scoring_cutoff": "the scoring cutoff's two feature marts, every customer, the "
     "intermediate tables built (dbt 1 thread)",
+    "train": "`propensity train`, 11 groups (rows: the training rows it reads)",
+    "daily": "`propensity run daily` (dbt 1 thread): features of the new cutoff, scores of every "
+    "champion, audiences, monitoring, reason codes, serving snapshot, data tests",
 }
 #: step -> (dbt selection, vars, dbt threads, table counted, what its rows are)
 DBT_STEPS = {
@@ -103,6 +111,19 @@ DBT_STEPS = {
         "feature rows",
     ),
 }
+
+
+#: step -> (propensity command, table or query counted, what its rows are); dbt 1 thread
+CLI_STEPS = {
+    "train": (["train"], "marts.fct_training_examples", "training rows"),
+    "daily": (
+        ["run", "daily"],
+        "(select * from marts.fct_propensity_scores where as_of_date = "
+        "(select max(as_of_date) from marts.fct_propensity_scores))",
+        "score rows",
+    ),
+}
+MEASURED = [*DBT_STEPS, *CLI_STEPS]
 
 
 def _child_generate(warehouse: str, customers: int) -> dict:
@@ -146,10 +167,40 @@ def _child_dbt(step: str, warehouse: str) -> dict:
     }
 
 
+def _child_cli(step: str, warehouse: str) -> dict:
+    from models_py._dbt import dbt_target_path
+    from models_py._settings import Settings
+    from models_py.cli import main
+
+    command, counted, rows_what = CLI_STEPS[step]
+    os.environ["PROPENSITY_THREADS"] = "1"
+    if main(["--warehouse", warehouse, *command]) != 0:
+        raise SystemExit(f"propensity {' '.join(command)} failed")
+    import duckdb
+
+    con = duckdb.connect(warehouse, read_only=True)
+    try:
+        rows = con.execute(f"select count(*) from {counted}").fetchone()[0]
+    finally:
+        con.close()
+    out = {"rows": rows, "rows_what": rows_what}
+    if step == "daily":
+        results = dbt_target_path(Settings(warehouse=Path(warehouse))) / "run_results.json"
+        nodes = [r for r in json.loads(results.read_text())["results"] if r.get("timing")]
+        out["slowest"] = sorted(
+            ((r["unique_id"].split(".")[-1], r["execution_time"]) for r in nodes),
+            key=lambda x: -x[1],
+        )[:4]
+        out["span_seconds"] = span_seconds(nodes)
+    return out
+
+
 def _child(step: str, warehouse: str, customers: int) -> None:
     started, cpu = time.perf_counter(), cpu_seconds()
     if step == "generate":
         out = _child_generate(warehouse, customers)
+    elif step in CLI_STEPS:
+        out = _child_cli(step, warehouse)
     else:
         out = _child_dbt(step, warehouse)
     out.update(
@@ -227,7 +278,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     parser.add_argument("--memory-limit", default="12GB")
-    parser.add_argument("--steps", nargs="+", choices=list(DBT_STEPS), default=list(DBT_STEPS))
+    parser.add_argument("--steps", nargs="+", choices=MEASURED, default=MEASURED)
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR / "scale")
     parser.add_argument("--no-write", action="store_true", help="do not update docs/")
     parser.add_argument(
@@ -251,7 +302,7 @@ def main() -> None:
                 warehouse.unlink(missing_ok=True)
                 measured["generate"] = _run_step("generate", warehouse, size, args.memory_limit)
                 store.write_text(json.dumps(results, indent=1))
-            for step in (s for s in DBT_STEPS if s in args.steps):
+            for step in (s for s in MEASURED if s in args.steps):
                 measured[step] = _run_step(step, warehouse, size, args.memory_limit)
                 store.write_text(json.dumps(results, indent=1))
             print(json.dumps({size: measured}), flush=True)

@@ -328,9 +328,12 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_run_daily(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from models_py.operations import run_daily
 
     settings = _settings(args)
+    settings = replace(settings, dbt_vars={**settings.dbt_vars, **_dbt_vars(args.vars)})
     if _on_spark(settings):
         from models_py.spark import run_daily_on_spark
 
@@ -341,7 +344,7 @@ def cmd_run_daily(args: argparse.Namespace) -> int:
     options = {} if args.lookback_days is None else {"lookback_days": args.lookback_days}
     if args.full_refresh:
         options["lookback_days"] = None
-    report = run_daily(_settings(args), as_of=args.as_of, backfill=args.backfill, **options)
+    report = run_daily(settings, as_of=args.as_of, backfill=args.backfill, **options)
     _console().print(report.summary())
     return 0
 
@@ -877,6 +880,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="rebuild the intermediate tables from all history (after corrections of older "
         "orders); feature and score history are kept",
+    )
+    q.add_argument(
+        "--vars",
+        default=None,
+        help="more dbt vars as YAML, e.g. '{score_reasons_max_decile: 2}' (the run's own "
+        "cutoff vars win)",
     )
     q.set_defaults(func=cmd_run_daily)
 

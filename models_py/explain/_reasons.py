@@ -6,14 +6,17 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
 from models_py.explain._trees import (
     ExplainError,
+    TreeEnsemble,
     build_explainer,
     parse_tree_ensemble,
+    require_shap,
     tree_shap_values,
 )
 
@@ -41,6 +44,16 @@ SCHEMA = pa.schema(
         ("contribution", pa.float64()),
         ("contribution_units", pa.string()),
         ("method", pa.string()),
+    ]
+)
+#: The stream `score_reasons` returns: the reason rows and their feature's label and kind
+#: (fct_score_reasons formats the value by kind in SQL). Text columns are dictionary-encoded (a
+#: batch's few distinct strings and an index per row: DuckDB reads them as VARCHAR).
+_TEXT = pa.dictionary(pa.int32(), pa.string())
+ROWS_SCHEMA = pa.schema(
+    [
+        pa.field(f.name, _TEXT) if f.type == pa.string() else f
+        for f in [*SCHEMA, pa.field("label_text", pa.string()), pa.field("value_kind", pa.string())]
     ]
 )
 LABELS_SCHEMA = pa.schema(
@@ -127,62 +140,114 @@ def feature_labels(feature_names) -> pa.Table:
     )
 
 
-def _batches(reader) -> Iterator[pa.RecordBatch]:
-    if isinstance(reader, pa.Table):
-        yield from reader.to_batches(BATCH_ROWS)
-    else:
-        yield from reader
+@dataclass(frozen=True)
+class _GroupPlan:
+    """What explaining one group needs, settled before the first reason is written: a group
+    that cannot be explained is known (and skipped with a warning) before the stream starts."""
+
+    product_group: str
+    model_id: str
+    names: tuple[str, ...]
+    labels: np.ndarray  # label_text per feature, in `names` order
+    kinds: np.ndarray  # value_kind per feature
+    ens: TreeEnsemble
+    exact: bool
+    background: np.ndarray
+    sql: str  # customer_id and the model's features, of this group at the latest cutoff
 
 
-def explain_group(
+def _plan_group(
     features_rel,
     *,
+    covers_rel,
     model,
     onnx_bytes: bytes,
     product_group: str,
-    as_of,
-    method: str = "auto",
+    method: str,
     rows_for_covers: int = COVER_ROWS,
-) -> Iterator[pa.RecordBatch]:
-    """Reason rows of one group: `features_rel` (a DuckDB relation with customer_id and the
-    model's feature columns) explained with the champion `model` (a `scoring.ScoringModel`
-    verified from `onnx_bytes`)."""
+) -> _GroupPlan:
+    """The plan of one group: `features_rel` (a DuckDB relation with customer_id and the model's
+    feature columns) explained with the champion `model` (a `scoring.ScoringModel` verified from
+    `onnx_bytes`), node covers counted on (a sample of) `covers_rel`, every scored row of the
+    group: a customer's reasons do not depend on which other customers are explained.
+
+    Raises
+    ------
+    ExplainError
+        The champion is not a tree ensemble this module reads, or exact TreeSHAP was asked for
+        without ``shap``.
+    """
     from scoring._arrow import columns_to_matrix
 
-    names = list(model.feature_names)
+    names = tuple(model.feature_names)
     ens = parse_tree_ensemble(onnx_bytes, model_id=model.model_id, n_features=len(names))
     total = features_rel.aggregate("count(*)").fetchall()[0][0]
-    sample = features_rel
-    if total > rows_for_covers:
-        sample = features_rel.order("hash(customer_id)").limit(rows_for_covers)
-    background = columns_to_matrix(_read(sample), names, what=f"model {model.model_id!r}")
+    sample = covers_rel
+    if covers_rel.aggregate("count(*)").fetchall()[0][0] > rows_for_covers:
+        sample = covers_rel.order("hash(customer_id)").limit(rows_for_covers)
+    background = columns_to_matrix(_read(sample), list(names), what=f"model {model.model_id!r}")
     exact = method == "tree_shap" or (
         method == "auto" and total <= EXACT_MAX_ROWS and _has_shap(product_group)
     )
-    explainer = None if exact else build_explainer(ens, background)
-    for batch in _batches(features_rel.arrow()):
-        matrix = columns_to_matrix(batch, names, what=f"model {model.model_id!r}")
+    if exact:
+        require_shap()
+    labels = feature_labels(names)
+    position = {name: i for i, name in enumerate(labels.column("feature_name").to_pylist())}
+    order = [position[n] for n in names]
+    return _GroupPlan(
+        product_group=product_group,
+        model_id=model.model_id,
+        names=names,
+        labels=np.asarray(labels.column("label_text").to_pylist(), dtype=object)[order],
+        kinds=np.asarray(labels.column("value_kind").to_pylist(), dtype=object)[order],
+        ens=ens,
+        exact=exact,
+        background=background,
+        sql=features_rel.sql_query(),
+    )
+
+
+def _explain_batches(plan: _GroupPlan, batches, as_of) -> Iterator[pa.RecordBatch]:
+    """Reason rows (`ROWS_SCHEMA`) of one group's feature batches, batch by batch."""
+    from scoring._arrow import columns_to_matrix
+
+    explainer = None if plan.exact else build_explainer(plan.ens, plan.background)
+    names = pa.array(plan.names, pa.string())
+    labels = pa.array(plan.labels, pa.string())
+    kinds = pa.array(plan.kinds, pa.string())
+    method = "tree_shap" if plan.exact else "saabas"
+    for batch in batches:
+        matrix = columns_to_matrix(batch, list(plan.names), what=f"model {plan.model_id!r}")
         contributions = (
-            tree_shap_values(ens, background, matrix) if exact else explainer.contributions(matrix)
+            tree_shap_values(plan.ens, plan.background, matrix)
+            if plan.exact
+            else explainer.contributions(matrix)
         )
         row, rank, feature, value = top_reasons(contributions)
         ids = batch.column("customer_id").to_numpy(zero_copy_only=False)
         n = row.size
+        index = feature.astype(np.int32)
         yield pa.RecordBatch.from_arrays(
             [
                 pa.array(ids[row], pa.int64()),
-                pa.array(np.full(n, product_group, dtype=object), pa.string()),
-                pa.array([as_of] * n, pa.date32()),
-                pa.array(np.full(n, model.model_id, dtype=object), pa.string()),
+                _constant(plan.product_group, n),
+                pa.array(np.full(n, np.datetime64(as_of, "D")), pa.date32()),
+                _constant(plan.model_id, n),
                 pa.array(rank, pa.int32()),
-                pa.array(np.asarray(names, dtype=object)[feature], pa.string()),
+                pa.DictionaryArray.from_arrays(index, names),
                 pa.array(matrix[row, feature].astype(np.float64), pa.float64()),
                 pa.array(value, pa.float64()),
-                pa.array(np.full(n, ens.units, dtype=object), pa.string()),
-                pa.array(np.full(n, "tree_shap" if exact else "saabas", dtype=object), pa.string()),
+                _constant(plan.ens.units, n),
+                _constant(method, n),
+                pa.DictionaryArray.from_arrays(index, labels),
+                pa.DictionaryArray.from_arrays(index, kinds),
             ],
-            schema=SCHEMA,
+            schema=ROWS_SCHEMA,
         )
+
+
+def _constant(text: str, n: int) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([text]))
 
 
 def _has_shap(product_group: str) -> bool:
@@ -204,17 +269,42 @@ def _read(rel) -> pa.Table:
     return out if isinstance(out, pa.Table) else out.read_all()
 
 
+def _decile_cap(value) -> int:
+    from models_py._errors import ConfigError
+
+    text = str(10 if value is None or value == "" else value).strip()
+    if not text.isdigit() or not 1 <= int(text) <= 10:
+        raise ConfigError(
+            f"score_reasons_max_decile '{value}' is not a whole number from 1 to 10 "
+            "(docs/explaining.md)"
+        )
+    return int(text)
+
+
 def score_reasons(
-    scores_rel, features_rel, registry_rel, *, method: str = "auto"
-) -> tuple[pa.Table, pa.Table]:
-    """Reasons of every (customer, group) scored at the latest cutoff of `scores_rel`, and the
-    labels of the features they name. Groups whose champion is not a tree ensemble get none (a
-    warning says so).
+    scores_rel,
+    features_rel,
+    registry_rel,
+    *,
+    connection,
+    method: str = "auto",
+    max_decile=10,
+) -> pa.RecordBatchReader:
+    """Reasons of every (customer, group) scored at the latest cutoff of `scores_rel` in a decile
+    up to `max_decile` (10: everyone; 2: the top 20% of each group), as a stream of
+    `ROWS_SCHEMA` batches (the reason rows and their features' labels), explained while the
+    caller reads it: memory holds one batch of one group, not every reason (about 3 rows per
+    score row: 300M at 10M customers). Groups whose champion is not a tree ensemble get none (a
+    warning says so, before the first batch).
+
+    The relations belong to `connection`; the stream reads each group's features through a
+    cursor of its own (closed when the stream ends), so `connection` is free to write the
+    reasons as they come.
 
     Raises
     ------
     ConfigError
-        An unknown `method`.
+        An unknown `method`, a `max_decile` outside 1..10.
     """
     from models_py._errors import ConfigError
     from scoring import load_model
@@ -224,14 +314,14 @@ def score_reasons(
             f"score_reasons_method {method!r} is not one of {', '.join(METHODS)} "
             "(dbt var score_reasons_method; docs/explaining.md)"
         )
+    max_decile = _decile_cap(max_decile)
     latest = scores_rel.aggregate("max(as_of_date)").fetchall()[0][0]
     if latest is None:
-        return SCHEMA.empty_table(), LABELS_SCHEMA.empty_table()
+        return pa.RecordBatchReader.from_batches(ROWS_SCHEMA, iter(()))
     champions = scores_rel.filter(f"as_of_date = DATE '{latest.isoformat()}'").aggregate(
         "product_group, any_value(model_id)", "product_group"
     )
-    batches: list[pa.RecordBatch] = []
-    named: set[str] = set()
+    plans: list[_GroupPlan] = []
     for group, model_id in sorted(champions.fetchall()):
         onnx_bytes, sha = (
             registry_rel.filter(f"model_id = {_sql_string(model_id)}")
@@ -242,24 +332,35 @@ def score_reasons(
         columns = ", ".join(
             ["customer_id"] + [f'"{n.replace(chr(34), chr(34) * 2)}"' for n in model.feature_names]
         )
-        rel = features_rel.filter(
+        in_group = (
             f"product_group = {_sql_string(group)} and as_of_date = DATE '{latest.isoformat()}'"
-        ).project(columns)
+        )
+        covers = features_rel.filter(in_group)
+        explained = covers
+        if max_decile < 10:
+            top = scores_rel.filter(f"{in_group} and decile <= {max_decile}").project("customer_id")
+            explained = covers.join(top, "customer_id", how="semi")
         try:
-            produced = list(
-                explain_group(
-                    rel,
+            plans.append(
+                _plan_group(
+                    explained.project(columns),
+                    covers_rel=covers.project(columns),
                     model=model,
                     onnx_bytes=bytes(onnx_bytes),
                     product_group=group,
-                    as_of=latest,
                     method=method,
                 )
             )
         except ExplainError as exc:
             logger.warning("fct_score_reasons: no reasons for %s: %s", group, exc)
-            continue
-        batches += produced
-        named |= set(model.feature_names)
-    table = pa.Table.from_batches(batches, schema=SCHEMA) if batches else SCHEMA.empty_table()
-    return table, feature_labels(named) if named else LABELS_SCHEMA.empty_table()
+
+    def stream() -> Iterator[pa.RecordBatch]:
+        cursor = connection.cursor()
+        try:
+            for plan in plans:
+                reader = cursor.query(plan.sql).to_arrow_reader(BATCH_ROWS)
+                yield from _explain_batches(plan, reader, latest)
+        finally:
+            cursor.close()
+
+    return pa.RecordBatchReader.from_batches(ROWS_SCHEMA, stream())

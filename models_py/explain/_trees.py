@@ -152,6 +152,10 @@ def parse_tree_ensemble(onnx_bytes: bytes, *, model_id: str, n_features: int) ->
     )
 
 
+#: onnxruntime intra-op threads of an explainer session (it runs alone on large batches).
+EXPLAIN_THREADS = 2
+
+
 def _regressor(ens: TreeEnsemble, targets: Sequence[tuple[int, int, int, float]], n_targets: int):
     """A TreeEnsembleRegressor with the ensemble's splits and the given leaf targets
     (tree, node, target, weight), as an onnxruntime session."""
@@ -189,7 +193,7 @@ def _regressor(ens: TreeEnsemble, targets: Sequence[tuple[int, int, int, float]]
         graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(_ML_DOMAIN, 1)]
     )
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = EXPLAIN_THREADS
     return ort.InferenceSession(model.SerializeToString(), options)
 
 
@@ -289,6 +293,24 @@ def build_explainer(ens: TreeEnsemble, background: np.ndarray) -> Explainer:
     )
 
 
+def require_shap():
+    """The ``shap`` module (the optional `explain` extra), or a named error saying how to get it.
+
+    Raises
+    ------
+    ExplainError
+        ``shap`` is not installed.
+    """
+    try:
+        import shap
+    except ImportError as exc:
+        raise ExplainError(
+            "exact TreeSHAP needs the shap package: pip install 'propensity[explain]', or set "
+            "the dbt var score_reasons_method: saabas"
+        ) from exc
+    return shap
+
+
 def tree_shap_values(ens: TreeEnsemble, background: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Exact path-dependent TreeSHAP (the ``shap`` library) of the ONNX trees, node covers
     counted on `background`: (rows, n_features) in `ens.units`; ``shap`` is an optional
@@ -301,14 +323,7 @@ def tree_shap_values(ens: TreeEnsemble, background: np.ndarray, rows: np.ndarray
     among 50,000 customers: this costs about a tenth of calling ``shap`` on every row
     (docs/explaining.md), with the same values (float rounding).
     """
-    try:
-        import shap
-    except ImportError as exc:
-        raise ExplainError(
-            "exact TreeSHAP needs the shap package: pip install 'propensity[explain]', or set "
-            "the dbt var score_reasons_method: saabas"
-        ) from exc
-
+    shap = require_shap()
     explainer = build_explainer(ens, background)
     is_leaf = ens.is_leaf
     cover, value = explainer.covers, explainer.node_values

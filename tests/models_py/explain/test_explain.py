@@ -5,6 +5,8 @@ contributions."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import shap
@@ -206,3 +208,149 @@ def test_mean_abs_shap_of_the_logistic_regression_is_exact_linear_shap(data):
         )
         == []
     )
+
+
+def _with_metadata(onnx_bytes: bytes, model_id: str, names: list[str]) -> bytes:
+    import onnx
+
+    proto = onnx.load_from_string(onnx_bytes)
+    for key, value in (("model_id", model_id), ("feature_names", json.dumps(names))):
+        proto.metadata_props.add(key=key, value=value)
+    return proto.SerializeToString()
+
+
+def test_score_reasons_stream_while_the_same_connection_writes_them(data, monkeypatch, caplog):
+    """fct_score_reasons' shape: `score_reasons` returns a stream of small batches that the
+    caller's own connection writes into a table while the stream reads each group's features
+    through a cursor of its own; the rows equal one explanation of the whole group, with their
+    labels, and a group whose champion is not a tree ensemble gets none, with a warning."""
+    import hashlib
+
+    import duckdb
+    import pyarrow as pa
+
+    from models_py._errors import ConfigError
+    from models_py.explain import _reasons, score_reasons
+
+    X, _, y = data
+    names = [f"f{i}" for i in range(N_FEATURES)]
+    hgb = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(X, y)
+    lr = LogisticRegression().fit(X, y)
+    models = {
+        "a": ("m_a", _with_metadata(onnx_of(hgb, X), "m_a", names)),
+        "b": ("m_b", _with_metadata(onnx_of(hgb, X), "m_b", names)),
+        "c": ("m_c", _with_metadata(onnx_of(lr, X), "m_c", names)),
+    }
+    con = duckdb.connect()
+    con.execute("create table registry (model_id varchar, onnx_model blob, onnx_sha256 varchar)")
+    for model_id, onnx_bytes in models.values():
+        con.execute(
+            "insert into registry values (?, ?, ?)",
+            [model_id, onnx_bytes, hashlib.sha256(onnx_bytes).hexdigest()],
+        )
+    con.execute(
+        "create table scores as select customer_id, product_group, as_of_date, model_id, "
+        "customer_id % 10 + 1 as decile from range(?) as c(customer_id), (values "
+        "('a', date '2024-01-01', 'm_a'), ('a', date '2024-02-01', 'm_a'), "
+        "('b', date '2024-02-01', 'm_b'), ('c', date '2024-02-01', 'm_c')) "
+        "as m(product_group, as_of_date, model_id)",
+        [len(X)],
+    )
+    features = pa.table(
+        {
+            "customer_id": np.arange(len(X), dtype=np.int64),
+            **{n: X[:, i].astype(np.float64) for i, n in enumerate(names)},
+        }
+    )
+    con.register("features_in", features)
+    con.execute(
+        "create table features as select customer_id, g as product_group, "
+        "date '2024-02-01' as as_of_date, * exclude (customer_id) "
+        "from features_in, (values ('a'), ('b'), ('c')) as t(g)"
+    )
+    con.unregister("features_in")
+
+    monkeypatch.setattr(_reasons, "BATCH_ROWS", 700)
+    with caplog.at_level("WARNING"):
+        stream = score_reasons(
+            con.query("select * from scores"),
+            con.query("select * from features"),
+            con.query("select * from registry"),
+            connection=con,
+            method="saabas",
+        )
+    assert isinstance(stream, pa.RecordBatchReader)
+    assert "no reasons for c" in caplog.text and "'m_c' is not one tree ensemble" in caplog.text
+    con.register("stream", stream)
+    con.execute("create table reasons as select * from stream")
+
+    sizes = con.execute(
+        "select product_group, count(*), count(distinct customer_id), max(reason_rank), "
+        "bool_and(label_text = feature_name and value_kind = 'number') from reasons group by 1 "
+        "order by 1"
+    ).fetchall()
+    assert [s[0] for s in sizes] == ["a", "b"]  # c: not a tree ensemble
+    for _, _, customers, max_rank, labelled in sizes:
+        assert customers > len(X) * 0.9 and max_rank == 3 and labelled
+
+    ens = parse_tree_ensemble(models["a"][1], model_id="m_a", n_features=N_FEATURES)
+    row, rank, feature, value = top_reasons(build_explainer(ens, X).contributions(X))
+    expected = sorted(
+        (int(r), int(k), names[f], round(float(v), 5))
+        for r, k, f, v in zip(row, rank, feature, value, strict=True)
+    )
+    stored = con.execute(
+        "select customer_id, reason_rank, feature_name, round(contribution, 5) from reasons "
+        "where product_group = 'a' and as_of_date = date '2024-02-01' and method = 'saabas' "
+        "order by all"
+    ).fetchall()
+    assert stored == expected
+
+    # read in Python: batch by batch (BATCH_ROWS feature rows each), never the whole table
+    again = score_reasons(
+        con.query("select * from scores"),
+        con.query("select * from features"),
+        con.query("select * from registry"),
+        connection=con,
+        method="saabas",
+    )
+    batch_rows = [batch.num_rows for batch in again]
+    assert len(batch_rows) == 2 * -(-len(X) // 700) and max(batch_rows) <= 3 * 700
+    assert sum(batch_rows) == sum(s[1] for s in sizes)
+
+    # the top two deciles only: their rows, unchanged (covers still from every scored row)
+    top = score_reasons(
+        con.query("select * from scores"),
+        con.query("select * from features"),
+        con.query("select * from registry"),
+        connection=con,
+        method="saabas",
+        max_decile="2",  # as the dbt config passes it
+    )
+    con.register("top", top)
+    assert (
+        con.execute(
+            "select count(*), count(*) filter (where customer_id % 10 + 1 > 2) from top"
+        ).fetchall()
+        == con.execute("select count(*), 0 from reasons where customer_id % 10 + 1 <= 2").fetchall()
+    )
+    top = score_reasons(
+        con.query("select * from scores"),
+        con.query("select * from features"),
+        con.query("select * from registry"),
+        connection=con,
+        method="saabas",
+        max_decile=2,
+    )
+    con.register("top", top)
+    assert con.execute("select * from top except select * from reasons").fetchall() == []
+    for bad in ("0", "11", "top"):
+        with pytest.raises(ConfigError, match=f"score_reasons_max_decile '{bad}' is not a whole"):
+            score_reasons(
+                con.query("select * from scores"),
+                con.query("select * from features"),
+                con.query("select * from registry"),
+                connection=con,
+                max_decile=bad,
+            )
+    con.close()

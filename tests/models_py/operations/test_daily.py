@@ -110,7 +110,7 @@ def test_cutoff_before_the_newest_scored_one_is_refused_unless_backfilled(wh, ca
 
 def test_gap_of_days_scores_the_asked_cutoff_and_names_the_gap(wh, capsys):
     """Also: a registry made by an older version (no ml.retrain_decisions) gets its new tables
-    before the checks read it."""
+    before the checks read it; `--vars` reaches dbt (reason codes for the top decile only)."""
     con = duckdb.connect(str(wh))
     try:
         con.execute("drop table ml.retrain_decisions")
@@ -119,7 +119,7 @@ def test_gap_of_days_scores_the_asked_cutoff_and_names_the_gap(wh, capsys):
     last = append_days(wh, 3)
     as_of = last + dt.timedelta(days=1)
     assert as_of == FIRST_CUTOFF + dt.timedelta(days=3)
-    assert daily(wh) == 0
+    assert daily(wh, "--vars", "{score_reasons_max_decile: 1}") == 0
     out = capsys.readouterr().out
     assert f"daily run: scoring cutoff {as_of} (orders up to {last}; previous " in out
     assert (
@@ -129,6 +129,13 @@ def test_gap_of_days_scores_the_asked_cutoff_and_names_the_gap(wh, capsys):
     ) in out
     assert scores_by_cutoff(wh) == {FIRST_CUTOFF: ROWS, as_of: ROWS}
     assert query(wh, "select count(*) from ml.retrain_decisions") == [(0,)]  # created again
+    explained = query(
+        wh,
+        "select r.as_of_date, max(s.decile), count(distinct (r.customer_id, r.product_group)) "
+        "from marts.fct_score_reasons r join marts.fct_propensity_scores s using (customer_id, "
+        "product_group, as_of_date) group by 1",
+    )
+    assert explained == [(as_of, 1, ROWS // 10)]  # deciles are tenths of 2,000 per group
 
 
 def test_cutoff_after_the_data_ends_is_refused(wh, capsys):

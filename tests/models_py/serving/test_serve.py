@@ -537,7 +537,20 @@ def test_score_reasons_are_the_top_three_exact_shap_features(warehouse):
     assert stored == expected
 
 
-def test_an_unknown_reasons_method_fails_the_build_with_its_name(warehouse, capsys):
+@pytest.mark.parametrize(
+    ("dbt_vars", "message"),
+    [
+        (
+            "{score_reasons_method: fastest}",
+            "score_reasons_method 'fastest' is not one of auto, tree_shap, saabas",
+        ),
+        (
+            "{score_reasons_max_decile: 0}",
+            "score_reasons_max_decile '0' is not a whole number from 1 to 10",
+        ),
+    ],
+)
+def test_a_bad_reasons_setting_fails_the_build_with_its_name(warehouse, capsys, dbt_vars, message):
     before = query(warehouse, "select count(*) from marts.fct_score_reasons")
     code = main(
         [
@@ -547,10 +560,10 @@ def test_an_unknown_reasons_method_fails_the_build_with_its_name(warehouse, caps
             "--select",
             "fct_score_reasons",
             "--vars",
-            "{score_reasons_method: fastest}",
+            dbt_vars,
         ]
     )
     assert code == 1
     err = capsys.readouterr().err
-    assert "score_reasons_method 'fastest' is not one of auto, tree_shap, saabas" in err
+    assert message in err
     assert query(warehouse, "select count(*) from marts.fct_score_reasons") == before
