@@ -159,7 +159,9 @@ class _GroupPlan:
 def _plan_group(
     features_rel,
     *,
+    rows: int,
     covers_rel,
+    covers_rows: int,
     model,
     onnx_bytes: bytes,
     product_group: str,
@@ -169,7 +171,8 @@ def _plan_group(
     """The plan of one group: `features_rel` (a DuckDB relation with customer_id and the model's
     feature columns) explained with the champion `model` (a `scoring.ScoringModel` verified from
     `onnx_bytes`), node covers counted on (a sample of) `covers_rel`, every scored row of the
-    group: a customer's reasons do not depend on which other customers are explained.
+    group: a customer's reasons do not depend on which other customers are explained. `rows` and
+    `covers_rows` are their sizes (counted once for every group, from the scores).
 
     Raises
     ------
@@ -181,13 +184,12 @@ def _plan_group(
 
     names = tuple(model.feature_names)
     ens = parse_tree_ensemble(onnx_bytes, model_id=model.model_id, n_features=len(names))
-    total = features_rel.aggregate("count(*)").fetchall()[0][0]
     sample = covers_rel
-    if covers_rel.aggregate("count(*)").fetchall()[0][0] > rows_for_covers:
+    if covers_rows > rows_for_covers:
         sample = covers_rel.order("hash(customer_id)").limit(rows_for_covers)
     background = columns_to_matrix(_read(sample), list(names), what=f"model {model.model_id!r}")
     exact = method == "tree_shap" or (
-        method == "auto" and total <= EXACT_MAX_ROWS and _has_shap(product_group)
+        method == "auto" and rows <= EXACT_MAX_ROWS and _has_shap(product_group)
     )
     if exact:
         require_shap()
@@ -318,11 +320,15 @@ def score_reasons(
     latest = scores_rel.aggregate("max(as_of_date)").fetchall()[0][0]
     if latest is None:
         return pa.RecordBatchReader.from_batches(ROWS_SCHEMA, iter(()))
+    # One pass over the scores for every group's champion and sizes (the features are a view
+    # joining the feature marts: each read of it is a join, so it is read once per group).
     champions = scores_rel.filter(f"as_of_date = DATE '{latest.isoformat()}'").aggregate(
-        "product_group, any_value(model_id)", "product_group"
+        "product_group, any_value(model_id), count(*), "
+        f"count(*) filter (where decile <= {max_decile})",
+        "product_group",
     )
     plans: list[_GroupPlan] = []
-    for group, model_id in sorted(champions.fetchall()):
+    for group, model_id, scored, explained_rows in sorted(champions.fetchall()):
         onnx_bytes, sha = (
             registry_rel.filter(f"model_id = {_sql_string(model_id)}")
             .project("onnx_model, onnx_sha256")
@@ -344,7 +350,9 @@ def score_reasons(
             plans.append(
                 _plan_group(
                     explained.project(columns),
+                    rows=explained_rows,
                     covers_rel=covers.project(columns),
+                    covers_rows=scored,
                     model=model,
                     onnx_bytes=bytes(onnx_bytes),
                     product_group=group,

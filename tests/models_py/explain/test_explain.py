@@ -270,15 +270,18 @@ def test_score_reasons_stream_while_the_same_connection_writes_them(data, monkey
     )
     con.unregister("features_in")
 
-    monkeypatch.setattr(_reasons, "BATCH_ROWS", 700)
-    with caplog.at_level("WARNING"):
-        stream = score_reasons(
+    def reasons(**options):
+        return score_reasons(
             con.query("select * from scores"),
             con.query("select * from features"),
             con.query("select * from registry"),
             connection=con,
-            method="saabas",
+            **options,
         )
+
+    monkeypatch.setattr(_reasons, "BATCH_ROWS", 700)
+    with caplog.at_level("WARNING"):
+        stream = reasons(method="saabas")
     assert isinstance(stream, pa.RecordBatchReader)
     assert "no reasons for c" in caplog.text and "'m_c' is not one tree ensemble" in caplog.text
     con.register("stream", stream)
@@ -307,26 +310,13 @@ def test_score_reasons_stream_while_the_same_connection_writes_them(data, monkey
     assert stored == expected
 
     # read in Python: batch by batch (BATCH_ROWS feature rows each), never the whole table
-    again = score_reasons(
-        con.query("select * from scores"),
-        con.query("select * from features"),
-        con.query("select * from registry"),
-        connection=con,
-        method="saabas",
-    )
+    again = reasons(method="saabas")
     batch_rows = [batch.num_rows for batch in again]
     assert len(batch_rows) == 2 * -(-len(X) // 700) and max(batch_rows) <= 3 * 700
     assert sum(batch_rows) == sum(s[1] for s in sizes)
 
     # the top two deciles only: their rows, unchanged (covers still from every scored row)
-    top = score_reasons(
-        con.query("select * from scores"),
-        con.query("select * from features"),
-        con.query("select * from registry"),
-        connection=con,
-        method="saabas",
-        max_decile="2",  # as the dbt config passes it
-    )
+    top = reasons(method="saabas", max_decile="2")  # a string, as the dbt config may pass it
     con.register("top", top)
     assert (
         con.execute(
@@ -334,23 +324,10 @@ def test_score_reasons_stream_while_the_same_connection_writes_them(data, monkey
         ).fetchall()
         == con.execute("select count(*), 0 from reasons where customer_id % 10 + 1 <= 2").fetchall()
     )
-    top = score_reasons(
-        con.query("select * from scores"),
-        con.query("select * from features"),
-        con.query("select * from registry"),
-        connection=con,
-        method="saabas",
-        max_decile=2,
-    )
+    top = reasons(method="saabas", max_decile=2)
     con.register("top", top)
     assert con.execute("select * from top except select * from reasons").fetchall() == []
     for bad in ("0", "11", "top"):
         with pytest.raises(ConfigError, match=f"score_reasons_max_decile '{bad}' is not a whole"):
-            score_reasons(
-                con.query("select * from scores"),
-                con.query("select * from features"),
-                con.query("select * from registry"),
-                connection=con,
-                max_decile=bad,
-            )
+            reasons(max_decile=bad)
     con.close()
