@@ -134,72 +134,57 @@ CLI_STEPS["daily_top_deciles"] = (
 MEASURED = [*DBT_STEPS, *CLI_STEPS]
 
 
-def _child_generate(warehouse: str, customers: int) -> dict:
-    from models_py.ingest.synth import generate_warehouse
-
-    generate_warehouse(warehouse, customers=customers, seed=1, oracle_cutoffs=1)
+def _count(warehouse: str, counted: str) -> int:
     import duckdb
 
     con = duckdb.connect(warehouse, read_only=True)
     try:
-        lines = con.execute("select count(*) from raw.order_lines").fetchone()[0]
+        return con.execute(f"select count(*) from {counted}").fetchone()[0]
     finally:
         con.close()
-    return {"rows": lines, "rows_what": "order lines"}
+
+
+def _dbt_nodes(warehouse: str) -> dict:
+    """The slowest nodes and the SQL span of the last dbt invocation on `warehouse`."""
+    from models_py._dbt import dbt_target_path
+    from models_py._settings import Settings
+
+    results = dbt_target_path(Settings(warehouse=Path(warehouse))) / "run_results.json"
+    nodes = [r for r in json.loads(results.read_text())["results"] if r.get("timing")]
+    slowest = sorted(
+        ((r["unique_id"].split(".")[-1], r["execution_time"]) for r in nodes),
+        key=lambda x: -x[1],
+    )[:4]
+    return {"slowest": slowest, "span_seconds": span_seconds(nodes)}
+
+
+def _child_generate(warehouse: str, customers: int) -> dict:
+    from models_py.ingest.synth import generate_warehouse
+
+    generate_warehouse(warehouse, customers=customers, seed=1, oracle_cutoffs=1)
+    return {"rows": _count(warehouse, "raw.order_lines"), "rows_what": "order lines"}
 
 
 def _child_dbt(step: str, warehouse: str) -> dict:
-    from models_py._dbt import dbt_target_path, run_dbt
+    from models_py._dbt import run_dbt
     from models_py._settings import Settings
 
     select, dbt_vars, threads, counted, rows_what = DBT_STEPS[step]
     settings = Settings(warehouse=Path(warehouse), threads=threads)
     run_dbt(settings, ["run", "--full-refresh", "--select", *select.split()], dbt_vars=dbt_vars)
-    nodes = json.loads((dbt_target_path(settings) / "run_results.json").read_text())["results"]
-    import duckdb
-
-    con = duckdb.connect(warehouse, read_only=True)
-    try:
-        rows = con.execute(f"select count(*) from {counted}").fetchone()[0]
-    finally:
-        con.close()
-    slowest = sorted(
-        ((r["unique_id"].split(".")[-1], r["execution_time"]) for r in nodes),
-        key=lambda x: -x[1],
-    )[:4]
-    return {
-        "rows": rows,
-        "rows_what": rows_what,
-        "slowest": slowest,
-        "span_seconds": span_seconds(nodes),
-    }
+    return {"rows": _count(warehouse, counted), "rows_what": rows_what, **_dbt_nodes(warehouse)}
 
 
 def _child_cli(step: str, warehouse: str) -> dict:
-    from models_py._dbt import dbt_target_path
-    from models_py._settings import Settings
     from models_py.cli import main
 
     command, counted, rows_what = CLI_STEPS[step]
     os.environ["PROPENSITY_THREADS"] = "1"
     if main(["--warehouse", warehouse, *command]) != 0:
         raise SystemExit(f"propensity {' '.join(command)} failed")
-    import duckdb
-
-    con = duckdb.connect(warehouse, read_only=True)
-    try:
-        rows = con.execute(f"select count(*) from {counted}").fetchone()[0]
-    finally:
-        con.close()
-    out = {"rows": rows, "rows_what": rows_what}
-    if step.startswith("daily"):
-        results = dbt_target_path(Settings(warehouse=Path(warehouse))) / "run_results.json"
-        nodes = [r for r in json.loads(results.read_text())["results"] if r.get("timing")]
-        out["slowest"] = sorted(
-            ((r["unique_id"].split(".")[-1], r["execution_time"]) for r in nodes),
-            key=lambda x: -x[1],
-        )[:4]
-        out["span_seconds"] = span_seconds(nodes)
+    out = {"rows": _count(warehouse, counted), "rows_what": rows_what}
+    if step.startswith("daily"):  # train runs no dbt node
+        out.update(_dbt_nodes(warehouse))
     return out
 
 

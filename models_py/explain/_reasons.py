@@ -120,20 +120,24 @@ def label_text(description: str, name: str = "") -> str:
     return text[:1].upper() + text[1:]
 
 
-def feature_labels(feature_names) -> pa.Table:
-    """(feature_name, label_text, value_kind) from the feature catalogue; a feature outside the
-    catalogue (a bring-your-own column) is labelled by its name."""
+def _label_texts(names) -> list[str]:
     from models_py.catalogue import load_catalogue
 
     catalogue = {f.name: f for f in load_catalogue()}
+    return [
+        label_text(catalogue[n].description, n) if n in catalogue else n.replace("_", " ")
+        for n in names
+    ]
+
+
+def feature_labels(feature_names) -> pa.Table:
+    """(feature_name, label_text, value_kind) from the feature catalogue; a feature outside the
+    catalogue (a bring-your-own column) is labelled by its name."""
     names = sorted(set(feature_names))
     return pa.table(
         {
             "feature_name": names,
-            "label_text": [
-                label_text(catalogue[n].description, n) if n in catalogue else n.replace("_", " ")
-                for n in names
-            ],
+            "label_text": _label_texts(names),
             "value_kind": [_value_kind(n) for n in names],
         },
         schema=LABELS_SCHEMA,
@@ -148,8 +152,8 @@ class _GroupPlan:
     product_group: str
     model_id: str
     names: tuple[str, ...]
-    labels: np.ndarray  # label_text per feature, in `names` order
-    kinds: np.ndarray  # value_kind per feature
+    labels: pa.Array  # label_text per feature, in `names` order (feature_labels' words)
+    kinds: pa.Array  # value_kind per feature
     ens: TreeEnsemble
     exact: bool
     background: np.ndarray
@@ -193,15 +197,12 @@ def _plan_group(
     )
     if exact:
         require_shap()
-    labels = feature_labels(names)
-    position = {name: i for i, name in enumerate(labels.column("feature_name").to_pylist())}
-    order = [position[n] for n in names]
     return _GroupPlan(
         product_group=product_group,
         model_id=model.model_id,
         names=names,
-        labels=np.asarray(labels.column("label_text").to_pylist(), dtype=object)[order],
-        kinds=np.asarray(labels.column("value_kind").to_pylist(), dtype=object)[order],
+        labels=pa.array(_label_texts(names), pa.string()),
+        kinds=pa.array([_value_kind(n) for n in names], pa.string()),
         ens=ens,
         exact=exact,
         background=background,
@@ -215,8 +216,6 @@ def _explain_batches(plan: _GroupPlan, batches, as_of) -> Iterator[pa.RecordBatc
 
     explainer = None if plan.exact else build_explainer(plan.ens, plan.background)
     names = pa.array(plan.names, pa.string())
-    labels = pa.array(plan.labels, pa.string())
-    kinds = pa.array(plan.kinds, pa.string())
     method = "tree_shap" if plan.exact else "saabas"
     for batch in batches:
         matrix = columns_to_matrix(batch, list(plan.names), what=f"model {plan.model_id!r}")
@@ -241,8 +240,8 @@ def _explain_batches(plan: _GroupPlan, batches, as_of) -> Iterator[pa.RecordBatc
                 pa.array(value, pa.float64()),
                 _constant(plan.ens.units, n),
                 _constant(method, n),
-                pa.DictionaryArray.from_arrays(index, labels),
-                pa.DictionaryArray.from_arrays(index, kinds),
+                pa.DictionaryArray.from_arrays(index, plan.labels),
+                pa.DictionaryArray.from_arrays(index, plan.kinds),
             ],
             schema=ROWS_SCHEMA,
         )
