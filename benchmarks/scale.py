@@ -27,6 +27,9 @@ processes, dbt's included; CPU = user + system of the step's processes):
    monitoring, reason codes and the serving snapshot, with the daily selector's data tests.
 8. ``daily_top_deciles``: the same, reason codes for deciles 1-2 only
    (``score_reasons_max_decile: 2``).
+9. ``daily_no_reasons``: the same without reason codes (``score_reasons_max_decile: 0``): the
+   daily run as issue 17 defines it (new cutoff features, scores, audiences), with monitoring,
+   data tests and the serving snapshot.
 
 ``--steps`` runs some of them (the others keep their stored results).
 
@@ -83,6 +86,7 @@ STEPS = {
     "champion, audiences, monitoring, reason codes, serving snapshot, data tests",
     "daily_top_deciles": "the same with `--vars '{score_reasons_max_decile: 2}'`: reason codes "
     "for the top 20% of each group",
+    "daily_no_reasons": "the same with `--vars '{score_reasons_max_decile: 0}'`: no reason codes",
 }
 #: step -> (dbt selection, vars, dbt threads, table counted, what its rows are)
 DBT_STEPS = {
@@ -129,6 +133,10 @@ CLI_STEPS = {
 }
 CLI_STEPS["daily_top_deciles"] = (
     [*CLI_STEPS["daily"][0], "--vars", "{score_reasons_max_decile: 2}"],
+    *CLI_STEPS["daily"][1:],
+)
+CLI_STEPS["daily_no_reasons"] = (
+    [*CLI_STEPS["daily"][0], "--vars", "{score_reasons_max_decile: 0}"],
     *CLI_STEPS["daily"][1:],
 )
 MEASURED = [*DBT_STEPS, *CLI_STEPS]

@@ -97,13 +97,12 @@ def scale_snapshot(source_serving: Path, serving: Path, customers: int) -> dict:
     ).fetchone()
     copies = max(1, customers // n_small)
     con.execute(
-        "create table scores as select s.customer_id + k.k * ? as customer_id, s.product_group, "
-        "s.model_id, s.score, s.decile from small.scores as s, range(?) as k(k) "
-        "order by customer_id, product_group",
+        "create table scores as select s.customer_id + k.k * ? as customer_id, s.group_code, "
+        "s.score, s.decile from small.scores as s, range(?) as k(k) "
+        "order by customer_id, group_code",
         [max_id, copies],
     )
-    con.execute("create index scores_customer on scores (customer_id)")
-    for table in ("models", "audiences", "campaigns"):
+    for table in ("score_groups", "models", "audiences", "campaigns"):
         con.execute(f"create table {table} as select * from small.{table}")
     tables = {
         r[0]
@@ -114,11 +113,12 @@ def scale_snapshot(source_serving: Path, serving: Path, customers: int) -> dict:
     if "reasons" in tables:
         con.execute(
             "create table reasons as select r.customer_id + k.k * ? as customer_id, "
-            "r.product_group, r.reason_rank, r.feature_name, r.label_code, r.feature_value, "
+            "r.group_code, r.reason_rank, r.feature_code, r.label_code, r.feature_value, "
             "r.contribution from small.reasons as r, range(?) as k(k) order by 1, 2, 3",
             [max_id, copies],
         )
-        con.execute("create table reason_labels as select * from small.reason_labels")
+        for table in ("reason_labels", "reason_features"):
+            con.execute(f"create table {table} as select * from small.{table}")
     con.execute("create table snapshot_info as select * from small.snapshot_info")
     ids = con.execute("select distinct customer_id from scores").fetchnumpy()["customer_id"]
     rows, n = con.execute("select count(*), count(distinct customer_id) from scores").fetchone()

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from models_py._errors import PropensityError, WarehouseError
 from models_py._settings import Settings
-from models_py._warehouse import connect, relation_exists
+from models_py._warehouse import connect, relation_columns, relation_exists
 from models_py.serving import SnapshotReport, publish_snapshot
 
 logger = logging.getLogger(__name__)
@@ -31,6 +31,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_LOOKBACK_DAYS = 7
 SCORES = "marts.fct_propensity_scores"
 TRAINING_EXAMPLES = "marts.fct_training_examples"
+INTERMEDIATE_ORDERS = "intermediate.int_orders_summarised"
+#: The newest column of INTERMEDIATE_ORDERS (a warehouse built before it is rebuilt once).
+FIRST_PURCHASE_OF_DAY = "is_first_purchase_of_day"
 
 
 class NoChampionError(PropensityError):
@@ -80,6 +83,7 @@ class DailyReport:
     seconds: float
     notes: tuple[str, ...] = field(default=())
     snapshot: SnapshotReport | None = None
+    tests_since: str | None = None
 
     @property
     def rows(self) -> int:
@@ -103,7 +107,9 @@ class DailyReport:
             f"{previous})",
             f"  scored {self.rows:,} rows in {len(self.rows_by_group)} groups: {groups or 'none'}",
             f"  dbt build --selector daily: {self.nodes_built} built, {self.tests_passed} tests "
-            f"passed, {self.tests_warned} warned; intermediate tables: {intermediates}",
+            f"passed, {self.tests_warned} warned"
+            + (f" (rows from {self.tests_since})" if self.tests_since else " (every row)")
+            + f"; intermediate tables: {intermediates}",
         ]
         lines += [f"  warning: {w}" for w in self.warnings]
         lines += [f"  note: {n}" for n in (*plan.notes, *self.notes)]
@@ -307,6 +313,32 @@ def _complete_registry(settings: Settings) -> None:
         run_dbt(settings, ["run-operation", "ensure_ml_tables"])
 
 
+def data_tests_since(con, plan: DailyPlan, lookback_days: int | None) -> dt.date | None:
+    """The first day whose rows the daily run rewrites (dbt var ``data_tests_since``): the data
+    tests given a ``since_column`` check those rows only (dbt_project/macros/tests). None, every
+    row tested, when the intermediate tables are rebuilt from all history (no lookback) or not
+    built yet.
+
+    The intermediate tables recompute the orders from ``lookback_days`` before their newest
+    stored order date (as their models do); the scores and features of the run are those of
+    ``plan.as_of``, which a backfill makes the earlier of the two.
+    """
+    if lookback_days is None or not relation_exists(con, INTERMEDIATE_ORDERS):
+        return None
+    newest = _scalar(con, f"select max(order_date) from {INTERMEDIATE_ORDERS}")
+    if newest is None:
+        return None
+    return min(newest - dt.timedelta(days=lookback_days), plan.as_of)
+
+
+def _intermediates_outdated(con) -> bool:
+    """The stored orders table lacks a column this version writes: an incremental run would fail
+    on the schema change (dbt's on_schema_change: fail), a whole rebuild adds it."""
+    if not relation_exists(con, INTERMEDIATE_ORDERS):
+        return False
+    return FIRST_PURCHASE_OF_DAY not in relation_columns(con, INTERMEDIATE_ORDERS)
+
+
 def run_daily(
     settings: Settings,
     *,
@@ -317,7 +349,8 @@ def run_daily(
     """Score the scoring cutoff `as_of` (default: the day after the last order) with the champions.
 
     Runs ``dbt build --selector daily`` with vars ``scoring_cutoff``, ``feature_cutoff_roles:
-    [scoring]``, ``scoring_require_champion: true`` and ``intermediate_lookback_days``.
+    [scoring]``, ``scoring_require_champion: true``, ``intermediate_lookback_days`` and
+    ``data_tests_since`` (`data_tests_since`).
 
     Parameters
     ----------
@@ -348,8 +381,20 @@ def run_daily(
         raise ValueError(f"lookback_days must be >= 0 or None, got {lookback_days}")
     training_relation = str(settings.dbt_vars.get("scoring_training_relation", TRAINING_EXAMPLES))
     _complete_registry(settings)
+    layout_notes: tuple[str, ...] = ()
     with closing(connect(settings.warehouse, read_only=True)) as con:
         plan = plan_daily(con, as_of=as_of, backfill=backfill, training_relation=training_relation)
+        if lookback_days is not None and _intermediates_outdated(con):
+            lookback_days = None
+            layout_notes = (
+                f"{INTERMEDIATE_ORDERS} was built by an earlier version (no column "
+                f"{FIRST_PURCHASE_OF_DAY}): the intermediate tables were rebuilt from all history "
+                "this once",
+            )
+        # A date the user passed (--vars) wins, e.g. 1900-01-01 to test every row.
+        tests_since = settings.dbt_vars.get("data_tests_since") or data_tests_since(
+            con, plan, lookback_days
+        )
     logger.info("daily run: scoring cutoff %s", plan.as_of)
     outcome = run_dbt(
         settings,
@@ -359,6 +404,7 @@ def run_daily(
             "feature_cutoff_roles": ["scoring"],
             "scoring_require_champion": True,
             "intermediate_lookback_days": lookback_days,
+            "data_tests_since": str(tests_since) if tests_since else None,
         },
     )
     with closing(connect(settings.warehouse, read_only=True)) as con:
@@ -369,7 +415,7 @@ def run_daily(
                 [plan.as_of],
             ).fetchall()
         )
-        notes = _training_notes(con, plan)
+        notes = layout_notes + _training_notes(con, plan)
     # The service reads this copy, never the warehouse dbt writes (docs/serving.md). A failure
     # here is raised: the scores are written, but a service would keep yesterday's.
     snapshot = publish_snapshot(settings)
@@ -384,4 +430,5 @@ def run_daily(
         seconds=time.perf_counter() - started,
         notes=notes,
         snapshot=snapshot,
+        tests_since=str(tests_since) if tests_since else None,
     )

@@ -40,7 +40,7 @@ POINTER = "CURRENT"
 #: Snapshot files: ``snapshot-<as_of_date>-<published UTC timestamp>.duckdb``.
 _SNAPSHOT_NAME = re.compile(r"snapshot-\d{4}-\d{2}-\d{2}-\d{8}T\d{12}\.duckdb")
 #: Bumped when the snapshot tables change; a reader refuses another version.
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2
 #: Snapshot files kept after a publish (the newest ones): the one in use, and the ones before
 #: it that a service may still hold open.
 DEFAULT_KEEP = 3
@@ -124,18 +124,34 @@ def _write_pointer(directory: Path, name: str) -> None:
 
 
 def _copy_tables(con, as_of: dt.date) -> dict[str, Any]:
-    """Create the snapshot's tables from the attached warehouse ``wh``; returns counts."""
+    """Create the snapshot's tables from the attached warehouse ``wh``; returns counts.
+
+    Scores and reasons are stored sorted by customer (the service loads them into memory in
+    that order), with product groups, features and labels as small integer codes into tables
+    of their own: the sort moves 15-23 bytes a row instead of the names (at 10M customers it took
+    17.7 s instead of 45 s for the scores, docs/benchmarks.md).
+    """
     from models_py.registry import ml_table
 
     con.execute(
-        "create table scores as select customer_id, product_group, model_id, score, decile "
-        f"from wh.{SCORES} where as_of_date = ? order by customer_id, product_group",
+        "create table score_groups as select cast(row_number() over (order by product_group) "
+        "- 1 as smallint) as group_code, product_group, model_id from (select product_group, "
+        f"any_value(model_id) as model_id from wh.{SCORES} where as_of_date = ? "
+        "group by product_group)",
         [as_of],
     )
-    # An ART index makes the per-customer lookup a point read (not a scan of a row group).
-    con.execute("create index scores_customer on scores (customer_id)")
     groups = tuple(
-        r[0] for r in con.execute("select distinct product_group from scores order by 1").fetchall()
+        r[0]
+        for r in con.execute(
+            "select product_group from score_groups order by group_code"
+        ).fetchall()
+    )
+    con.execute(
+        "create table scores as select s.customer_id, g.group_code, s.score, "
+        f"cast(s.decile as tinyint) as decile from wh.{SCORES} as s "
+        "inner join score_groups as g on s.product_group = g.product_group "
+        "where s.as_of_date = ? order by s.customer_id, g.group_code",
+        [as_of],
     )
     customers, rows = con.execute(
         "select count(distinct customer_id), count(*) from scores"
@@ -144,7 +160,7 @@ def _copy_tables(con, as_of: dt.date) -> dict[str, Any]:
         "create table models as select registry.product_group, registry.model_id, "
         "registry.onnx_sha256, registry.onnx_model, registry.feature_names "
         f"from wh.{ml_table('model_registry')} as registry "
-        "where registry.model_id in (select distinct model_id from scores) "
+        "where registry.model_id in (select model_id from score_groups) "
         "order by registry.product_group"
     )
     if _exists(con, "wh", AUDIENCES):
@@ -178,19 +194,27 @@ def _copy_tables(con, as_of: dt.date) -> dict[str, Any]:
     )
     reason_rows = None
     if _exists(con, "wh", REASONS):
-        # Labels stored once (a code per reason row): the service holds the reasons in memory.
+        # Labels and feature names stored once (a code per reason row): the service holds the
+        # reasons in memory.
+        for table, code, column in (
+            ("reason_labels", "label_code", "feature_label"),
+            ("reason_features", "feature_code", "feature_name"),
+        ):
+            con.execute(
+                f"create table {table} as select cast(row_number() over (order by {column}) - 1 "
+                f"as integer) as {code}, {column} from (select distinct {column} "
+                f"from wh.{REASONS} where as_of_date = ?)",
+                [as_of],
+            )
         con.execute(
-            "create table reason_labels as select cast(row_number() over (order by feature_label) "
-            "- 1 as integer) as label_code, feature_label from (select distinct feature_label "
-            f"from wh.{REASONS} where as_of_date = ?)",
-            [as_of],
-        )
-        con.execute(
-            "create table reasons as select r.customer_id, r.product_group, r.reason_rank, "
-            "r.feature_name, l.label_code, r.feature_value, r.contribution "
-            f"from wh.{REASONS} as r inner join reason_labels as l "
-            "on r.feature_label = l.feature_label where r.as_of_date = ? "
-            "order by r.customer_id, r.product_group, r.reason_rank",
+            "create table reasons as select r.customer_id, g.group_code, "
+            "cast(r.reason_rank as smallint) as reason_rank, f.feature_code, l.label_code, "
+            "r.feature_value, r.contribution "
+            f"from wh.{REASONS} as r "
+            "inner join score_groups as g on r.product_group = g.product_group "
+            "inner join reason_features as f on r.feature_name = f.feature_name "
+            "inner join reason_labels as l on r.feature_label = l.feature_label "
+            "where r.as_of_date = ? order by r.customer_id, g.group_code, r.reason_rank",
             [as_of],
         )
         reason_rows = con.execute("select count(*) from reasons").fetchone()[0]
@@ -380,7 +404,7 @@ class Snapshot:
                 f"reads {SNAPSHOT_FORMAT}: publish it again with this version "
                 "(`propensity snapshot`)"
             )
-        self.has_reasons = "reasons" in tables and "reason_labels" in tables
+        self.has_reasons = {"reasons", "reason_labels", "reason_features"} <= tables
         self.opened_at = dt.datetime.now(dt.UTC)
         self._local = threading.local()
         self._models: dict[str, Any] = {}
@@ -398,17 +422,11 @@ class Snapshot:
     def _load_scores(self) -> None:
         import numpy as np
 
-        self.groups: tuple[str, ...] = tuple(
-            r[0]
-            for r in self._con.execute(
-                "select distinct product_group from scores order by 1"
-            ).fetchall()
-        )
-        self.models_by_group: dict[str, str] = dict(
-            self._con.execute(
-                "select product_group, any_value(model_id) from scores group by 1"
-            ).fetchall()
-        )
+        coded = self._con.execute(
+            "select product_group, model_id from score_groups order by group_code"
+        ).fetchall()
+        self.groups: tuple[str, ...] = tuple(r[0] for r in coded)
+        self.models_by_group: dict[str, str] = dict(coded)
         # The table is stored sorted by customer and group; a plain projection keeps that order.
         # Read in Arrow batches copied into arrays sized up front: a swap in the background
         # holds the GIL for one batch at a time, not for the whole table (requests go on).
@@ -418,9 +436,7 @@ class Snapshot:
         self._scores = np.empty(total, dtype=np.float64)
         self._deciles = np.empty(total, dtype=np.int8)
         reader = self._con.sql(
-            "select customer_id, cast(list_position(?::varchar[], product_group) - 1 as smallint) "
-            "as code, score, cast(decile as tinyint) as decile from scores",
-            params=[list(self.groups)],
+            "select customer_id, group_code, score, decile from scores"
         ).to_arrow_reader(_LOAD_BATCH_ROWS)
         at = 0
         for batch in reader:
@@ -456,7 +472,7 @@ class Snapshot:
         self._features = [
             r[0]
             for r in self._con.execute(
-                "select distinct feature_name from reasons order by 1"
+                "select feature_name from reason_features order by feature_code"
             ).fetchall()
         ]
         total = self._con.execute("select count(*) from reasons").fetchall()[0][0]
@@ -469,11 +485,8 @@ class Snapshot:
             "contribution": np.empty(total, dtype=np.float32),
         }
         reader = self._con.sql(
-            "select customer_id, "
-            "cast(list_position(?::varchar[], product_group) - 1 as smallint), "
-            "cast(list_position(?::varchar[], feature_name) - 1 as smallint), label_code, "
-            "cast(feature_value as float), cast(contribution as float) from reasons",
-            params=[list(self.groups), self._features],
+            "select customer_id, group_code, cast(feature_code as smallint), label_code, "
+            "cast(feature_value as float), cast(contribution as float) from reasons"
         ).to_arrow_reader(_LOAD_BATCH_ROWS)
         at = 0
         for batch in reader:

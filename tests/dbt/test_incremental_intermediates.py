@@ -140,6 +140,10 @@ def test_daily_run_after_a_new_day_equals_a_full_rebuild(tmp_path_factory, tmp_p
             f'delete from "daily"."intermediate"."{table}"\n'
             f"    where \"order_date\" >= cast('{FIRST_CUTOFF - dt.timedelta(days=8)}' as date);"
         ) in log
+    # Its data tests checked the rows from that day on (var data_tests_since), not all history.
+    since = FIRST_CUTOFF - dt.timedelta(days=8)
+    assert f"ordered_at >= cast('{since}' as date)" in log
+    assert f"order_date >= cast('{since}' as date)" in log
     assert _intermediate_differences(daily, full) == []
     differences = _cutoff_differences(daily, full, as_of)
     assert {t: d[1:] for t, d in differences.items()} == {t: (0, 0) for t in CUTOFF_TABLES}
@@ -182,3 +186,33 @@ def test_changed_product_groups_rebuild_the_order_groups_whole(tmp_path_factory,
         "where category = 'beer')",
     )[0][0]
     assert old_beer_orders > 0
+
+
+def test_orders_table_of_an_earlier_version_is_rebuilt_once(tmp_path_factory, tmp_path, capsys):
+    """A warehouse whose int_orders_summarised predates is_first_purchase_of_day: an incremental
+    run would fail on the schema change, so the daily run rebuilds the intermediates whole, says
+    so, and the next run is incremental again."""
+    daily = copy_template(tmp_path_factory, tmp_path, "daily.duckdb")
+    con = duckdb.connect(str(daily))
+    try:
+        con.execute(
+            "alter table intermediate.int_orders_summarised drop column is_first_purchase_of_day"
+        )
+    finally:
+        con.close()
+
+    assert main(["--warehouse", str(daily), "run", "daily"]) == 0
+    out = capsys.readouterr().out
+    assert "(no column is_first_purchase_of_day): the intermediate tables were rebuilt" in out
+    assert "intermediate tables: rebuilt from all history" in out
+    assert "tests passed, 0 warned (every row)" in out
+    flagged = query(
+        daily,
+        "select count(*), count(distinct (customer_id, order_date)) from "
+        "intermediate.int_orders_summarised where is_first_purchase_of_day",
+    )[0]
+    assert flagged[0] == flagged[1] > 0
+
+    assert main(["--warehouse", str(daily), "run", "daily"]) == 0
+    out = capsys.readouterr().out
+    assert "intermediate tables: orders of the last 7 stored days recomputed" in out

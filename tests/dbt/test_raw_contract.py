@@ -34,6 +34,49 @@ def test_duplicate_order_ids_fail_with_message(tmp_path):
     assert "duplicate order_id 10 appears 2 times in orders" in msg
 
 
+def test_data_tests_since_checks_new_rows_against_every_stored_row(tmp_path):
+    """The daily run's scope (var data_tests_since): an order id of a new order that an old
+    order already has is a duplicate; duplicates and orders without lines that are all old were
+    tested before and are left out; a plain `dbt test` reports them all."""
+    old, new = dt.datetime(2024, 1, 1), dt.datetime(2024, 3, 1)
+    orders = pa.table(
+        {
+            "order_id": [10, 10, 11, 11, 12, 13],
+            "customer_id": [1, 1, 2, 2, 1, 2],
+            "ordered_at": [old, new, old, old, old, new],
+        }
+    )
+    lines = pa.table(
+        {
+            "order_id": [10, 11],
+            "product_id": ["a", "b"],
+            "quantity": pa.array([1, 1], pa.int32()),
+            "unit_price": [2.0, 3.0],
+        }
+    )
+    settings = write_tiny_warehouse(tmp_path / "wh.duckdb", orders=orders, order_lines=lines)
+    since = {"data_tests_since": "2024-02-01"}
+
+    with pytest.raises(DbtRunError) as err:
+        run_dbt(settings, ["test", "--select", "source:raw"])
+    assert "duplicate order_id 10 appears 2 times" in str(err.value)
+    assert "duplicate order_id 11 appears 2 times" in str(err.value)
+    with pytest.raises(DbtRunError) as err:
+        run_dbt(settings, ["test", "--select", "source:raw"], dbt_vars=since)
+    assert "duplicate order_id 10 appears 2 times" in str(err.value)
+    assert "order_id 11" not in str(err.value)
+
+    without_lines = ["test", "--select", "raw_orders_without_lines"]
+    problem = "rows of orders have no row in order_lines (e.g. order_id"
+    warned = run_dbt(settings, without_lines).warnings
+    assert any(f"2 {problem} 12)" in w for w in warned), warned
+    warned = run_dbt(settings, without_lines, dbt_vars=since).warnings
+    assert any(f"1 {problem} 13)" in w for w in warned), warned
+
+    with pytest.raises(DbtRunError, match="data_tests_since must be a date"):
+        run_dbt(settings, without_lines, dbt_vars={"data_tests_since": "last week"})
+
+
 def test_null_customer_ids_fail_with_message(tmp_path):
     t0 = dt.datetime(2024, 1, 1)
     orders = pa.table(

@@ -47,31 +47,13 @@
 
 {#-
   Aggregate: the number of distinct purchase days before the cutoff (BTYD frequency + 1) of the
-  rows grouped. The days of the last `recent_days` days before T set bits of a fixed-size
-  bitstring per group (offset 1 = T - 1 day), counted with bit_count; older days go to a distinct
-  count that sees only them. Exact, as the two ranges do not overlap; it relies on every row
-  having `date_column` < T. bitstring_agg of no recent day is null, hence the coalesce. Cheaper
-  than count(distinct) over every day (a second aggregate).
+  rows grouped: int_orders_summarised flags one purchase order per (customer, day), so it is a
+  count of flagged rows; every row has order_date < T and T is a midnight, so a day is counted
+  whole or not at all. No distinct count: that made the engine keep the cutoff's orders for a
+  second pass (DuckDB materializes the aggregate's input; at 10M customers 90 s of 158 s).
 -#}
-{% macro distinct_purchase_days(date_column, is_purchase_column, recent_days=1024) -%}
-    {{- return(adapter.dispatch('distinct_purchase_days', 'propensity')(date_column, is_purchase_column, recent_days)) -}}
-{%- endmacro %}
-
-{% macro default__distinct_purchase_days(date_column, is_purchase_column, recent_days=1024) -%}
-    coalesce(bit_count(bitstring_agg(
-            case
-                when {{ is_purchase_column }} and {{ date_column }} >= {{ as_of(recent_days) }}
-                    then date_diff('day', {{ date_column }}, {{ as_of() }})
-            end,
-            1, {{ recent_days }}
-        )), 0)
-        + count(distinct case when {{ is_purchase_column }} and {{ date_column }} < {{ as_of(recent_days) }} then {{ date_column }} end)
-{%- endmacro %}
-
-{#- Spark has no bitstring aggregate: one distinct count (Spark plans it as an expand and a second
-    aggregate, its usual distinct-aggregate shape). Same value. -#}
-{% macro spark__distinct_purchase_days(date_column, is_purchase_column, recent_days=1024) -%}
-    count(distinct case when {{ is_purchase_column }} then {{ date_column }} end)
+{% macro purchase_days(first_purchase_of_day_column) -%}
+    count(case when {{ first_purchase_of_day_column }} then 1 end)
 {%- endmacro %}
 
 

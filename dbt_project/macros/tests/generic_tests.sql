@@ -2,9 +2,31 @@
   Generic tests that return one row per problem with a `problem` column saying what is wrong,
   where, and what to do. Failing rows are stored (store_failures) so `propensity build` can print
   them; `dbt build` prints the test name and the count.
+
+  Tests given a `since_column` check only what a run wrote when the dbt var `data_tests_since`
+  (a date) is set: `propensity run daily` sets it to the first day it rewrote (the intermediate
+  tables' lookback, or the scoring cutoff if earlier), so a daily run does not re-test years of
+  history (at 10M customers the whole-table tests took 80 s of the run). New keys are still
+  checked against every stored row. Without the var (`propensity build`, a plain `dbt build`)
+  every row is tested.
 -#}
 
-{% test unique_key(model, column_name, hint='') %}
+{#- The var `data_tests_since` as a date, or none when unset. -#}
+{% macro propensity_tests_since() %}
+    {%- set since = var('data_tests_since', none) -%}
+    {%- if since is none or since == '' -%}
+        {{- return(none) -}}
+    {%- endif -%}
+    {%- if not modules.re.match('^[0-9]{4}-[0-9]{2}-[0-9]{2}$', since | string) -%}
+        {{ exceptions.raise_compiler_error(
+            "var data_tests_since must be a date (YYYY-MM-DD), got '" ~ since ~ "'"
+        ) }}
+    {%- endif -%}
+    {{- return(propensity_date_literal(since | string)) -}}
+{% endmacro %}
+
+{% test unique_key(model, column_name, hint='', since_column=none) %}
+{%- set since = propensity_tests_since() if since_column else none %}
 select
     {{ column_name }} as key_value,
     count(*) as n_rows,
@@ -13,6 +35,11 @@ select
     || '. {{ (hint or "Each key must appear once: deduplicate the source table.") | replace("'", "''") }}' as problem
 from {{ model }}
 where {{ column_name }} is not null
+{%- if since is not none %}
+    and {{ column_name }} in (
+        select {{ column_name }} from {{ model }} where {{ since_column }} >= {{ since }}
+    )
+{%- endif %}
 group by {{ column_name }}
 having count(*) > 1
 {% endtest %}
@@ -64,7 +91,11 @@ where {{ column_name }} is null
     {%- if max_value is not none %} or {{ column_name }} > {{ max_value }}{% endif %}
 {% endtest %}
 
-{% test unique_combination(model, combination_of_columns, hint='') %}
+{#- With `since_column` and the var set: the rows written since the date when the column is part
+    of the key (an older row cannot share their key); otherwise every row sharing the key's first
+    column with such a row, a superset of the rows a new duplicate can involve. -#}
+{% test unique_combination(model, combination_of_columns, hint='', since_column=none) %}
+{%- set since = propensity_tests_since() if since_column else none %}
 select
     {{ combination_of_columns | join(', ') }},
     count(*) as n_rows,
@@ -72,6 +103,13 @@ select
     || {% for c in combination_of_columns %}cast({{ c }} as {{ string_type() }}){% if not loop.last %} || ', ' || {% endif %}{% endfor %}
     || '. {{ (hint or "The grain must be unique.") | replace("'", "''") }}' as problem
 from {{ model }}
+{%- if since is not none and since_column in combination_of_columns %}
+where {{ since_column }} >= {{ since }}
+{%- elif since is not none %}
+where {{ combination_of_columns[0] }} in (
+    select {{ combination_of_columns[0] }} from {{ model }} where {{ since_column }} >= {{ since }}
+)
+{%- endif %}
 group by {{ combination_of_columns | join(', ') }}
 having count(*) > 1
 {% endtest %}
@@ -91,7 +129,8 @@ having count(*) > 0
 
 {#- Parents without children (e.g. orders without lines): one problem row with the count and an
     example key. -#}
-{% test has_children(model, column_name, children, field, hint='') %}
+{% test has_children(model, column_name, children, field, hint='', since_column=none) %}
+{%- set since = propensity_tests_since() if since_column else none %}
 select
     count(*) as n_rows,
     cast(count(*) as {{ string_type() }}) || ' rows of {{ model.identifier }} have no row in {{ children.identifier }}'
@@ -99,10 +138,25 @@ select
     || '). {{ hint | replace("'", "''") }}' as problem
 from {{ model }} as parent
 where parent.{{ column_name }} is not null
+{%- if since is not none %}
+    and parent.{{ since_column }} >= {{ since }}
+    {#- the children of those parents only: the anti join then builds on a day's keys, not on
+        every child row #}
+    and not exists (
+        select 1 from (
+            select {{ field }} from {{ children }}
+            where {{ field }} in (
+                select {{ column_name }} from {{ model }} where {{ since_column }} >= {{ since }}
+            )
+        ) as child
+        where child.{{ field }} = parent.{{ column_name }}
+    )
+{%- else %}
     and not exists (
         select 1 from {{ children }} as child
         where child.{{ field }} = parent.{{ column_name }}
     )
+{%- endif %}
 having count(*) > 0
 {% endtest %}
 

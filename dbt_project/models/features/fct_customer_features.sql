@@ -82,7 +82,7 @@ order_aggregates as (
         sum(net_amount) as spend_total,
         max(case when is_purchase then order_date end) as last_order_date,
         min(case when is_purchase then order_date end) as first_order_date,
-        {{ distinct_purchase_days('order_date', 'is_purchase') }} as purchase_days,
+        {{ purchase_days('is_first_purchase_of_day') }} as purchase_days,
         sum(case when is_purchase and not is_on_first_purchase_day then net_amount else 0 end)
             as repeat_day_spend,
         {%- for w in order_windows %}

@@ -1,8 +1,8 @@
 {#-
   The feature helpers on fixed inputs, for the cutoff T = 2024-03-01 (set as the materialization
-  propensity_by_cutoff sets it): as_of(), days_since_capped(), distinct_purchase_days() across
-  the bitstring range (T - 1024 days = 2021-05-12) and rfm_quintile() with ties. One row per
-  result that differs from the expected value.
+  propensity_by_cutoff sets it): as_of(), days_since_capped() and rfm_quintile() with ties. One
+  row per result that differs from the expected value. (Purchase days: the unit tests
+  orders_summarised_returns_and_day_edges and customer_features_btyd_purchase_days_old_and_recent.)
 -#}
 {%- do model.update({'propensity_as_of_date': modules.datetime.date(2024, 3, 1)}) -%}
 with dates as (
@@ -36,37 +36,6 @@ days_since as (
         cast({{ days_since_capped('last_date') }} as {{ string_type() }}) as result,
         cast(expected as {{ string_type() }}) as expected
     from last_dates
-),
-
-orders as (
-    select
-        orders.case_name,
-        orders.order_date,
-        orders.is_purchase
-    from (
-        values
-        -- 4 purchase days: two orders on an old day, T - 1025 days, two on T - 1024 days (the
-        -- oldest bit), one recent day; a return-only order is no purchase day
-        ('both ranges', date '2020-01-01', true),
-        ('both ranges', date '2020-01-01', true),
-        ('both ranges', date '2021-05-11', true),
-        ('both ranges', date '2021-05-12', true),
-        ('both ranges', date '2021-05-12', true),
-        ('both ranges', date '2023-06-01', false),
-        ('both ranges', date '2024-02-29', true),
-        ('old days only', date '2019-03-01', true),
-        ('old days only', date '2019-03-02', true),
-        ('no purchase', date '2024-02-01', false)
-    ) as orders (case_name, order_date, is_purchase)
-),
-
-purchase_days as (
-    select
-        'distinct_purchase_days, ' || case_name as helper,
-        cast({{ distinct_purchase_days('order_date', 'is_purchase') }} as {{ string_type() }}) as result,
-        case case_name when 'both ranges' then '4' when 'old days only' then '2' else '0' end as expected
-    from orders
-    group by case_name
 ),
 
 -- quintiles among the rows of one select (ties share the lowest rank's score)
@@ -110,8 +79,6 @@ final as (
         select * from dates
         union all
         select * from days_since
-        union all
-        select * from purchase_days
         union all
         select * from quintiles
     ) as results
