@@ -265,10 +265,12 @@ def report(results: dict, memory_limit: str) -> str:
     lines += ["", "Steps: " + "; ".join(f"`{k}`: {v}" for k, v in STEPS.items()) + "."]
     lines += [
         "",
-        "Rows kept from earlier code: `daily` at 100,000 before the reason stream's text was "
-        "dictionary-encoded; `daily` at 10,000,000 at commit 21f63c9, when fct_score_reasons "
-        "still counted each group's rows on the features view (the top-deciles run lost 25 s "
-        "of 168 s in that model when they came from the scores).",
+        "Rows kept from earlier code: `daily` at 10,000,000 (reasons for everyone, 27 min a "
+        "run) at commit 21f63c9, before purchase days came from a per-order flag, the data "
+        "tests of a daily run were scoped to its rows and the serving snapshot sorted codes "
+        "(the same run with reasons for the top two deciles went from 984 s to 752 s with "
+        "those changes); `train` at commit 28cbfa5 (training code unchanged since); "
+        "`generate` and the failed `features_one_cutoff` at 10,000,000 as dated in the row.",
     ]
     sizes = sorted(results, key=int)
     for step in STEPS:

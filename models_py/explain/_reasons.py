@@ -274,9 +274,9 @@ def _decile_cap(value) -> int:
     from models_py._errors import ConfigError
 
     text = str(10 if value is None or value == "" else value).strip()
-    if not text.isdigit() or not 1 <= int(text) <= 10:
+    if not text.isdigit() or not 0 <= int(text) <= 10:
         raise ConfigError(
-            f"score_reasons_max_decile '{value}' is not a whole number from 1 to 10 "
+            f"score_reasons_max_decile '{value}' is not a whole number from 0 to 10 "
             "(docs/explaining.md)"
         )
     return int(text)
@@ -292,7 +292,7 @@ def score_reasons(
     max_decile=10,
 ) -> pa.RecordBatchReader:
     """Reasons of every (customer, group) scored at the latest cutoff of `scores_rel` in a decile
-    up to `max_decile` (10: everyone; 2: the top 20% of each group), as a stream of
+    up to `max_decile` (10: everyone; 2: the top 20% of each group; 0: nobody), as a stream of
     `ROWS_SCHEMA` batches (the reason rows and their features' labels), explained while the
     caller reads it: memory holds one batch of one group, not every reason (about 3 rows per
     score row: 300M at 10M customers). Groups whose champion is not a tree ensemble get none (a
@@ -305,7 +305,7 @@ def score_reasons(
     Raises
     ------
     ConfigError
-        An unknown `method`, a `max_decile` outside 1..10.
+        An unknown `method`, a `max_decile` outside 0..10.
     """
     from models_py._errors import ConfigError
     from scoring import load_model
@@ -317,7 +317,7 @@ def score_reasons(
         )
     max_decile = _decile_cap(max_decile)
     latest = scores_rel.aggregate("max(as_of_date)").fetchall()[0][0]
-    if latest is None:
+    if latest is None or max_decile == 0:
         return pa.RecordBatchReader.from_batches(ROWS_SCHEMA, iter(()))
     # One pass over the scores for every group's champion and sizes (the features are a view
     # joining the feature marts: each read of it is a join, so it is read once per group).

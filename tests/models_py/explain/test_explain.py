@@ -327,7 +327,10 @@ def test_score_reasons_stream_while_the_same_connection_writes_them(data, monkey
     top = reasons(method="saabas", max_decile=2)
     con.register("top", top)
     assert con.execute("select * from top except select * from reasons").fetchall() == []
-    for bad in ("0", "11", "top"):
+    # 0: nobody explained, an empty stream of the same columns
+    none = reasons(max_decile=0)
+    assert none.schema == top.schema and none.read_all().num_rows == 0
+    for bad in ("-1", "11", "top"):
         with pytest.raises(ConfigError, match=f"score_reasons_max_decile '{bad}' is not a whole"):
             reasons(max_decile=bad)
     con.close()

@@ -545,8 +545,8 @@ def test_score_reasons_are_the_top_three_exact_shap_features(warehouse):
             "score_reasons_method 'fastest' is not one of auto, tree_shap, saabas",
         ),
         (
-            "{score_reasons_max_decile: 0}",
-            "score_reasons_max_decile '0' is not a whole number from 1 to 10",
+            "{score_reasons_max_decile: 11}",
+            "score_reasons_max_decile '11' is not a whole number from 0 to 10",
         ),
     ],
 )
