@@ -350,7 +350,7 @@ def run_daily(
 
     Runs ``dbt build --selector daily`` with vars ``scoring_cutoff``, ``feature_cutoff_roles:
     [scoring]``, ``scoring_require_champion: true``, ``intermediate_lookback_days`` and
-    ``data_tests_since`` (`data_tests_since`).
+    ``data_tests_since`` (from `data_tests_since`, unless ``--vars`` set it).
 
     Parameters
     ----------

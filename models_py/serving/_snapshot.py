@@ -128,8 +128,9 @@ def _copy_tables(con, as_of: dt.date) -> dict[str, Any]:
 
     Scores and reasons are stored sorted by customer (the service loads them into memory in
     that order), with product groups, features and labels as small integer codes into tables
-    of their own: the sort moves 15-23 bytes a row instead of the names (at 10M customers it took
-    17.7 s instead of 45 s for the scores, docs/benchmarks.md).
+    of their own: the sort moves 15-23 bytes a row instead of the names, and no index is built
+    (the service searches its own arrays). At 10M customers the publish took 49 s instead of
+    95 s (docs/benchmarks.md, `scale`).
     """
     from models_py.registry import ml_table
 

@@ -115,7 +115,8 @@ def test_cutoff_before_the_newest_scored_one_is_refused_unless_backfilled(wh, ca
 
 def test_gap_of_days_scores_the_asked_cutoff_and_names_the_gap(wh, capsys):
     """Also: a registry made by an older version (no ml.retrain_decisions) gets its new tables
-    before the checks read it; `--vars` reaches dbt (reason codes for the top decile only)."""
+    before the checks read it; `--vars` reaches dbt (reason codes for the top decile only, data
+    tests from the date given)."""
     con = duckdb.connect(str(wh))
     try:
         con.execute("drop table ml.retrain_decisions")
@@ -124,9 +125,11 @@ def test_gap_of_days_scores_the_asked_cutoff_and_names_the_gap(wh, capsys):
     last = append_days(wh, 3)
     as_of = last + dt.timedelta(days=1)
     assert as_of == FIRST_CUTOFF + dt.timedelta(days=3)
-    assert daily(wh, "--vars", "{score_reasons_max_decile: 1}") == 0
+    vars_ = "{score_reasons_max_decile: 1, data_tests_since: 1900-01-01}"
+    assert daily(wh, "--vars", vars_) == 0
     out = capsys.readouterr().out
     assert f"daily run: scoring cutoff {as_of} (orders up to {last}; previous " in out
+    assert " tests passed, 0 warned (rows from 1900-01-01); " in out  # the user's date wins
     assert (
         f"note: gap: 2 day(s) without scores since the last scored cutoff {FIRST_CUTOFF} "
         f"({FIRST_CUTOFF + dt.timedelta(days=1)} .. {last}); this run scores {as_of} only. Score "
