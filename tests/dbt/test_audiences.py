@@ -134,15 +134,17 @@ def _write_scores(con: duckdb.DuckDBPyConnection, *, empty: bool = False) -> Non
     """marts.fct_propensity_scores as the scoring model writes it (deciles by ntile)."""
     rng = np.random.default_rng(11)
     rows: dict[str, list] = {"customer_id": [], "product_group": [], "as_of_date": [], "score": []}
-    # sweets is scored for customers 1..1500 only (null columns in the wide profile);
-    # wine scores are rounded to two decimals so top_k meets ties at its boundary.
-    plan = {"any": N, "wine": N, "sweets": 1500}
+    # sweets is scored for customers 1..1500 only and alpha (first in name order, so the wide
+    # profile's first join input) for 1001..N only: null columns in the wide profile; wine
+    # scores are rounded to two decimals so top_k meets ties at its boundary.
+    plan = {"any": (1, N), "wine": (1, N), "sweets": (1, 1500), "alpha": (1001, N)}
     for as_of in (OLD, T):
-        for group, n in plan.items():
+        for group, (first, last) in plan.items():
+            n = last - first + 1
             score = rng.random(n)
             if group == "wine":
                 score = np.round(score, 2)
-            rows["customer_id"] += list(range(1, n + 1))
+            rows["customer_id"] += list(range(first, last + 1))
             rows["product_group"] += [group] * n
             rows["as_of_date"] += [as_of] * n
             rows["score"] += score.tolist()
@@ -358,9 +360,11 @@ def test_wide_profile_has_one_column_per_group_equal_to_the_long_table(built: Se
     assert names == [
         "customer_id",
         "as_of_date",
+        "score_alpha",
         "score_any",
         "score_sweets",
         "score_wine",
+        "decile_alpha",
         "decile_any",
         "decile_sweets",
         "decile_wine",
@@ -368,13 +372,13 @@ def test_wide_profile_has_one_column_per_group_equal_to_the_long_table(built: Se
         "best_score",
     ]
     assert len(rows) == N and {r["as_of_date"] for r in rows} == {T}
-    long = {g: _latest_scores(built, g) for g in ("any", "sweets", "wine")}
+    long = {g: _latest_scores(built, g) for g in ("alpha", "any", "sweets", "wine")}
     for row in rows:
         c = row["customer_id"]
         for group, scores in long.items():
             assert row[f"score_{group}"] == (scores[c][0] if c in scores else None)
             assert row[f"decile_{group}"] == (scores[c][1] if c in scores else None)
-        candidates = {g: long[g][c][0] for g in ("sweets", "wine") if c in long[g]}
+        candidates = {g: long[g][c][0] for g in ("alpha", "sweets", "wine") if c in long[g]}
         best = max(candidates.values())
         assert row["best_score"] == best
         assert row["best_product_group"] == min(g for g, s in candidates.items() if s == best)

@@ -5,12 +5,16 @@ champion), each with its message, exit code and the rows it leaves (docs/operati
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import duckdb
 import pytest
 
+from models_py._dbt import dbt_target_path
+from models_py._settings import Settings
 from models_py.cli import main
 from models_py.operations import DEFAULT_LOOKBACK_DAYS
+from models_py.operations._daily import last_order_date
 from tests.models_py.operations.daily_fixtures import (
     FIRST_CUTOFF,
     SCORED_GROUPS,
@@ -73,6 +77,12 @@ def test_no_new_data_rescores_the_same_cutoff_idempotently(wh, capsys):
         f"  note: not scored (no champion): {', '.join(UNSCORED_GROUPS)}; train them with "
         "`propensity train --group GROUP`\n"
     ) in out
+    # The scores' grain is tested; the view's grain (tag build_only: it follows from the tested
+    # grains of its inputs) is left to builds.
+    results = json.loads((dbt_target_path(Settings(warehouse=wh)) / "run_results.json").read_text())
+    tests_run = {r["unique_id"] for r in results["results"] if r["unique_id"].startswith("test.")}
+    assert any("unique_combination_fct_propensity_scores" in t for t in tests_run)
+    assert not any("unique_combination_fct_scoring_features" in t for t in tests_run)
     assert scores_by_cutoff(wh) == {FIRST_CUTOFF: ROWS}
     assert table_fingerprint(wh, SCORES, exclude=("scored_at",)) == content  # same scores
     assert query(wh, f"select min(scored_at) from {SCORES}")[0][0] > stamp  # ... rewritten
@@ -144,6 +154,46 @@ def test_gap_of_days_scores_the_asked_cutoff_and_names_the_gap(wh, capsys):
         "product_group, as_of_date) group by 1",
     )
     assert explained == [(as_of, 1, ROWS // 10)]  # deciles are tenths of 2,000 per group
+
+
+def test_the_last_order_date_counts_orders_with_a_customer_and_a_line_only(wh):
+    # Newer orders without a line or without a customer do not move the data's end, in the
+    # last 31 days (the fast path) or before them (the whole table).
+    con = duckdb.connect(str(wh))
+    try:
+        con.execute(
+            "insert into raw.orders select order_id + 10000000, customer_id, ordered_at + "
+            "interval 2 day, * exclude (order_id, customer_id, ordered_at) from raw.orders "
+            "where cast(ordered_at as date) = ?",
+            [LAST_ORDER],
+        )  # no lines
+        con.execute(
+            "insert into raw.orders select order_id + 20000000, null, ordered_at + interval 1 day, "
+            "* exclude (order_id, customer_id, ordered_at) from raw.orders "
+            "where cast(ordered_at as date) = ?",
+            [LAST_ORDER],
+        )
+        con.execute(
+            "insert into raw.order_lines select order_id + 20000000, * exclude (order_id) from "
+            "raw.order_lines where order_id in (select order_id from raw.orders "
+            "where cast(ordered_at as date) = ?)",
+            [LAST_ORDER],
+        )  # lines, but no customer
+        assert last_order_date(con) == LAST_ORDER
+        # Every order of the last 31 days loses its lines: the whole table is searched.
+        recent = "select order_id from raw.orders where ordered_at >= ? and customer_id is not null"
+        con.execute(
+            f"delete from raw.order_lines where order_id in ({recent})",
+            [LAST_ORDER - dt.timedelta(days=40)],
+        )
+        newest = con.execute(
+            "select max(cast(ordered_at as date)) from raw.orders where customer_id is not null "
+            "and order_id in (select order_id from raw.order_lines)"
+        ).fetchone()[0]
+        assert newest < LAST_ORDER - dt.timedelta(days=31)
+        assert last_order_date(con) == newest
+    finally:
+        con.close()
 
 
 def test_cutoff_after_the_data_ends_is_refused(wh, capsys):

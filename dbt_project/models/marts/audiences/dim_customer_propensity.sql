@@ -11,21 +11,21 @@
 -#}
 {%- set scores_relation = ref('fct_propensity_scores') -%}
 {%- set groups = [] -%}
-{%- set scores_exist = false -%}
+{%- set latest = none -%}
 {%- if execute -%}
     {%- set existing = adapter.get_relation(
         database=scores_relation.database,
         schema=scores_relation.schema,
         identifier=scores_relation.identifier,
     ) -%}
-    {%- set scores_exist = existing is not none -%}
-    {%- if scores_exist -%}
+    {%- if existing is not none -%}
         {%- set found = run_query(
-            "select distinct product_group from " ~ existing
+            "select distinct product_group, as_of_date from " ~ existing
             ~ " where as_of_date = (select max(as_of_date) from " ~ existing ~ ")"
             ~ " order by product_group"
         ) -%}
-        {%- for group in found.columns[0].values() -%}
+        {%- for row in found.rows -%}
+            {%- set group = row[0] -%}
             {%- if not modules.re.match('^[a-z][a-z0-9_]{0,39}$', group | string) -%}
                 {{ exceptions.raise_compiler_error(
                     "dim_customer_propensity: product group '" ~ group ~ "' in " ~ existing
@@ -35,59 +35,63 @@
             {%- endif -%}
             {%- do groups.append(group | string) -%}
         {%- endfor -%}
+        {%- if found.rows | length > 0 -%}
+            {%- set latest = found.rows[0][1] -%}
+        {%- endif -%}
     {%- endif -%}
 {%- endif %}
 
-with scores as (
-    {%- if scores_exist %}
-        select * from {{ scores_relation }}
+{#- One read of the cutoff's scores per group, the groups joined on the customer (full joins: a
+    customer scored in some groups only keeps its row). No aggregate of the score rows and no
+    window over them: at 10M customers x 11 groups the joins took 9-11 s where one
+    group-by-customer pivot took 31-35 s and ranking the rows then joining back 64-70 s
+    (docs/benchmarks.md, section scale). The cutoff is read when dbt compiles the model, after
+    fct_propensity_scores ran, as are the groups. #}
+with
+{%- for group in groups %}
+scores_{{ loop.index }} as (
+    select
+        customer_id,
+        score,
+        decile
+    from {{ scores_relation }}
+    where
+        as_of_date = {{ propensity_date_literal(latest) }}
+        and product_group = '{{ group }}'
+),
+{% endfor %}
+
+wide as (
+    {%- if groups %}
+    select
+        coalesce({% for group in groups %}scores_{{ loop.index }}.customer_id{{ ", " if not loop.last }}{% endfor %})
+            as customer_id,
+        {{ propensity_date_literal(latest) }} as as_of_date,
+        {%- for group in groups %}
+        scores_{{ loop.index }}.score as {{ adapter.quote('score_' ~ group) }},
+        {%- endfor %}
+        {%- for group in groups %}
+        scores_{{ loop.index }}.decile as {{ adapter.quote('decile_' ~ group) }}{{ "," if not loop.last }}
+        {%- endfor %}
+    from scores_1
+    {%- for group in groups[1:] %}
+    full join scores_{{ loop.index + 1 }}
+        on scores_{{ loop.index + 1 }}.customer_id = coalesce(
+            {%- for k in range(loop.index) %}scores_{{ k + 1 }}.customer_id{{ ", " if not loop.last }}{% endfor %})
+    {%- endfor %}
     {%- else %}
+        {#- No scores yet (a new warehouse, or the scores table not built): the fixed columns only. #}
         select
             cast(null as bigint) as customer_id,
-            cast(null as {{ string_type() }}) as product_group,
-            cast(null as date) as as_of_date,
-            cast(null as double) as score,
-            cast(null as integer) as decile
+            cast(null as date) as as_of_date
         where false
     {%- endif %}
 ),
 
-latest_cutoff as (
-    select max(as_of_date) as as_of_date from scores
-),
-
-latest_scores as (
-    select
-        scores.customer_id,
-        scores.product_group,
-        scores.as_of_date,
-        scores.score,
-        scores.decile
-    from scores
-    inner join latest_cutoff on scores.as_of_date = latest_cutoff.as_of_date
-),
-
-{# One pass over the cutoff's scores: a column per group, then the best group from those columns
-   (no window over the score rows, no join back: at 10M customers x 11 groups the ranked rows and
-   their join took 70 s). The CASE takes the first group in name order whose score equals the
-   highest, so ties go to the group name first alphabetically. #}
-wide as (
-    select
-        customer_id,
-        as_of_date,
-        {%- for group in groups %}
-        max(case when product_group = '{{ group }}' then score end) as {{ adapter.quote('score_' ~ group) }},
-        {%- endfor %}
-        {%- for group in groups %}
-        max(case when product_group = '{{ group }}' then decile end) as {{ adapter.quote('decile_' ~ group) }},
-        {%- endfor %}
-        count(*) as scored_group_count
-    from latest_scores
-    group by customer_id, as_of_date
-),
-
 {%- set ranked = groups | reject('equalto', 'any') | list %}
 
+{# The best group from the wide columns: the CASE takes the first group in name order whose
+   score equals the highest, so ties go to the group name first alphabetically. #}
 best as (
     select
         *,
