@@ -36,16 +36,21 @@ def machine() -> str:
         mem = f"{mem_kb / 1024**2:.0f} GB RAM"
     except (OSError, StopIteration):
         mem = "unknown RAM"
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {mem}, Python {platform.python_version()}, "
+        f"commit {commit()}"
+    )
+
+
+def commit() -> str:
+    """The short hash of the checked-out commit ('?' outside a git checkout)."""
     try:
         rev = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
         ).stdout.strip()
     except OSError:
-        rev = "?"
-    return (
-        f"{cpu}, {os.cpu_count()} cores, {mem}, Python {platform.python_version()}, "
-        f"commit {rev or '?'}"
-    )
+        rev = ""
+    return rev or "?"
 
 
 def peak_mb() -> float:

@@ -63,6 +63,7 @@ from benchmarks._report import (  # noqa: E402
     DEFAULT_WORKDIR,
     add_lock_argument,
     bench_lock,
+    commit,
     cpu_seconds,
     machine,
     peak_mb,
@@ -221,27 +222,30 @@ def _run_step(step: str, warehouse: Path, customers: int, memory_limit: str) -> 
         check=False,
         env=env,
     )
+    measured = {"memory_limit": memory_limit, "commit": commit()}
     if proc.returncode != 0:
-        return {"failed": (proc.stdout + proc.stderr)[-1500:], "memory_limit": memory_limit}
-    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "memory_limit": memory_limit}
+        return {"failed": (proc.stdout + proc.stderr)[-1500:], **measured}
+    return {**json.loads(proc.stdout.strip().splitlines()[-1]), **measured}
 
 
 def report(results: dict, memory_limit: str) -> str:
     lines = [
         "## Scale (issue 17): the same steps at 100k, 1M and 10M customers",
         "",
-        f"Machine: {machine()}. Command: `.venv/bin/python benchmarks/scale.py` (sizes "
+        f"Machine: {machine().rsplit(', commit', 1)[0]}. Command: "
+        "`.venv/bin/python benchmarks/scale.py` (sizes "
         "100,000, 1,000,000, 10,000,000; warehouses cached under `--workdir`, default the "
         "system temporary directory). DuckDB `memory_limit` as in the table (profile variable "
         "`PROPENSITY_DUCKDB_MEMORY_LIMIT`; option `--memory-limit`), DuckDB 2 threads, dbt "
         "threads as in the step's description. Each step in its "
         "own process: wall time "
         "including start-up; SQL span = first dbt node's start to the last one's end; CPU = user + "
-        "system of its processes, peak = their largest resident set.",
+        "system of its processes, peak = their largest resident set; commit = the code the row "
+        "was measured with (steps are re-run one at a time, so rows differ).",
         "",
         "| step | customers | memory_limit | rows | wall s | SQL span s | CPU s | peak MB "
-        "| slowest dbt nodes (s) |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---|",
+        "| slowest dbt nodes (s) | commit |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---|---|",
     ]
     for step in STEPS:
         for size in sorted(results, key=int):
@@ -252,7 +256,8 @@ def report(results: dict, memory_limit: str) -> str:
             if "failed" in r:
                 reason = r["failed"].strip().splitlines()[-1][:400].replace("|", "/")
                 lines.append(
-                    f"| {step} | {int(size):,} | {limit} | failed: {reason} | - | - | - | - | - |"
+                    f"| {step} | {int(size):,} | {limit} | failed: {reason} | - | - | - | - | - "
+                    f"| {r.get('commit', '-')} |"
                 )
                 continue
             slow = ", ".join(f"{n} {t:.1f}" for n, t in r.get("slowest", [])) or "-"
@@ -260,17 +265,13 @@ def report(results: dict, memory_limit: str) -> str:
             lines.append(
                 f"| {step} | {int(size):,} | {limit} | {r['rows']:,} {r['rows_what']} | "
                 f"{r['seconds']:.1f} | {span} | {r['cpu_seconds']:.1f} | {r['peak_mb']:,.0f} | "
-                f"{slow} |"
+                f"{slow} | {r.get('commit', '-')} |"
             )
     lines += ["", "Steps: " + "; ".join(f"`{k}`: {v}" for k, v in STEPS.items()) + "."]
     lines += [
         "",
-        "Rows kept from earlier code: `daily` at 10,000,000 (reasons for everyone, 27 min a "
-        "run) at commit 21f63c9, before purchase days came from a per-order flag, the data "
-        "tests of a daily run were scoped to its rows and the serving snapshot sorted codes "
-        "(the same run with reasons for the top two deciles went from 984 s to 752 s with "
-        "those changes); `train` at commit 28cbfa5 (training code unchanged since); "
-        "`generate` and the failed `features_one_cutoff` at 10,000,000 as dated in the row.",
+        "Rows measured before per-row commits were recorded carry the commit the section named "
+        "then; `-` where it is not known.",
     ]
     sizes = sorted(results, key=int)
     for step in STEPS:

@@ -36,7 +36,9 @@ class Settings:
     dbt_project_dir, profiles_dir : Path
         The dbt project and the directory holding `profiles.yml`.
     threads : int
-        Threads for DuckDB and dbt.
+        dbt's threads (models run at once), training's parallel fits and the DuckDB threads of
+        the package's own reading connections; the serving snapshot and dbt's models use
+        DuckDB's default (every core).
     dbt_vars : Mapping
         Extra dbt vars (cutoffs, horizon, ...) passed to every dbt invocation.
     serving_dir : Path, optional

@@ -273,7 +273,7 @@ def publish_snapshot(
     # beside the warehouse). DuckDB's threads are its default (every core), as inside a dbt
     # model: `settings.threads` is how many models dbt runs at once, and PROPENSITY_THREADS=1
     # (one model at a time, for memory at 10M customers) made this copy single-threaded: 46 s
-    # instead of 15 s at 10M.
+    # against 17 s in a daily run at 10M (docs/benchmarks.md, `scale`).
     con = duckdb.connect(str(tmp), config=resource_settings(warehouse))
     try:
         try:
