@@ -37,8 +37,8 @@ class Settings:
         The dbt project and the directory holding `profiles.yml`.
     threads : int
         dbt's threads (models run at once), training's parallel fits and the DuckDB threads of
-        the package's own reading connections; the serving snapshot and dbt's models use
-        DuckDB's default (every core).
+        the package's own connections for training and `propensity score`; the serving snapshot
+        and dbt's models use DuckDB's default (every core).
     dbt_vars : Mapping
         Extra dbt vars (cutoffs, horizon, ...) passed to every dbt invocation.
     serving_dir : Path, optional

@@ -134,8 +134,8 @@ def last_order_date(con) -> dt.date | None:
         )
     # The last days first: the newest order date with a line is almost always among them. The
     # lines are joined to those orders (not the orders checked against every line): DuckDB then
-    # hashes the few recent orders and skips the lines outside their ids, 2 s instead of 12-14 s
-    # at 10M customers (265M lines).
+    # hashes the few recent orders and skips the lines outside their ids, 1.3 s instead of
+    # 12-14 s at 10M customers (265M lines). A line per order is not needed for a max.
     for recent_days in (31, None):
         window = (
             "and ordered_at >= (select max(ordered_at) from staging.stg_raw__orders) "
@@ -147,9 +147,8 @@ def last_order_date(con) -> dt.date | None:
             con,
             "with recent as (select order_id, ordered_at from staging.stg_raw__orders "
             f"where customer_id is not null {window}) "
-            "select max(cast(ordered_at as date)) from recent where order_id in ("
-            "select lines.order_id from staging.stg_raw__order_lines as lines "
-            "inner join recent on lines.order_id = recent.order_id)",
+            "select max(cast(recent.ordered_at as date)) from staging.stg_raw__order_lines "
+            "as lines inner join recent on lines.order_id = recent.order_id",
         )
         if day is not None:
             return day

@@ -468,6 +468,34 @@ def test_snapshots_swap_vanish_and_fail_their_sha_while_the_service_stays_up(
         server.stop()
 
 
+def test_the_snapshot_copies_with_every_core_whatever_dbt_threads_are(
+    warehouse, tmp_path, monkeypatch
+):
+    """PROPENSITY_THREADS is dbt's threads (one model at a time at 10M customers); the copy into
+    the snapshot keeps DuckDB's default threads, as dbt's models do (46 s against 17 s at 10M,
+    docs/benchmarks.md)."""
+    from models_py.serving import _snapshot
+
+    default = duckdb.connect().execute("select current_setting('threads')").fetchone()[0]
+    if default < 2:
+        pytest.skip(f"DuckDB's default here is {default} thread: nothing to tell apart")
+    own = tmp_path / "wh.duckdb"
+    shutil.copy(warehouse, own)
+    real_connect = duckdb.connect
+    seen = []
+
+    def connect(database=":memory:", *args, **kwargs):
+        con = real_connect(database, *args, **kwargs)
+        if ".publishing-" in str(database):
+            seen.append(con.execute("select current_setting('threads')").fetchone()[0])
+        return con
+
+    monkeypatch.setattr(_snapshot.duckdb, "connect", connect)
+    monkeypatch.setenv("PROPENSITY_THREADS", "1")
+    assert main(["--warehouse", str(own), "snapshot"]) == 0
+    assert seen == [default]
+
+
 def test_snapshot_without_scores_is_a_named_error(tmp_path, capsys):
     from tests.conftest import write_tiny_warehouse
 
