@@ -4,6 +4,8 @@ and --full-refresh rebuilds the table."""
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 
@@ -111,3 +113,47 @@ def test_compiled_model_is_the_select_of_one_cutoff(built):
     assert "union all" not in compiled.lower()
     # Window bounds are plain date literals: 90 days before the first cutoff.
     assert "cast('2023-07-03' as date)" in compiled
+
+
+def test_a_sampled_training_set_is_written_several_cutoffs_per_statement_with_the_same_rows(
+    tmp_path,
+):
+    """fct_training_examples writes several training cutoffs of a sampled training set per
+    statement (a union all of each cutoff's select; config cutoffs_per_statement, about 200,000
+    sampled rows per group and statement); sample sizes too large for that write one cutoff per
+    statement. Every way gives the same table (on 200 customers every size keeps every row), and
+    the statement dbt ran last shows which way it went."""
+    from models_py._dbt import dbt_target_path
+
+    settings = write_tiny_warehouse(tmp_path / "wh.duckdb", **random_tables(customers=200, seed=5))
+    examples = "select * from marts.fct_training_examples order by all"
+    last_statement = (
+        dbt_target_path(settings) / "run" / "propensity" / "models" / "features"
+    ) / "fct_training_examples.sql"
+
+    def sizes(rows: int) -> dict[str, int]:
+        return {
+            "training_sample_positives": rows // 2,
+            "training_sample_negatives": rows // 2,
+            "evaluation_sample_rows": rows,
+        }
+
+    def union_parts() -> int:
+        return len(re.findall(r"\) as cutoff_\d+\b", last_statement.read_text()))
+
+    # 200,000 // 40,000 = 5 cutoffs per statement: the 4 training cutoffs in one create.
+    run_dbt(
+        settings,
+        ["run", "--select", "+fct_training_examples"],
+        dbt_vars={**DBT_VARS, **sizes(40_000)},
+    )
+    assert union_parts() == len(DBT_VARS["training_cutoffs"]) == 4
+    batched = read(settings, examples)
+    assert set(batched["as_of_date"].astype(str).str[:10]) == set(DBT_VARS["training_cutoffs"])
+
+    # 3 per statement (3 + 1), then 1 per statement (200,000 // 600,000 = 0).
+    rebuild = "int_training_sample fct_customer_features fct_training_examples"
+    for rows in (60_000, 600_000):
+        run_dbt(settings, ["run", "--select", rebuild], dbt_vars={**DBT_VARS, **sizes(rows)})
+        assert union_parts() == 0
+        pd.testing.assert_frame_equal(read(settings, examples), batched)

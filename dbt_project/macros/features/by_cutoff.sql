@@ -9,7 +9,12 @@
   - unique_key: 'as_of_date' (the column holding the cutoff; the unit of replacement);
   - cutoff_roles: roles of dim_cutoffs to build (default: dbt var feature_cutoff_roles, i.e. all);
   - rebuild: true = rebuilt whole each run (a plain table); false = incremental by cutoff;
-  - on_schema_change: 'fail' (the only value accepted: a clear error when the columns differ).
+  - on_schema_change: 'fail' (the only value accepted: a clear error when the columns differ);
+  - cutoffs_per_statement: how many cutoffs one statement writes (default 1), as a `union all` of
+    their renders. Only for a model whose cutoffs are small together (fct_training_examples when
+    the training set is sampled): its wide rows write faster in one statement (docs/features.md),
+    while one cutoff per statement bounds memory to one cutoff's hash tables. DuckDB only; Spark
+    writes one cutoff per statement.
 
   Incremental (rebuild false, the table exists, no --full-refresh): per cutoff of dim_cutoffs,
   `delete where as_of_date = T` then `insert` that cutoff's rows; rows of other (older) cutoffs
@@ -37,6 +42,17 @@
         ~ "after a column change.") }}
   {%- endif -%}
   {%- set cutoffs = propensity_cutoffs(config.get('cutoff_roles', none)) -%}
+  {%- set per_statement = config.get('cutoffs_per_statement', 1) -%}
+  {%- if per_statement is not number or per_statement < 1 or per_statement != per_statement | int -%}
+    {{ exceptions.raise_compiler_error(
+        "model " ~ model.name ~ ": cutoffs_per_statement must be a whole number >= 1, got '"
+        ~ per_statement ~ "'.") }}
+  {%- endif -%}
+  {%- set batches = [] -%}
+  {%- for cutoff in cutoffs -%}
+    {%- if loop.index0 % per_statement == 0 -%}{%- do batches.append([]) -%}{%- endif -%}
+    {%- do batches[-1].append(cutoff) -%}
+  {%- endfor -%}
 
   {%- set existing_relation = load_cached_relation(this) -%}
   {%- set target_relation = this.incorporate(type='table') -%}
@@ -63,14 +79,17 @@
 
   {%- if full_refresh_mode -%}
     {%- set build_relation = intermediate_relation -%}
-    {%- set to_insert = cutoffs[1:] -%}
+    {%- set to_insert = batches[1:] -%}
+    {%- if batches and batches[0] | length > 1 -%}
+      {%- set first_sql = propensity_render_for_cutoffs(batches[0]) -%}
+    {%- endif -%}
     {% call statement('main' if to_insert | length == 0 else 'create') -%}
       {{ create_table_as(False, intermediate_relation, first_sql) }}
     {%- endcall %}
   {%- else -%}
     {%- set build_relation = target_relation -%}
     {%- do propensity_assert_same_columns(existing_relation, first_sql) -%}
-    {%- set to_insert = [] if model.get('propensity_write_nothing') else cutoffs -%}
+    {%- set to_insert = [] if model.get('propensity_write_nothing') else batches -%}
   {%- endif -%}
 
   {%- set quoted = [] -%}
@@ -83,14 +102,16 @@
       select count(*) from {{ build_relation }} where false
     {%- endcall %}
   {%- endif -%}
-  {%- for cutoff in to_insert -%}
+  {%- for batch in to_insert -%}
+    {%- set dates = [] -%}
+    {%- for cutoff in batch -%}{%- do dates.append(propensity_date_literal(cutoff.as_of_date)) -%}{%- endfor -%}
     {% call statement('main' if loop.last else 'cutoff_' ~ loop.index) -%}
       {%- if not full_refresh_mode %}
-      delete from {{ build_relation }} where {{ unique_key }} = {{ propensity_date_literal(cutoff.as_of_date) }};
+      delete from {{ build_relation }} where {{ unique_key }} in ({{ dates | join(', ') }});
       {%- endif %}
       insert into {{ build_relation }} ({{ column_list }})
       select {{ column_list }} from (
-        {{ propensity_render_for_cutoff(cutoff.as_of_date, cutoff.cutoff_role) }}
+        {{ propensity_render_for_cutoffs(batch) }}
       ) as cutoff_subq;
     {%- endcall %}
   {%- endfor -%}
@@ -150,6 +171,21 @@
 {% macro propensity_render_for_cutoff(cutoff, role=none) %}
     {%- do model.update({'propensity_as_of_date': cutoff, 'propensity_cutoff_role': role}) -%}
     {{- return(render(model.raw_code)) -}}
+{% endmacro %}
+
+
+{#- The model's SQL for several cutoffs (items of propensity_cutoffs()): one cutoff alone, or
+    the union all of each cutoff's render. -#}
+{% macro propensity_render_for_cutoffs(batch) %}
+    {%- if batch | length == 1 -%}
+        {{- return(propensity_render_for_cutoff(batch[0].as_of_date, batch[0].cutoff_role)) -}}
+    {%- endif -%}
+    {%- set parts = [] -%}
+    {%- for cutoff in batch -%}
+        {%- do parts.append('select * from (' ~ propensity_render_for_cutoff(cutoff.as_of_date, cutoff.cutoff_role)
+            ~ ') as cutoff_' ~ loop.index) -%}
+    {%- endfor -%}
+    {{- return(parts | join('\nunion all\n')) -}}
 {% endmacro %}
 
 

@@ -6,7 +6,11 @@
   fct_customer_features (rfm_segment, a name, is left out) and the group features, filled for
   customers without orders of the group. The feature marts compute a training cutoff for the
   sampled customers only.
-  Rebuilt whole each run (splits follow dim_cutoffs), one training cutoff per statement. Filters
+  Rebuilt whole each run (splits follow dim_cutoffs). A sampled training set is written a few
+  cutoffs per statement (a union all of each cutoff's select; 3 with the packaged sizes: 4.3 s
+  against 6.0 s at 1M customers, the 80 columns write faster in larger statements); with a
+  sample size null, one training cutoff per statement (macro
+  propensity_training_cutoffs_per_statement). Filters
   on as_of_date are literals, so the feature marts (stored one cutoff after another) are read
   through their zone maps.
 -#}
@@ -16,6 +20,7 @@
         cutoff_roles=['train', 'validation', 'test'],
         rebuild=true,
         unique_key='as_of_date',
+        cutoffs_per_statement=propensity_training_cutoffs_per_statement(),
     )
 }}
 

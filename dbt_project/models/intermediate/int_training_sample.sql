@@ -46,9 +46,14 @@ product_groups as (
     select distinct product_group from {{ ref('int_products_mapped_to_groups') }}
 ),
 
+-- The label window as literals too (dim_cutoffs: label_window_end = T + horizon_days), so the
+-- scan skips the orders after it instead of joining them away.
 order_groups as (
     select * from {{ ref('int_order_groups_summarised') }}
-    where is_purchase and order_date >= {{ as_of() }}
+    where
+        is_purchase
+        and order_date >= {{ as_of() }}
+        and order_date < {{ as_of(-propensity_horizon_days()) }}
 ),
 
 labels as (
@@ -62,8 +67,9 @@ labels as (
             and order_groups.order_date < cutoffs.label_window_end
 ),
 
--- One uniform number per customer of the population.
-units as (
+-- One uniform number per customer of the population. Materialized: the positives and the
+-- negatives both read it, and an inlined CTE would hash every customer twice.
+units as {{ cte_hint('materialized') }}(
     select
         customer_id,
         {{ propensity_sample_unit('customer_id', as_of()) }} as sample_unit
