@@ -47,6 +47,7 @@ import argparse
 import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -61,6 +62,7 @@ from training_set import TRAINING_ROLES, TRAINING_SET, UPSTREAM  # noqa: E402
 
 from benchmarks._report import (  # noqa: E402
     DEFAULT_WORKDIR,
+    DOC,
     add_lock_argument,
     bench_lock,
     commit,
@@ -222,17 +224,70 @@ def _run_step(step: str, warehouse: Path, customers: int, memory_limit: str) -> 
         check=False,
         env=env,
     )
-    measured = {"memory_limit": memory_limit, "commit": commit()}
+    measured = {"memory_limit": memory_limit, "commit": commit(), "cpu": _cpu()}
     if proc.returncode != 0:
         return {"failed": (proc.stdout + proc.stderr)[-1500:], **measured}
     return {**json.loads(proc.stdout.strip().splitlines()[-1]), **measured}
 
 
+def _cpu() -> str:
+    """The CPU model of this machine (the first part of `machine()`)."""
+    return machine().split(", ", 1)[0]
+
+
+def _number(cell: str) -> float:
+    return float(cell.replace(",", ""))
+
+
+def rows_from_docs(text: str) -> dict:
+    """The rows of the `scale` section of docs/benchmarks.md, as `scale.json` stores them.
+
+    The measured results live in `--workdir`, which a new machine does not have; a partial re-run
+    there starts from the published rows instead of dropping them. Rows published before the CPU
+    was recorded per row take the section's machine line.
+    """
+    section = re.search(r"<!-- BEGIN scale -->(.*?)<!-- END scale -->", text, re.S)
+    if not section:
+        return {}
+    machine_line = re.search(r"^Machine: ([^,.]+)", section.group(1), re.M)
+    default_cpu = machine_line.group(1).strip() if machine_line else "-"
+    results: dict = {}
+    for line in section.group(1).splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 10 or cells[0] not in STEPS or not cells[1].replace(",", "").isdigit():
+            continue
+        row: dict = {"memory_limit": cells[2], "commit": cells[9]}
+        row["cpu"] = cells[10] if len(cells) > 10 else default_cpu
+        if cells[3].startswith("failed: "):
+            row["failed"] = cells[3].removeprefix("failed: ")
+        else:
+            count, what = cells[3].split(" ", 1)
+            row.update(
+                rows=int(_number(count)),
+                rows_what=what,
+                seconds=_number(cells[4]),
+                cpu_seconds=_number(cells[6]),
+                peak_mb=_number(cells[7]),
+                slowest=[
+                    [name, float(t)]
+                    for name, t in (item.rsplit(" ", 1) for item in cells[8].split(", "))
+                ]
+                if cells[8] != "-"
+                else [],
+            )
+            if cells[5] != "-":
+                row["span_seconds"] = _number(cells[5])
+        results.setdefault(str(int(_number(cells[1]))), {})[cells[0]] = row
+    return results
+
+
 def report(results: dict, memory_limit: str) -> str:
+    host = machine().rsplit(", commit", 1)[0].split(", ", 1)[1]
     lines = [
         "## Scale (issue 17): the same steps at 100k, 1M and 10M customers",
         "",
-        f"Machine: {machine().rsplit(', commit', 1)[0]}. Command: "
+        f"Machine: {host}; the CPU model of each row is in its last column (the growth lines "
+        "below say when two rows come from different CPUs). Command: "
         "`.venv/bin/python benchmarks/scale.py` (sizes "
         "100,000, 1,000,000, 10,000,000; warehouses cached under `--workdir`, default the "
         "system temporary directory). DuckDB `memory_limit` as in the table (profile variable "
@@ -244,8 +299,8 @@ def report(results: dict, memory_limit: str) -> str:
         "was measured with (steps are re-run one at a time, so rows differ).",
         "",
         "| step | customers | memory_limit | rows | wall s | SQL span s | CPU s | peak MB "
-        "| slowest dbt nodes (s) | commit |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---|---|",
+        "| slowest dbt nodes (s) | commit | CPU |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---|---|---|",
     ]
     for step in STEPS:
         for size in sorted(results, key=int):
@@ -257,7 +312,7 @@ def report(results: dict, memory_limit: str) -> str:
                 reason = r["failed"].strip().splitlines()[-1][:400].replace("|", "/")
                 lines.append(
                     f"| {step} | {int(size):,} | {limit} | failed: {reason} | - | - | - | - | - "
-                    f"| {r.get('commit', '-')} |"
+                    f"| {r.get('commit', '-')} | {r.get('cpu', '-')} |"
                 )
                 continue
             slow = ", ".join(f"{n} {t:.1f}" for n, t in r.get("slowest", [])) or "-"
@@ -265,7 +320,7 @@ def report(results: dict, memory_limit: str) -> str:
             lines.append(
                 f"| {step} | {int(size):,} | {limit} | {r['rows']:,} {r['rows_what']} | "
                 f"{r['seconds']:.1f} | {span} | {r['cpu_seconds']:.1f} | {r['peak_mb']:,.0f} | "
-                f"{slow} | {r.get('commit', '-')} |"
+                f"{slow} | {r.get('commit', '-')} | {r.get('cpu', '-')} |"
             )
     lines += ["", "Steps: " + "; ".join(f"`{k}`: {v}" for k, v in STEPS.items()) + "."]
     lines += [
@@ -277,10 +332,11 @@ def report(results: dict, memory_limit: str) -> str:
     for step in STEPS:
         ok = [(int(s), results[s][step]) for s in sizes if "seconds" in results[s].get(step, {})]
         for (a, ra), (b, rb) in itertools.pairwise(ok):
+            cpus = "" if ra.get("cpu") == rb.get("cpu") else " (measured on different CPUs)"
             lines.append(
                 f"`{step}` {a:,} -> {b:,} customers: {b / a:.0f}x the customers, "
                 f"{rb['rows'] / ra['rows']:.1f}x the rows, {rb['seconds'] / ra['seconds']:.1f}x "
-                f"the wall time, {rb['peak_mb'] / ra['peak_mb']:.1f}x the peak."
+                f"the wall time, {rb['peak_mb'] / ra['peak_mb']:.1f}x the peak{cpus}."
             )
     return "\n".join(lines) + "\n"
 
@@ -305,7 +361,10 @@ def main() -> None:
     with bench_lock(args.lock):
         args.workdir.mkdir(parents=True, exist_ok=True)
         store = args.workdir / "scale.json"
-        results = json.loads(store.read_text()) if store.exists() else {}
+        # The published rows, overridden by what this machine's store holds.
+        results = rows_from_docs(DOC.read_text() if DOC.exists() else "")
+        for size, steps in (json.loads(store.read_text()) if store.exists() else {}).items():
+            results.setdefault(size, {}).update(steps)
         for size in [] if args.report_only else args.sizes:
             warehouse = args.workdir / f"scale_{size}.duckdb"
             measured = results.setdefault(str(size), {})
