@@ -20,14 +20,20 @@ given with the figures. Goals come from the issues; figures are measured, never 
 """
 
 
-def machine() -> str:
-    """One line describing the machine the figures were measured on."""
-    cpu = platform.processor() or platform.machine()
+def cpu_model() -> str:
+    """The CPU's model name (e.g. 'AMD EPYC')."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_size() -> str:
+    """Cores, memory and Python version: the machine without its CPU model and commit."""
+    try:
         mem_kb = next(
             int(line.split()[1])
             for line in Path("/proc/meminfo").read_text().splitlines()
@@ -36,10 +42,12 @@ def machine() -> str:
         mem = f"{mem_kb / 1024**2:.0f} GB RAM"
     except (OSError, StopIteration):
         mem = "unknown RAM"
-    return (
-        f"{cpu}, {os.cpu_count()} cores, {mem}, Python {platform.python_version()}, "
-        f"commit {commit()}"
-    )
+    return f"{os.cpu_count()} cores, {mem}, Python {platform.python_version()}"
+
+
+def machine() -> str:
+    """One line describing the machine the figures were measured on."""
+    return f"{cpu_model()}, {machine_size()}, commit {commit()}"
 
 
 def commit() -> str:

@@ -66,8 +66,9 @@ from benchmarks._report import (  # noqa: E402
     add_lock_argument,
     bench_lock,
     commit,
+    cpu_model,
     cpu_seconds,
-    machine,
+    machine_size,
     peak_mb,
     span_seconds,
     write_section,
@@ -224,15 +225,10 @@ def _run_step(step: str, warehouse: Path, customers: int, memory_limit: str) -> 
         check=False,
         env=env,
     )
-    measured = {"memory_limit": memory_limit, "commit": commit(), "cpu": _cpu()}
+    measured = {"memory_limit": memory_limit, "commit": commit(), "cpu": cpu_model()}
     if proc.returncode != 0:
         return {"failed": (proc.stdout + proc.stderr)[-1500:], **measured}
     return {**json.loads(proc.stdout.strip().splitlines()[-1]), **measured}
-
-
-def _cpu() -> str:
-    """The CPU model of this machine (the first part of `machine()`)."""
-    return machine().split(", ", 1)[0]
 
 
 def _number(cell: str) -> float:
@@ -282,12 +278,11 @@ def rows_from_docs(text: str) -> dict:
 
 
 def report(results: dict, memory_limit: str) -> str:
-    host = machine().rsplit(", commit", 1)[0].split(", ", 1)[1]
     lines = [
         "## Scale (issue 17): the same steps at 100k, 1M and 10M customers",
         "",
-        f"Machine: {host}; the CPU model of each row is in its last column (the growth lines "
-        "below say when two rows come from different CPUs). Command: "
+        f"Machine: {machine_size()}; the CPU model of each row is in its last column (the "
+        "growth lines below say when two rows come from different CPUs). Command: "
         "`.venv/bin/python benchmarks/scale.py` (sizes "
         "100,000, 1,000,000, 10,000,000; warehouses cached under `--workdir`, default the "
         "system temporary directory). DuckDB `memory_limit` as in the table (profile variable "

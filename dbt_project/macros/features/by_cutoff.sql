@@ -43,7 +43,8 @@
   {%- endif -%}
   {%- set cutoffs = propensity_cutoffs(config.get('cutoff_roles', none)) -%}
   {%- set per_statement = config.get('cutoffs_per_statement', 1) -%}
-  {%- if per_statement is not number or per_statement < 1 or per_statement != per_statement | int -%}
+  {%- if per_statement is boolean or per_statement is not number or per_statement < 1
+      or per_statement != per_statement | int -%}
     {{ exceptions.raise_compiler_error(
         "model " ~ model.name ~ ": cutoffs_per_statement must be a whole number >= 1, got '"
         ~ per_statement ~ "'.") }}
@@ -74,15 +75,12 @@
     {%- set first_sql = 'select * from (' ~ propensity_render_for_cutoff(modules.datetime.date(2000, 1, 1))
         ~ ') as model_subq where false' -%}
   {%- else -%}
-    {%- set first_sql = propensity_render_for_cutoff(cutoffs[0].as_of_date, cutoffs[0].cutoff_role) -%}
+    {%- set first_sql = propensity_render_for_cutoffs(batches[0]) -%}
   {%- endif -%}
 
   {%- if full_refresh_mode -%}
     {%- set build_relation = intermediate_relation -%}
     {%- set to_insert = batches[1:] -%}
-    {%- if batches and batches[0] | length > 1 -%}
-      {%- set first_sql = propensity_render_for_cutoffs(batches[0]) -%}
-    {%- endif -%}
     {% call statement('main' if to_insert | length == 0 else 'create') -%}
       {{ create_table_as(False, intermediate_relation, first_sql) }}
     {%- endcall %}
