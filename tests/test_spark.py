@@ -155,6 +155,7 @@ def _both(duck: Settings, spark: Settings, sql: str, keys: list[str]):
     [
         ("fct_customer_features", ["customer_id", "as_of_date"]),
         ("fct_customer_group_features", ["customer_id", "product_group", "as_of_date"]),
+        ("fct_scoring_features", ["customer_id", "product_group", "as_of_date"]),
         ("fct_training_examples", ["customer_id", "product_group", "as_of_date"]),
         ("dim_cutoffs", ["as_of_date"]),
     ],

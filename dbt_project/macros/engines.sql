@@ -228,3 +228,22 @@
     end) / {{ scale }})
     {%- endif -%}
 {%- endmacro %}
+
+
+{#-
+  Exact sum of a money expression of type decimal(18, 2) (net_amount, return_amount, or a CASE
+  over them), as decimal(28, 2) on Spark and DuckDB's sum type elsewhere. Spark sums a decimal
+  wider than 18 digits with Java BigDecimal: the order aggregate of one cutoff at 1M customers
+  (31 sums over 10.7M orders) took 12.3-17.0 s that way and 4.7-7.2 s summing whole cents as
+  bigint (docs/spark.md). The cents of a decimal(18, 2) are integers, so the bigint sum is the
+  exact decimal sum; it wraps past 9.2e18 cents (9.2e16 in money), far beyond any customer.
+-#}
+{% macro money_sum(expression) -%}
+    {{- return(adapter.dispatch('money_sum', 'propensity')(expression)) -}}
+{%- endmacro %}
+
+{% macro default__money_sum(expression) %}sum({{ expression }}){% endmacro %}
+
+{% macro spark__money_sum(expression) -%}
+    cast(cast(sum(cast(({{ expression }}) * 100 as bigint)) as decimal(28, 0)) * 0.01 as decimal(28, 2))
+{%- endmacro %}

@@ -44,6 +44,16 @@
             as group_days_since_last_order
 {%- endmacro %}
 
+{#- The names of those columns, in the same order. -#}
+{% macro group_feature_columns() -%}
+    {%- set columns = [] -%}
+    {%- for w in group_feature_windows() -%}
+        {%- do columns.extend(['group_spend_' ~ w ~ 'd', 'group_order_count_' ~ w ~ 'd']) -%}
+    {%- endfor -%}
+    {%- do columns.append('group_days_since_last_order') -%}
+    {{- return(columns) -}}
+{%- endmacro %}
+
 
 {#-
   Aggregate: the number of distinct purchase days before the cutoff (BTYD frequency + 1) of the

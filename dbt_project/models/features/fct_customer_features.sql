@@ -79,18 +79,18 @@ order_aggregates as (
     select
         customer_id,
         sum(case when is_purchase then 1 else 0 end) as order_count,
-        sum(net_amount) as spend_total,
+        {{ money_sum('net_amount') }} as spend_total,
         max(case when is_purchase then order_date end) as last_order_date,
         min(case when is_purchase then order_date end) as first_order_date,
         {{ purchase_days('is_first_purchase_of_day') }} as purchase_days,
-        sum(case when is_purchase and not is_on_first_purchase_day then net_amount else 0 end)
+        {{ money_sum('case when is_purchase and not is_on_first_purchase_day then net_amount else 0 end') }}
             as repeat_day_spend,
         {%- for w in order_windows %}
             sum(case when is_purchase and order_date >= {{ as_of(w) }} then 1 else 0 end) as order_count_{{ w }}d,
-            sum(case when order_date >= {{ as_of(w) }} then net_amount else 0 end) as spend_{{ w }}d,
+            {{ money_sum('case when order_date >= ' ~ as_of(w) ~ ' then net_amount else 0 end') }} as spend_{{ w }}d,
             sum(case when order_date >= {{ as_of(w) }} then items else 0 end) as items_{{ w }}d,
             sum(case when has_return and order_date >= {{ as_of(w) }} then 1 else 0 end) as return_count_{{ w }}d,
-            sum(case when order_date >= {{ as_of(w) }} then return_amount else 0 end) as return_amount_{{ w }}d
+            {{ money_sum('case when order_date >= ' ~ as_of(w) ~ ' then return_amount else 0 end') }} as return_amount_{{ w }}d
             {%- if not loop.last %},{% endif %}
         {%- endfor %}
     from orders
@@ -177,7 +177,7 @@ buyer_aggregates as (
         customer_id,
         max(case when is_purchase then order_date end) as last_order_date,
         sum(case when is_purchase then 1 else 0 end) as order_count,
-        sum(net_amount) as spend_total
+        {{ money_sum('net_amount') }} as spend_total
     from {{ ref('int_orders_summarised') }}
     where {{ 'true' if sample_only else 'false' }} and order_date < {{ as_of() }}
     group by customer_id

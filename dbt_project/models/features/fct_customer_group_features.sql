@@ -30,7 +30,7 @@ aggregated as (
         customer_id,
         product_group,
         {%- for w in group_feature_windows() %}
-            sum(case when order_date >= {{ as_of(w) }} then net_amount else 0 end) as group_spend_{{ w }}d,
+            {{ money_sum('case when order_date >= ' ~ as_of(w) ~ ' then net_amount else 0 end') }} as group_spend_{{ w }}d,
             sum(case when is_purchase and order_date >= {{ as_of(w) }} then 1 else 0 end)
                 as group_order_count_{{ w }}d,
         {%- endfor %}

@@ -171,9 +171,12 @@ bin_deciles as (
     from bin_ranks
 ),
 
-{# Not materialized: read by both branches below; the join is cheaper than a copy of the rows. #}
+{# Not materialized: read by both branches below; the join is cheaper than a copy of the rows.
+   Spark's hint broadcasts the bins (at most 2^16 per group, whatever the customers) instead of
+   shuffling and sorting every score row for a sort-merge join: the statement took 15.5-16.5 s
+   instead of 19.6-23.5 s at 1M customers x 10 groups, identical rows. DuckDB reads a comment. #}
 binned_scores as {{ cte_hint('not materialized') }}(
-    select
+    select /*+ BROADCAST(bin_deciles) */
         scores.customer_id,
         scores.group_index,
         scores.score,
