@@ -5,6 +5,9 @@ Usage::
     .venv/bin/python benchmarks/spark.py --customers 1000000          # writes docs/benchmarks.md
     .venv/bin/python benchmarks/spark.py --customers 20000 --no-write  # quick check
 
+Each step runs ``--rounds`` times (default 2) on each engine and the fastest run is kept: the
+speed of this shared machine drifts by 15-30% between runs of the same code.
+
 One generated warehouse, built by the same dbt project on both engines in the same run:
 
 1. DuckDB: ``dbt run`` of the scoring cutoff's features (fct_customer_features,
@@ -61,6 +64,7 @@ FEATURES = [
     "group_days_since_last_order",
 ]
 FEATURE_NODES = ("fct_customer_features", "fct_customer_group_features")
+SCORE_NODES = ("fct_propensity_scores",)
 RAW_TABLES = ("customers", "orders", "order_lines", "products", "email_events")
 RAW_TABLES += ("product_group_rules", "treatments")
 VARS = {"feature_cutoff_roles": ["scoring"], "max_training_cutoffs": 1}
@@ -87,6 +91,17 @@ def _timed_run(settings, select: list[str], nodes) -> tuple[float, dict[str, flo
     started = time.perf_counter()
     run_dbt(settings, ["run", "--select", *select])
     return time.perf_counter() - started, _node_seconds(settings, nodes)
+
+
+def _best_run(settings, select: list[str], nodes, keep, rounds: int) -> dict:
+    """`rounds` runs of the same selection; the one whose `keep` nodes took the least time, with
+    every round's time of those nodes (this shared machine's speed drifts between runs)."""
+    runs = []
+    for _ in range(rounds):
+        wall, seconds = _timed_run(settings, select, nodes)
+        runs.append({"wall": wall, "nodes": keep(seconds), "all_nodes": seconds})
+    best = min(runs, key=lambda r: sum(r["nodes"].values()))
+    return {**best, "rounds": [round(sum(r["nodes"].values()), 1) for r in runs]}
 
 
 def _fit(con, group: str, seed: int) -> tuple[str, bytes, str]:
@@ -175,7 +190,7 @@ def _count(settings, sql: str) -> int:
         con.close()
 
 
-def run(customers: int, workdir: Path) -> dict:
+def run(customers: int, workdir: Path, rounds: int = 1) -> dict:
     from models_py._dbt import run_dbt
     from models_py._settings import Settings
     from models_py.ingest.synth import generate_warehouse
@@ -189,14 +204,12 @@ def run(customers: int, workdir: Path) -> dict:
     if not duck.warehouse.exists():
         generate_warehouse(duck.warehouse, customers=customers, seed=1)
     generated = time.perf_counter() - started
-    out: dict = {"customers": customers, "generate_s": generated}
+    out: dict = {"customers": customers, "generate_s": generated, "rounds": rounds}
 
     # DuckDB: one cutoff's features, then 10 champions over them.
-    wall, nodes = _timed_run(duck, ["+fct_scoring_features"], None)
-    out["duckdb_features"] = {"wall": wall, "nodes": _pick(nodes), "all_nodes": nodes}
+    out["duckdb_features"] = _best_run(duck, ["+fct_scoring_features"], None, _pick, rounds)
     out["groups"] = _register(duck)
-    wall, nodes = _timed_run(duck, ["fct_propensity_scores"], ("fct_propensity_scores",))
-    out["duckdb_scores"] = {"wall": wall, "nodes": nodes}
+    out["duckdb_scores"] = _best_run(duck, ["fct_propensity_scores"], SCORE_NODES, dict, rounds)
     out["feature_rows"] = _count(
         duck,
         "select count(*) from marts.fct_customer_features "
@@ -213,10 +226,8 @@ def run(customers: int, workdir: Path) -> dict:
     push_registry(spark)
     out["spark_load_s"] = time.perf_counter() - started
     run_dbt(spark, ["run", "--select", "stg_raw__customers"])  # JVM, metastore, parse warmed up
-    wall, nodes = _timed_run(spark, ["+fct_scoring_features"], None)
-    out["spark_features"] = {"wall": wall, "nodes": _pick(nodes), "all_nodes": nodes}
-    wall, nodes = _timed_run(spark, ["fct_propensity_scores"], ("fct_propensity_scores",))
-    out["spark_scores"] = {"wall": wall, "nodes": nodes}
+    out["spark_features"] = _best_run(spark, ["+fct_scoring_features"], None, _pick, rounds)
+    out["spark_scores"] = _best_run(spark, ["fct_propensity_scores"], SCORE_NODES, dict, rounds)
     # Same scores on both engines (the parity the tests pin at small size).
     import duckdb
     import numpy as np
@@ -278,6 +289,18 @@ def render(r: dict, command: str) -> str:
         f"Spark per-core cost against DuckDB's (model nodes): features {pa_ / pb:.2f}x, "
         f"scoring {pc / pd_:.2f}x (goal: within 3x).",
         "",
+        f"- Each step ran {r.get('rounds', 1)} times on each engine, one after the other; the "
+        "table keeps the fastest (model nodes). Every round, model nodes s: "
+        + "; ".join(
+            f"{label} {', '.join(str(x) for x in r[key].get('rounds', []))}"
+            for label, key in (
+                ("DuckDB features", "duckdb_features"),
+                ("Spark features", "spark_features"),
+                ("DuckDB scores", "duckdb_scores"),
+                ("Spark scores", "spark_scores"),
+            )
+        )
+        + ".",
         f"- Rows per core-second = rows / (model node seconds x {CORES} cores); the nodes' times "
         "come from dbt's run_results.json, the wall time is the whole `dbt run` (parse, "
         "on-run-start, every selected model; on Spark in a warm session).",
@@ -303,9 +326,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "spark-bench")
     parser.add_argument("--no-write", action="store_true", help="print, leave the docs alone")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="runs of each step per engine; the fastest is kept"
+    )
     args = parser.parse_args(argv)
-    result = run(args.customers, args.workdir)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    result = run(args.customers, args.workdir, args.rounds)
     command = f".venv/bin/python benchmarks/spark.py --customers {args.customers}"
+    if args.rounds != 2:
+        command += f" --rounds {args.rounds}"
     body = render(result, command)
     print(body)
     print(json.dumps(result, default=str, indent=1))

