@@ -2,7 +2,8 @@
   Scoring features: the feature columns of fct_training_examples (no label, no split) for the
   scoring cutoff of dim_cutoffs, one row per (customer_id, product_group, as_of_date) for every
   active product group. A view over the feature marts: no copy of the customers x groups rows is
-  stored, and a reader selecting one product group reads only that group's rows.
+  stored, and on DuckDB a reader selecting one product group reads only that group's rows (on
+  Spark the per-customer map below gathers every group's features first).
 -#}
 {{ config(materialized='view') }}
 
